@@ -1,0 +1,91 @@
+"""The Faust application: topics, the per-user table, and the agents wired to Ray actors.
+
+    items ──► catalog agent ──► encoder + store actors
+    events ─► ingest agent ──► <app_id>-events-by-user (key user_id) ──► recommend agent
+              │  (invalid ─► dead-letters)              │ users table (changelog)
+              │                                         ├─► recommender actor
+              │                                         └─► recommendations
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    items: Any
+    events: Any
+    by_user: Any
+    recommendations: Any
+    dead_letters: Any
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything an agent needs: the app, its topics and tables, and the settings."""
+
+    app: faust.App
+    topics: Topics
+    users: Any  # faust Table: user_id -> UserState.to_dict()
+    settings: Settings
+
+
+def by_user_topic_name(settings: Settings) -> str:
+    return f"{settings.kafka.app_id}-events-by-user"
+
+
+def create_app(settings: Settings) -> Pipeline:
+    """Build the Faust app and declare its topics and table (no agents yet)."""
+    kafka = settings.kafka
+    app = faust.App(
+        kafka.app_id,
+        broker=kafka.broker,
+        store="memory://",  # state is rebuilt from the changelog topic on start
+        datadir=str(settings.data_dir / "faust"),
+        autodiscover=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication,
+        broker_session_timeout=kafka.session_timeout,
+        broker_heartbeat_interval=max(kafka.session_timeout / 10, 0.1),
+        broker_commit_interval=kafka.commit_interval,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+    )
+
+    def raw_topic(name: str, *, internal: bool = False) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=kafka.partitions,
+            internal=internal,
+        )
+
+    names = kafka.topics
+    topics = Topics(
+        items=raw_topic(names.items),
+        events=raw_topic(names.events),
+        by_user=raw_topic(by_user_topic_name(settings), internal=True),
+        recommendations=raw_topic(names.recommendations),
+        dead_letters=raw_topic(names.dead_letters),
+    )
+    users = app.Table(
+        "users",
+        default=None,
+        partitions=kafka.partitions,
+        key_type=str,
+        value_type=dict,
+        # Partition the changelog by the key's hash, exactly as the by-user topic is
+        # partitioned, instead of by "the current event" (a micro-batch has many).
+        use_partitioner=True,
+    )
+    return Pipeline(app=app, topics=topics, users=users, settings=settings)

@@ -1,0 +1,149 @@
+"""The ``streamrec`` command: process entry points."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from streams.settings import Settings
+
+
+def _settings(**kafka_overrides: object) -> Settings:
+    """Settings from STREAMREC_* env vars; Kafka options given on the command line win."""
+    from streams.settings import KafkaConfig
+
+    base = Settings()
+    given = {k: v for k, v in kafka_overrides.items() if v is not None}
+    try:
+        kafka = KafkaConfig.model_validate({**base.kafka.model_dump(), **given})
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return base.model_copy(update={"kafka": kafka})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """streamrec: real-time recommendations from Kafka events with a pretrained language model.
+
+    Configuration comes from STREAMREC_* environment variables (see the README).
+    """
+
+
+@main.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--partitions", type=int, default=None, help="Partitions per topic.")
+def broker(port: int, partitions: int | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu) and create the topics."""
+    from streams.broker import create_topics, start_broker
+
+    embedded = start_broker(port)
+    settings = _settings(broker=embedded.url, partitions=partitions)
+    created = create_topics(settings.kafka)
+    click.echo(f"broker listening on {embedded.bootstrap}; created topics: {', '.join(created)}")
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop["now"] and embedded.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        embedded.stop()
+
+
+@main.command()
+@click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
+def worker(broker: str | None) -> None:
+    """Run a streamrec worker: Faust agents + Ray actors (local Ray unless STREAMREC_RAY__ADDRESS)."""
+    from streams.worker import run
+
+    settings = _settings(broker=broker)
+    logging.basicConfig(level=settings.log_level)
+    run(settings)
+
+
+@main.command()
+@click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A MovieLens folder (u.data/u.item or ratings.csv/movies.csv) or items/events.jsonl.",
+)
+@click.option("--items", type=click.Path(exists=True, path_type=Path), help="items.jsonl")
+@click.option("--events", type=click.Path(exists=True, path_type=Path), help="events.jsonl")
+@click.option("--scenario", default="default", show_default=True, help="Scenario (MovieLens).")
+@click.option("--rate", type=float, default=None, help="Events per second (default: max).")
+@click.option("--limit", type=int, default=None, help="Produce at most this many events.")
+@click.option("--no-items", is_flag=True, help="Produce events only.")
+def produce(
+    broker: str | None,
+    dataset: Path | None,
+    items: Path | None,
+    events: Path | None,
+    scenario: str,
+    rate: float | None,
+    limit: int | None,
+    no_items: bool,
+) -> None:
+    """Produce a catalog and then its events, in time order, to the topics."""
+    from streams import datasets
+    from streams.produce import kafka_producer
+    from streams.produce import produce as send
+
+    if dataset is None and items is None and events is None:
+        raise click.UsageError("give --dataset, or --items and/or --events")
+    data = (
+        datasets.load(dataset, scenario) if dataset else datasets.load_jsonl(items, events)
+    )
+    settings = _settings(broker=broker)
+    producer = kafka_producer(settings.kafka.bootstrap_servers())
+    try:
+        if not no_items:
+            n = send(producer, settings.kafka.topics.items, data.items, "item_id")
+            click.echo(f"items: {n} -> {settings.kafka.topics.items}")
+        evs = data.events[:limit] if limit is not None else data.events
+        n = send(producer, settings.kafka.topics.events, evs, "user_id", rate=rate)
+        click.echo(f"events: {n} -> {settings.kafka.topics.events}")
+    finally:
+        producer.close()
+
+
+@main.command()
+@click.option("--users", type=int, default=24, show_default=True, help="Users replayed.")
+@click.option("--events-per-user", type=int, default=40, show_default=True)
+@click.option("--min-ratings", type=int, default=5, show_default=True,
+              help="Catalog = movies with at least this many ratings.")
+@click.option("--show", type=int, default=3, show_default=True, help="Users printed at the end.")
+def demo(users: int, events_per_user: int, min_ratings: int, show: int) -> None:
+    """The main job on embedded defaults: broker, Ray, a worker, MovieLens, recommendations."""
+    from streams.demo import DemoOptions, run_demo
+
+    sys.exit(run_demo(DemoOptions(users, events_per_user, min_ratings, show)))
+
+
+@main.command()
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/ml-100k"),
+    show_default=True,
+)
+@click.option("--events", "n_events", type=int, default=20000, show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="JSON results file.")
+def bench(dataset: Path, n_events: int, output: Path | None) -> None:
+    """Replay a dataset through the real pipeline; throughput, latency, passthrough ceiling."""
+    from streams.bench import run_bench
+
+    sys.exit(run_bench(dataset, n_events, output))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The one typed settings object, read from ``STREAMREC_*`` environment variables.
+
+Nested sections use ``__``: ``STREAMREC_KAFKA__BROKER``, ``STREAMREC_STORE__URL`` ...
+It is validated at start and passed into constructors; nothing reads it globally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.config import EncoderConfig, RecommendConfig, StoreConfig
+
+
+class TopicNames(BaseModel):
+    items: str = Field(default="items", description="Catalog records in.")
+    events: str = Field(default="events", description="User events in.")
+    recommendations: str = Field(default="recommendations", description="Recommendations out.")
+    dead_letters: str = Field(default="dead-letters", description="Rejected records out.")
+
+
+class KafkaConfig(BaseModel):
+    broker: str = Field(
+        default="kafka://127.0.0.1:9092",
+        description="Bootstrap servers, kafka://host:port[;kafka://host2:port].",
+    )
+    app_id: str = Field(
+        default="streamrec", description="Faust app id: consumer group and internal topic prefix."
+    )
+    partitions: int = Field(default=4, ge=1, description="Partitions of every topic created.")
+    replication: int = Field(default=1, ge=1, description="Replication factor of created topics.")
+    topics: TopicNames = Field(default_factory=TopicNames)
+    session_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Consumer-group session timeout, seconds (Tansu joins in about half).",
+    )
+    batch_size: int = Field(default=256, ge=1, description="Events per micro-batch to Ray.")
+    batch_within: float = Field(
+        default=0.05, gt=0, description="Seconds to wait filling a micro-batch."
+    )
+    commit_interval: float = Field(default=1.0, gt=0, description="Offset commit interval, s.")
+
+    @field_validator("broker")
+    @classmethod
+    def _with_scheme(cls, value: str) -> str:
+        parts = [p.strip() for p in value.replace(",", ";").split(";") if p.strip()]
+        if not parts:
+            raise ValueError("broker must name at least one host:port")
+        return ";".join(p if "://" in p else f"kafka://{p}" for p in parts)
+
+    def bootstrap_servers(self) -> list[str]:
+        """host:port list for plain Kafka clients (kafka-python, aiokafka)."""
+        return [p.split("://", 1)[1] for p in self.broker.split(";")]
+
+
+class RayConfig(BaseModel):
+    address: str | None = Field(
+        default=None, description="Ray cluster address (e.g. ray://head:10001, auto); None = local."
+    )
+    namespace: str = Field(default="streamrec", description="Ray namespace of named actors.")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray instance.")
+
+
+class Settings(BaseSettings):
+    """All of streamrec's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMREC_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        default=Path(".streamrec"), description="Local state (Faust tables, embedded store)."
+    )
+    log_level: str = Field(default="WARNING", description="Python log level of workers.")
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)

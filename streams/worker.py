@@ -1,0 +1,67 @@
+"""`streamrec worker`: one Faust worker process attached to a Ray cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from streams import catalog, events
+from streams.app import Pipeline, create_app
+from streams.settings import RayConfig, Settings
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(config: RayConfig) -> None:
+    """Connect to the configured Ray cluster, or start a local one.
+
+    Must run before the Faust worker starts: once Faust has replaced stdout/stderr,
+    ``ray.init`` fails asking them for a file descriptor (see docs/ENVIRONMENT-NOTES.md).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=config.address,
+        namespace=config.namespace,
+        num_cpus=config.num_cpus if config.address is None else None,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+    )
+
+
+def build(settings: Settings) -> Pipeline:
+    """Start (or attach to) the Ray actors and build the Faust app with every agent."""
+    from workers.actors import start_actors
+
+    init_ray(settings.ray)
+    actors = start_actors(settings.encoder, settings.store, settings.recommend)
+    pipeline = create_app(settings)
+    catalog.register(pipeline, actors)
+    events.register_ingest(pipeline)
+    events.register_recommend(pipeline, actors)
+    return pipeline
+
+
+def run(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM (blocking)."""
+    import faust
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = build(settings)
+    worker = faust.Worker(
+        pipeline.app,
+        loglevel=settings.log_level,
+        # Keep our stdout usable (e.g. for `streamrec demo` progress).
+        redirect_stdouts=False,
+        override_logging=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        import ray
+
+        ray.shutdown()

