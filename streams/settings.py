@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         default=Path(".streamrec"), description="Local state (Faust tables, embedded store)."
     )
     log_level: str = Field(default="WARNING", description="Python log level of workers.")
+    ready_file: Path | None = Field(
+        default=None,
+        description="File a worker creates once it is consuming (readiness probe); removed on exit.",
+    )
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
+from typing import Any
 
 from streams import catalog, events
 from streams.app import Pipeline, create_app
@@ -45,14 +47,29 @@ def build(settings: Settings) -> Pipeline:
     return pipeline
 
 
-def run(settings: Settings) -> None:
-    """Run one worker until SIGINT/SIGTERM (blocking)."""
+def _worker_class(ready_file: Path | None) -> type[Any]:
     import faust
 
+    class StreamrecWorker(faust.Worker):  # type: ignore[misc]
+        """A Faust worker that signals readiness through a file (for probes and tests)."""
+
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if ready_file is not None:
+                ready_file.parent.mkdir(parents=True, exist_ok=True)
+                ready_file.write_text(str(os.getpid()))
+
+    return StreamrecWorker
+
+
+def run(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM (blocking)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.ready_file is not None:
+        settings.ready_file.unlink(missing_ok=True)
     pipeline = build(settings)
-    worker = faust.Worker(
+    worker = _worker_class(settings.ready_file)(
         pipeline.app,
         loglevel=settings.log_level,
         # Keep our stdout usable (e.g. for `streamrec demo` progress).
@@ -64,4 +81,6 @@ def run(settings: Settings) -> None:
     finally:
         import ray
 
+        if settings.ready_file is not None:
+            settings.ready_file.unlink(missing_ok=True)
         ray.shutdown()

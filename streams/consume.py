@@ -1,0 +1,100 @@
+"""Reading output topics with a plain Kafka consumer (what any user's consumer does)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    key: str | None
+    value: dict[str, Any]
+    received_at: float  # epoch seconds when this consumer got it
+    timestamp: float  # the record's Kafka timestamp, epoch seconds
+
+
+class TopicReader:
+    """Reads whole topics from the beginning (``assign``, no group: nothing to wait for)."""
+
+    def __init__(self, bootstrap: list[str], topics: list[str]) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        partitions = []
+        for topic in topics:
+            ids = self.consumer.partitions_for_topic(topic) or set()
+            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        if not partitions:
+            raise RuntimeError(f"none of the topics {topics} exist")
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_beginning(*partitions)
+
+    def poll(self, timeout: float = 0.2) -> list[Received]:
+        batches = self.consumer.poll(timeout_ms=int(timeout * 1000))
+        now = time.time()
+        out = []
+        for records in batches.values():
+            for r in records:
+                out.append(
+                    Received(
+                        topic=r.topic,
+                        key=r.key.decode("utf-8", "replace") if r.key is not None else None,
+                        value=json.loads(r.value),
+                        received_at=now,
+                        timestamp=r.timestamp / 1000.0,
+                    )
+                )
+        return out
+
+    def read_until(
+        self,
+        done: Callable[[list[Received]], bool],
+        timeout: float,
+        on_batch: Callable[[list[Received]], None] | None = None,
+    ) -> list[Received]:
+        """Collect messages until ``done(all so far)`` or ``timeout`` seconds pass."""
+        seen: list[Received] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = self.poll()
+            if batch:
+                seen.extend(batch)
+                if on_batch:
+                    on_batch(batch)
+            if done(seen):
+                break
+        return seen
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __enter__(self) -> TopicReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def group_lag(bootstrap: list[str], group: str, topic: str) -> int:
+    """Records of ``topic`` not yet committed by consumer group ``group``.
+
+    A streamrec worker commits an offset only after the record's work is done (an item
+    indexed, an event's recommendation produced), so lag 0 means "all processed".
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    # committed() is a plain OffsetFetch: this consumer never joins the group.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in parts)
+    finally:
+        consumer.close()

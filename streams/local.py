@@ -1,0 +1,131 @@
+"""A whole streamrec deployment on this machine, as separate processes.
+
+Used by ``streamrec demo``, ``streamrec bench`` and the integration tests: an embedded
+broker, topics created, and ``streamrec worker`` subprocesses (each with a local Ray
+unless ``STREAMREC_RAY__ADDRESS`` is given) that can be stopped, killed and restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.broker import EmbeddedBroker, create_topics, start_broker
+from streams.settings import KafkaConfig
+
+
+@dataclass
+class LocalStack:
+    workdir: Path
+    broker: EmbeddedBroker
+    partitions: int
+    env: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def kafka(self) -> KafkaConfig:
+        return KafkaConfig(broker=self.broker.url, partitions=self.partitions)
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [self.broker.bootstrap]
+
+    def worker_env(self, index: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
+        env.update(
+            {
+                "STREAMREC_KAFKA__BROKER": self.broker.url,
+                "STREAMREC_KAFKA__PARTITIONS": str(self.partitions),
+                "STREAMREC_KAFKA__SESSION_TIMEOUT": "3",
+                "STREAMREC_DATA_DIR": str(self.workdir / f"worker-{index}"),
+                "STREAMREC_STORE__URL": f"edge:{self.workdir / 'qdrant'}",
+                "STREAMREC_READY_FILE": str(self.workdir / f"worker-{index}.ready"),
+                "STREAMREC_LOG_LEVEL": "INFO",
+                "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+            }
+        )
+        env.update(self.env)
+        return env
+
+    def start_worker(self, index: int = 0, timeout: float = 180.0) -> subprocess.Popen[bytes]:
+        """Start ``streamrec worker`` and wait until it is consuming."""
+        env = self.worker_env(index)
+        ready = Path(env["STREAMREC_READY_FILE"])
+        ready.unlink(missing_ok=True)
+        log = open(self.workdir / f"worker-{index}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Ray's children die with it
+        )
+        log.close()
+        self.workers.append(proc)
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}: {self.log_tail(index)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready after {timeout}s: {self.log_tail(index)}")
+            time.sleep(0.1)
+        return proc
+
+    def log_tail(self, index: int = 0, lines: int = 40) -> str:
+        path = self.workdir / f"worker-{index}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker's whole process group (no graceful shutdown at all)."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop_worker(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+        """SIGTERM (graceful: Faust commits, Ray shuts down), then SIGKILL if it hangs."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_worker(proc)
+        # Whatever the worker left in its group (Ray's raylet, workers) goes too.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            self.stop_worker(proc)
+        self.broker.stop()
+
+
+@contextmanager
+def local_stack(
+    partitions: int = 2,
+    env: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
+) -> Iterator[LocalStack]:
+    """Broker + topics now; workers on demand (``stack.start_worker()``). Cleans up all."""
+    with tempfile.TemporaryDirectory(prefix="streamrec-") as tmp:
+        root = workdir or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        broker = start_broker(log_path=root / "broker.log")
+        stack = LocalStack(root, broker, partitions, dict(env or {}))
+        try:
+            create_topics(stack.kafka)
+            yield stack
+        finally:
+            stack.stop()
