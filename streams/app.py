@@ -82,8 +82,8 @@ def create_app(settings: Settings) -> Pipeline:
         "users",
         default=None,
         partitions=kafka.partitions,
-        key_type=str,
-        value_type=dict,
+        # No key/value types: JSON restores plain str keys and dict values (a non-Record
+        # value_type such as dict breaks changelog recovery with `dict.from_data`).
         # Partition the changelog by the key's hash, exactly as the by-user topic is
         # partitioned, instead of by "the current event" (a micro-batch has many).
         use_partitioner=True,

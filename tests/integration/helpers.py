@@ -1,0 +1,90 @@
+"""Helpers for integration tests: real producers/consumers against the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from streams.consume import Received, TopicReader, group_lag
+from streams.local import LocalStack
+from streams.produce import encode_record, kafka_producer
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def send(stack: LocalStack, topic: str, records: Iterable[tuple[bytes | None, Any]]) -> None:
+    """Produce (key, value) pairs; dict values become JSON, bytes go as they are."""
+    producer = kafka_producer(stack.bootstrap)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=None if value is None else encode_record(value))
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def send_items(stack: LocalStack, items: list[dict[str, Any]], wait: bool = True) -> None:
+    send(stack, stack.kafka.topics.items, [(i["item_id"].encode(), i) for i in items])
+    if wait:
+        wait_until(lambda: group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) == 0,
+                   what="catalog indexed")
+
+
+def send_events(stack: LocalStack, events: list[dict[str, Any]]) -> None:
+    send(stack, stack.kafka.topics.events, [(e["user_id"].encode(), e) for e in events])
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def read(
+    stack: LocalStack,
+    topic: str,
+    done: Callable[[list[Received]], bool],
+    timeout: float = 120.0,
+) -> list[Received]:
+    """Everything on ``topic`` (from the beginning) until ``done`` or the timeout."""
+    with TopicReader(stack.bootstrap, [topic]) as reader:
+        return reader.read_until(done, timeout)
+
+
+def recommendations_for(
+    stack: LocalStack, event_ids: set[str], timeout: float = 120.0
+) -> dict[str, list[Received]]:
+    """event_id -> the recommendation messages for it (waits until every id has one)."""
+
+    def done(seen: list[Received]) -> bool:
+        return event_ids <= {r.value.get("event_id") for r in seen}
+
+    seen = read(stack, stack.kafka.topics.recommendations, done, timeout)
+    out: dict[str, list[Received]] = {}
+    for r in seen:
+        if r.value.get("event_id") in event_ids:
+            out.setdefault(r.value["event_id"], []).append(r)
+    return out
+
+
+def item(item_id: str, text: str, scenario: str) -> dict[str, Any]:
+    return {"item_id": item_id, "text": text, "scenario": scenario}
+
+
+def event(
+    event_id: str, user_id: str, item_id: str, ts: float, scenario: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user_id,
+        "item_id": item_id,
+        "ts": ts,
+        "scenario": scenario,
+        **extra,
+    }

@@ -1,0 +1,80 @@
+"""A worker SIGKILLed mid-stream and restarted loses no event and keeps user state."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from streams.consume import TopicReader
+from streams.local import LocalStack, local_stack
+from tests.integration import themes
+from tests.integration.helpers import (
+    event,
+    item,
+    read,
+    recommendations_for,
+    send_events,
+    send_items,
+    unique,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def own_stack() -> Iterator[LocalStack]:
+    with local_stack(partitions=2) as running:
+        yield running
+
+
+def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -> None:
+    stack = own_stack
+    worker = stack.start_worker()
+    scenario = unique("kill")
+    space = [item(f"{scenario}-space-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]
+    other = [
+        item(f"{scenario}-other-{n}", t, scenario)
+        for n, t in enumerate(themes.COOKING + themes.GARDEN)
+    ]
+    send_items(stack, space + other)
+
+    # A space fan whose history must survive the crash (it lives in the changelog).
+    fan = unique("fan")
+    fan_events = [
+        event(unique("e"), fan, s["item_id"], float(n), scenario) for n, s in enumerate(space[:8])
+    ]
+    send_events(stack, fan_events)
+    recommendations_for(stack, {e["event_id"] for e in fan_events})
+
+    rng = random.Random(7)
+    catalog_ids = [i["item_id"] for i in space + other]
+    bulk = [
+        event(unique("e"), f"{scenario}-u{rng.randrange(40)}", rng.choice(catalog_ids), 100.0 + n,
+              scenario)
+        for n in range(3000)
+    ]
+    bulk_ids = {e["event_id"] for e in bulk}
+    send_events(stack, bulk)
+    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+        seen = reader.read_until(
+            lambda got: sum(r.value["event_id"] in bulk_ids for r in got) >= 300, timeout=120
+        )
+    done_before_kill = {r.value["event_id"] for r in seen} & bulk_ids
+    stack.kill_worker(worker)  # SIGKILL, whole process group: no shutdown code runs
+    assert 300 <= len(done_before_kill) < len(bulk), "the kill must land mid-stream"
+
+    stack.start_worker(index=1)
+    probe = event(unique("e"), fan, space[8]["item_id"], 10_000.0, scenario)
+    send_events(stack, [probe])
+    recs = recommendations_for(stack, bulk_ids | {probe["event_id"]}, timeout=300)
+
+    assert bulk_ids <= set(recs), f"lost events: {len(bulk_ids - set(recs))}"
+    [probe_rec] = recs[probe["event_id"]]
+    got = [i["item_id"] for i in probe_rec.value["items"]]
+    before_crash = {e["item_id"] for e in fan_events}
+    assert not before_crash & set(got), f"history lost in the crash: recommended {got}"
+    assert space[9]["item_id"] in got[:3], f"the fan's taste was lost: {got}"
+    letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
+    assert not letters, [d.value for d in letters]

@@ -1,0 +1,181 @@
+"""Vector-store interface shared by every backend.
+
+An item is stored as one Qdrant point with two named cosine vectors of the same
+dimension: ``base`` (the frozen language-model vector, kept so later adapters can
+re-project without re-encoding) and ``rec`` (the vector recommendations search on).
+The payload holds ``item_id``, ``scenario`` and ``text``.
+
+Qdrant point ids must be unsigned integers or UUIDs, so every backend maps an
+``item_id`` to :func:`point_id` (a UUIDv5 in a fixed namespace) and keeps the
+original id in the payload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Self
+
+import numpy as np
+import numpy.typing as npt
+
+#: Names of the two vectors every item carries.
+VECTOR_NAMES: Final[tuple[str, str]] = ("base", "rec")
+
+#: Payload key on which searches filter by scenario (keyword-indexed where supported).
+SCENARIO_KEY: Final = "scenario"
+
+#: Payload key that keeps the caller's item id.
+ITEM_ID_KEY: Final = "item_id"
+
+#: Namespace of the item id -> point id mapping. Never change it: stored points
+#: would no longer be found by their item ids.
+POINT_ID_NAMESPACE: Final = uuid.UUID("6f1c5a0e-3b7d-5e2a-9c44-7d2b1e0f8a31")
+
+
+@dataclass(frozen=True)
+class ItemPoint:
+    """One item to store: its id, scenario, text and both named vectors (shape ``(dim,)``)."""
+
+    item_id: str
+    scenario: str
+    text: str
+    base: npt.NDArray[np.float32]
+    rec: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A nearest-neighbour query.
+
+    ``vector`` has shape ``(dim,)`` and need not be normalised. At most ``k`` hits are
+    returned; ``scenario`` restricts them to one scenario (``None``: any); ids in
+    ``exclude`` are never returned; ``using`` names the vector searched on.
+    """
+
+    vector: npt.NDArray[np.float32]
+    k: int
+    scenario: str | None = None
+    exclude: Sequence[str] = ()
+    using: str = "rec"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the item id and its cosine similarity to the query."""
+
+    item_id: str
+    score: float
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or an engine operation failed."""
+
+
+def point_id(item_id: str) -> uuid.UUID:
+    """Return the Qdrant point id of ``item_id`` (deterministic UUIDv5)."""
+    return uuid.uuid5(POINT_ID_NAMESPACE, item_id)
+
+
+def check_using(using: str) -> str:
+    """Return ``using`` if it names a stored vector, else raise ``ValueError``."""
+    if using not in VECTOR_NAMES:
+        raise ValueError(f"unknown vector name {using!r}; expected one of {VECTOR_NAMES}")
+    return using
+
+
+def vector_list(vector: npt.ArrayLike, dim: int, what: str) -> list[float]:
+    """Validate a ``(dim,)`` finite vector and return it L2-normalised as a new list.
+
+    The list is a copy, so engines that normalise in place never touch caller arrays.
+    Normalising here (all collections are cosine) also keeps the stored form the same
+    everywhere: qdrant-client 1.20 local mode persists vectors as given and, after a
+    reopen, returns them un-normalised from ``retrieve``.
+    """
+    arr = np.asarray(vector, dtype=np.float32)
+    if arr.shape != (dim,):
+        raise ValueError(f"{what}: expected shape ({dim},), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what}: vector has non-finite values")
+    norm = float(np.linalg.norm(arr))
+    if norm > 0.0:
+        arr = arr / np.float32(norm)
+    values: list[float] = arr.tolist()
+    return values
+
+
+def latest_per_id(points: Sequence[ItemPoint]) -> list[ItemPoint]:
+    """Drop all but the last record of each item id, keeping first-seen order."""
+    latest: dict[str, ItemPoint] = {}
+    for point in points:
+        latest.pop(point.item_id, None)
+        latest[point.item_id] = point
+    return list(latest.values())
+
+
+def payload_of(point: ItemPoint) -> dict[str, str]:
+    """Return the payload stored with ``point``."""
+    return {ITEM_ID_KEY: point.item_id, SCENARIO_KEY: point.scenario, "text": point.text}
+
+
+def exclude_ids(exclude: Sequence[str]) -> set[uuid.UUID]:
+    """Return the point ids of the excluded item ids (a bare string is rejected)."""
+    if isinstance(exclude, str):
+        raise ValueError("exclude must be a sequence of item ids, not a single string")
+    return {point_id(item_id) for item_id in exclude}
+
+
+def hit_from(payload: Mapping[str, Any] | None, score: float) -> Hit:
+    """Build a :class:`Hit` from a scored point's payload and score."""
+    if not payload or ITEM_ID_KEY not in payload:
+        raise StoreError(f"stored point has no {ITEM_ID_KEY!r} in its payload")
+    return Hit(item_id=str(payload[ITEM_ID_KEY]), score=float(score))
+
+
+def check_k(k: int) -> int:
+    """Return ``k`` if it is a non-negative int, else raise ``ValueError``."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    return k
+
+
+class VectorStore(ABC):
+    """A collection of items with ``base`` and ``rec`` cosine vectors of size ``dim``.
+
+    Implementations are not thread-safe; use one instance per thread or guard it.
+    """
+
+    dim: int
+
+    @abstractmethod
+    def upsert(self, points: Sequence[ItemPoint]) -> None:
+        """Insert or replace items; a later record for an id replaces the earlier one."""
+
+    @abstractmethod
+    def vectors(
+        self, item_ids: Sequence[str], using: str = "rec"
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Return the stored ``using`` vector of each present id (absent ids are left out).
+
+        Cosine collections store vectors L2-normalised, so these are unit vectors.
+        """
+
+    @abstractmethod
+    def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Run the requests as one batch: one hit list per request, best first, ``<= k`` long."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Return the number of stored items."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files and locks; calling it again does nothing."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

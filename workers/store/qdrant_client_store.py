@@ -1,0 +1,218 @@
+"""Vector store on ``qdrant-client``: local mode (in memory or in a directory) or a server.
+
+Local mode is the pure-Python engine shipped with the client: exact (brute-force)
+search, one process per directory (the client locks it), no payload indexes. Against
+a Qdrant server the same code uses the server's HNSW index and a keyword payload
+index on ``scenario``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from qdrant_client import QdrantClient, models
+
+from workers.store.base import (
+    ITEM_ID_KEY,
+    SCENARIO_KEY,
+    VECTOR_NAMES,
+    Hit,
+    ItemPoint,
+    SearchRequest,
+    StoreError,
+    VectorStore,
+    check_k,
+    check_using,
+    exclude_ids,
+    hit_from,
+    latest_per_id,
+    payload_of,
+    point_id,
+    vector_list,
+)
+
+#: Points sent per upsert call (keeps server request bodies well under their limit).
+UPSERT_CHUNK = 256
+
+
+class QdrantClientStore(VectorStore):
+    """A :class:`VectorStore` in one collection of a ``QdrantClient``."""
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        collection: str = "items",
+        location: str | None = None,
+        path: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        """Connect and make sure ``collection`` exists with ``base``/``rec`` cosine vectors.
+
+        Give exactly one of ``location`` (``":memory:"``), ``path`` (local mode persisted
+        in a directory) or ``url`` (a Qdrant server, with optional ``api_key``). Raises
+        :class:`StoreError` if the collection exists with another layout or dimension.
+        """
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        if sum(arg is not None for arg in (location, path, url)) != 1:
+            raise ValueError("give exactly one of location, path or url")
+        self.dim = dim
+        self.collection = collection
+        self._remote = url is not None
+        try:
+            if url is not None:
+                # No background version-check thread: opening checks the collection itself.
+                client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+            elif path is not None:
+                client = QdrantClient(path=path)
+            else:
+                client = QdrantClient(location=location)
+        except Exception as exc:
+            raise StoreError(f"cannot open Qdrant ({url or path or location}): {exc}") from exc
+        self._client: QdrantClient | None = client
+        try:
+            self._ensure_collection(client)
+        except Exception as exc:
+            self.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot prepare collection {collection!r}: {exc}") from exc
+
+    def _ensure_collection(self, client: QdrantClient) -> None:
+        if not client.collection_exists(self.collection):
+            params = {
+                name: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)
+                for name in VECTOR_NAMES
+            }
+            try:
+                client.create_collection(self.collection, vectors_config=params)
+            except Exception:
+                # Another process may have created it meanwhile; check it below.
+                if not client.collection_exists(self.collection):
+                    raise
+        info = client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        layout = (
+            {name: (p.size, p.distance) for name, p in vectors.items()}
+            if isinstance(vectors, dict)
+            else {}
+        )
+        for name in VECTOR_NAMES:
+            if layout.get(name) != (self.dim, models.Distance.COSINE):
+                raise StoreError(
+                    f"collection {self.collection!r} has vectors {layout or vectors}, expected "
+                    f"{VECTOR_NAMES} of size {self.dim} with cosine distance"
+                )
+        # Local mode ignores keyword indexes (and warns), so only a server gets one.
+        if self._remote and SCENARIO_KEY not in info.payload_schema:
+            client.create_payload_index(
+                self.collection, SCENARIO_KEY, models.PayloadSchemaType.KEYWORD
+            )
+
+    def _open_client(self) -> QdrantClient:
+        if self._client is None:
+            raise StoreError(f"store for collection {self.collection!r} is closed")
+        return self._client
+
+    def upsert(self, points: Sequence[ItemPoint]) -> None:
+        """Insert or replace items, waiting until the engine has applied them."""
+        client = self._open_client()
+        batch = []
+        for point in latest_per_id(points):
+            vectors: dict[str, models.Vector] = {
+                "base": vector_list(point.base, self.dim, f"base of {point.item_id!r}"),
+                "rec": vector_list(point.rec, self.dim, f"rec of {point.item_id!r}"),
+            }
+            pid = str(point_id(point.item_id))
+            batch.append(models.PointStruct(id=pid, vector=vectors, payload=payload_of(point)))
+        try:
+            for start in range(0, len(batch), UPSERT_CHUNK):
+                chunk = batch[start : start + UPSERT_CHUNK]
+                client.upsert(self.collection, points=chunk, wait=True)
+        except Exception as exc:
+            raise StoreError(f"upsert of {len(batch)} points failed: {exc}") from exc
+
+    def vectors(
+        self, item_ids: Sequence[str], using: str = "rec"
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Return the stored (unit-length) ``using`` vectors of the present ids."""
+        client = self._open_client()
+        check_using(using)
+        by_point = {str(point_id(item_id)): item_id for item_id in item_ids}
+        if not by_point:
+            return {}
+        try:
+            records = client.retrieve(
+                self.collection, ids=list(by_point), with_payload=False, with_vectors=[using]
+            )
+        except Exception as exc:
+            raise StoreError(f"retrieve of {len(by_point)} points failed: {exc}") from exc
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for record in records:
+            stored = record.vector
+            item_id = by_point.get(str(record.id))
+            if item_id is None or not isinstance(stored, dict) or using not in stored:
+                continue
+            found[item_id] = np.asarray(stored[using], dtype=np.float32)
+        return found
+
+    def _query(self, request: SearchRequest) -> models.QueryRequest:
+        limit = check_k(request.k)
+        vector = vector_list(request.vector, self.dim, "search vector")
+        using = check_using(request.using)
+        must: list[models.Condition] = []
+        must_not: list[models.Condition] = []
+        if request.scenario is not None:
+            match = models.MatchValue(value=request.scenario)
+            must.append(models.FieldCondition(key=SCENARIO_KEY, match=match))
+        excluded: list[models.ExtendedPointId] = [str(p) for p in exclude_ids(request.exclude)]
+        if excluded:
+            must_not.append(models.HasIdCondition(has_id=excluded))
+        query_filter = models.Filter(must=must or None, must_not=must_not or None)
+        return models.QueryRequest(
+            query=vector,
+            using=using,
+            limit=limit,
+            filter=query_filter if must or must_not else None,
+            with_payload=[ITEM_ID_KEY],
+            with_vector=False,
+        )
+
+    def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Run all requests in one ``query_batch_points`` call."""
+        client = self._open_client()
+        results: list[list[Hit]] = [[] for _ in requests]
+        slots: list[int] = []
+        queries: list[models.QueryRequest] = []
+        for slot, request in enumerate(requests):
+            query = self._query(request)
+            if request.k > 0:
+                slots.append(slot)
+                queries.append(query)
+        if not queries:
+            return results
+        try:
+            responses = client.query_batch_points(self.collection, requests=queries)
+        except Exception as exc:
+            raise StoreError(f"batch search of {len(queries)} queries failed: {exc}") from exc
+        for slot, response in zip(slots, responses, strict=True):
+            results[slot] = [hit_from(point.payload, point.score) for point in response.points]
+        return results
+
+    def count(self) -> int:
+        """Return the exact number of stored items."""
+        client = self._open_client()
+        try:
+            return client.count(self.collection, exact=True).count
+        except Exception as exc:
+            raise StoreError(f"count failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the client (releasing a local directory's lock); idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
