@@ -1,10 +1,10 @@
 """The Faust application: topics, the per-user table, and the agents wired to Ray actors.
 
-    items ──► catalog agent ──► encoder + store actors
-    events ─► ingest agent ──► <app_id>-events-by-user (key user_id) ──► recommend agent
-              │  (invalid ─► dead-letters)              │ users table (changelog)
-              │                                         ├─► recommender actor
-              │                                         └─► recommendations
+items ──► catalog agent ──► encoder + store actors
+events ─► ingest agent ──► <app_id>-events-by-user (key user_id) ──► recommend agent
+          │  (invalid ─► dead-letters)              │ users table (changelog)
+          │                                         ├─► recommender actor
+          │                                         └─► recommendations
 """
 
 from __future__ import annotations

@@ -94,7 +94,9 @@ def start_broker(port: int | None = None, log_path: Path | None = None) -> Embed
 
 
 @contextlib.contextmanager
-def running_broker(port: int | None = None, log_path: Path | None = None) -> Iterator[EmbeddedBroker]:
+def running_broker(
+    port: int | None = None, log_path: Path | None = None
+) -> Iterator[EmbeddedBroker]:
     broker = start_broker(port, log_path)
     try:
         yield broker

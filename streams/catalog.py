@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from streams import deadletters
@@ -13,6 +14,11 @@ from workers.actors import Actors
 from workers.services import CatalogItem
 
 log = logging.getLogger(__name__)
+
+
+def _index(actors: Actors, items: list[CatalogItem]) -> Any:
+    """One Ray round: the encoder's output ref goes straight into the store actor."""
+    return actors.store.index.remote(items, actors.encoder.encode.remote([i.text for i in items]))
 
 
 def register(pipeline: Pipeline, actors: Actors) -> Any:
@@ -34,12 +40,7 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
             items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in good]
             try:
                 # encoder.encode(texts) -> (n, d); store.index(items, vectors) -> catalog size
-                await call_with_retries(
-                    lambda: actors.store.index.remote(
-                        items, actors.encoder.encode.remote([i.text for i in items])
-                    ),
-                    what="catalog indexing",
-                )
+                await call_with_retries(partial(_index, actors, items), what="catalog indexing")
             except Exception as exc:
                 reason = f"indexing failed: {describe(exc)}"
                 for event, _ in good:

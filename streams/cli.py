@@ -62,7 +62,7 @@ def broker(port: int, partitions: int | None) -> None:
 @main.command()
 @click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
 def worker(broker: str | None) -> None:
-    """Run a streamrec worker: Faust agents + Ray actors (local Ray unless STREAMREC_RAY__ADDRESS)."""
+    """Run a worker: Faust agents + Ray actors (local Ray unless STREAMREC_RAY__ADDRESS)."""
     from streams.worker import run
 
     settings = _settings(broker=broker)
@@ -100,9 +100,7 @@ def produce(
 
     if dataset is None and items is None and events is None:
         raise click.UsageError("give --dataset, or --items and/or --events")
-    data = (
-        datasets.load(dataset, scenario) if dataset else datasets.load_jsonl(items, events)
-    )
+    data = datasets.load(dataset, scenario) if dataset else datasets.load_jsonl(items, events)
     settings = _settings(broker=broker)
     producer = kafka_producer(settings.kafka.bootstrap_servers())
     try:
@@ -119,8 +117,13 @@ def produce(
 @main.command()
 @click.option("--users", type=int, default=24, show_default=True, help="Users replayed.")
 @click.option("--events-per-user", type=int, default=40, show_default=True)
-@click.option("--min-ratings", type=int, default=5, show_default=True,
-              help="Catalog = movies with at least this many ratings.")
+@click.option(
+    "--min-ratings",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Catalog = movies with at least this many ratings.",
+)
 @click.option("--show", type=int, default=3, show_default=True, help="Users printed at the end.")
 def demo(users: int, events_per_user: int, min_ratings: int, show: int) -> None:
     """The main job on embedded defaults: broker, Ray, a worker, MovieLens, recommendations."""

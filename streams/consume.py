@@ -27,7 +27,7 @@ class TopicReader:
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
         )
-        partitions = []
+        partitions: list[Any] = []
         for topic in topics:
             ids = self.consumer.partitions_for_topic(topic) or set()
             partitions.extend(TopicPartition(topic, p) for p in sorted(ids))

@@ -103,7 +103,11 @@ def load_ml_latest(folder: Path, scenario: str = "default") -> Dataset:
         for number, row in enumerate(csv.DictReader(handle)):
             events.append(
                 _event(
-                    f"mllatest-{number}", row["userId"], row["movieId"], float(row["timestamp"]), scenario
+                    f"mllatest-{number}",
+                    row["userId"],
+                    row["movieId"],
+                    float(row["timestamp"]),
+                    scenario,
                 )
             )
     return Dataset(folder.name, items, _time_ordered(events))

@@ -78,7 +78,9 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         with console.status("starting a worker: local Ray, language model, Qdrant engine ..."):
             t0 = time.monotonic()
             stack.start_worker()
-        console.print(f"worker ready in {time.monotonic() - t0:.1f}s (broker {stack.broker.bootstrap})")
+        console.print(
+            f"worker ready in {time.monotonic() - t0:.1f}s (broker {stack.broker.bootstrap})"
+        )
         producer = kafka_producer(stack.bootstrap)
         topics = stack.kafka.topics
         with _progress(console) as progress:
@@ -89,27 +91,29 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
                 time.sleep(0.5)
             progress.update(task, completed=len(catalog))
 
-        with TopicReader(stack.bootstrap, [topics.recommendations, topics.dead_letters]) as reader:
-            with _progress(console) as progress:
-                task = progress.add_task("events -> recommendations", total=len(events))
-                started = time.time()
-                for bad in MALFORMED:
-                    producer.send(topics.events, key=b"demo", value=bad)
-                produce(producer, topics.events, events, "user_id")
-                producer.close()
+        with (
+            TopicReader(stack.bootstrap, [topics.recommendations, topics.dead_letters]) as reader,
+            _progress(console) as progress,
+        ):
+            task = progress.add_task("events -> recommendations", total=len(events))
+            started = time.time()
+            for bad in MALFORMED:
+                producer.send(topics.events, key=b"demo", value=bad)
+            produce(producer, topics.events, events, "user_id")
+            producer.close()
 
-                def done(seen: list[Received]) -> bool:
-                    recs = sum(1 for r in seen if r.topic == topics.recommendations)
-                    return recs >= len(events) and len(seen) >= len(events) + len(MALFORMED)
+            def done(seen: list[Received]) -> bool:
+                recs = sum(1 for r in seen if r.topic == topics.recommendations)
+                return recs >= len(events) and len(seen) >= len(events) + len(MALFORMED)
 
-                received = reader.read_until(
-                    done,
-                    timeout=300,
-                    on_batch=lambda b: progress.advance(
-                        task, sum(1 for r in b if r.topic == topics.recommendations)
-                    ),
-                )
-                elapsed = time.time() - started
+            received = reader.read_until(
+                done,
+                timeout=300,
+                on_batch=lambda b: progress.advance(
+                    task, sum(1 for r in b if r.topic == topics.recommendations)
+                ),
+            )
+            elapsed = time.time() - started
     recs = [r for r in received if r.topic == topics.recommendations]
     dead = [r for r in received if r.topic == topics.dead_letters]
     _show_users(console, events, recs, titles, opts.show)
@@ -145,7 +149,9 @@ def _show_users(
             w = watched[row] if row < len(watched) else ""
             r = rec_items[row] if row < len(rec_items) else None
             table.add_row(
-                w, titles.get(r["item_id"], r["item_id"]) if r else "", f"{r['score']:.3f}" if r else ""
+                w,
+                titles.get(r["item_id"], r["item_id"]) if r else "",
+                f"{r['score']:.3f}" if r else "",
             )
         console.print(table)
 

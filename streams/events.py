@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from streams import deadletters
@@ -101,7 +102,7 @@ def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
             try:
                 # ([EventIn], {user_id: state}) -> ([RecResult], {user_id: new state})
                 results, new_states = await call_with_retries(
-                    lambda: actors.recommender.recommend.remote(inputs, states),
+                    partial(actors.recommender.recommend.remote, inputs, states),
                     what="recommend",
                 )
             except Exception as exc:

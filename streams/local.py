@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,10 +101,8 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self.kill_worker(proc)
         # Whatever the worker left in its group (Ray's raylet, workers) goes too.
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def stop(self) -> None:
         for proc in self.workers:

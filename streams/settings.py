@@ -77,10 +77,26 @@ class Settings(BaseSettings):
     log_level: str = Field(default="WARNING", description="Python log level of workers.")
     ready_file: Path | None = Field(
         default=None,
-        description="File a worker creates once it is consuming (readiness probe); removed on exit.",
+        description="File a worker creates once consuming (readiness probe); removed on exit.",
     )
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+
+
+def setting_rows(
+    model: type[BaseModel] = Settings, prefix: str = "STREAMREC_"
+) -> list[tuple[str, str, str]]:
+    """(env var, default, description) for every leaf setting, nested sections flattened."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        env = f"{prefix}{name.upper()}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(setting_rows(annotation, env + "__"))
+        else:
+            default = info.get_default(call_default_factory=True)
+            rows.append((env, "" if default is None else str(default), info.description or ""))
+    return rows

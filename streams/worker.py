@@ -50,7 +50,7 @@ def build(settings: Settings) -> Pipeline:
 def _worker_class(ready_file: Path | None) -> type[Any]:
     import faust
 
-    class StreamrecWorker(faust.Worker):  # type: ignore[misc]
+    class StreamrecWorker(faust.Worker):
         """A Faust worker that signals readiness through a file (for probes and tests)."""
 
         async def on_startup_finished(self) -> None:

@@ -59,9 +59,10 @@ class _RecommenderActor(RecommenderService):
         super().__init__(config, RemoteStore(store), RemoteEncoder(encoder))
 
 
-EncoderActor = ray.remote(TextEncoder)
-StoreActor = ray.remote(StoreService)
-RecommenderActor = ray.remote(_RecommenderActor)
+# Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
+EncoderActor: Any = ray.remote(TextEncoder)
+StoreActor: Any = ray.remote(StoreService)
+RecommenderActor: Any = ray.remote(_RecommenderActor)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def start_actors(
 
     Blocking (it waits for the encoder to load): call it before the event loop runs.
     """
-    enc = EncoderActor.options(  # type: ignore[attr-defined]
+    enc = EncoderActor.options(
         name=namespace_prefix + ENCODER_NAME,
         get_if_exists=True,
         lifetime="detached",
@@ -94,7 +95,7 @@ def start_actors(
         max_concurrency=1,
     ).remote(encoder)
     dim = int(ray.get(enc.dimension.remote()))
-    st = StoreActor.options(  # type: ignore[attr-defined]
+    st = StoreActor.options(
         name=namespace_prefix + STORE_NAME,
         get_if_exists=True,
         lifetime="detached",
@@ -102,5 +103,5 @@ def start_actors(
     ).remote(store, dim)
     ray.get(st.count.remote())  # surface a bad store URL now, not on the first event
     # One recommender per streamrec worker process: it serves that worker's partitions.
-    rec = RecommenderActor.options(num_cpus=0).remote(recommend, st, enc)  # type: ignore[attr-defined]
+    rec = RecommenderActor.options(num_cpus=0).remote(recommend, st, enc)
     return Actors(encoder=enc, store=st, recommender=rec, dim=dim)

@@ -29,7 +29,7 @@ class EncoderConfig(BaseModel):
 
     model_path: Path | None = Field(
         default=None,
-        description="Hugging Face model directory (offline). Default: the embedded all-MiniLM-L6-v2.",
+        description="Hugging Face model directory, loaded offline (default: embedded MiniLM).",
     )
     max_length: int = Field(default=64, ge=8, le=8192, description="Tokens kept per text.")
     batch_size: int = Field(default=64, ge=1, description="Texts per forward pass.")
@@ -38,7 +38,9 @@ class EncoderConfig(BaseModel):
         default=0.0, ge=0.0, description="GPUs requested per encoder actor (0 = CPU)."
     )
     num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved per encoder actor.")
-    torch_threads: int = Field(default=0, ge=0, description="torch intra-op threads (0 = every core of the node).")
+    torch_threads: int = Field(
+        default=0, ge=0, description="torch intra-op threads (0 = every core of the node)."
+    )
 
     def resolved_model_path(self) -> Path:
         return self.model_path if self.model_path is not None else embedded_model_path()

@@ -24,7 +24,7 @@ def cls_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.
 
 def l2_normalize(vectors: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Rows scaled to unit length (zero rows stay zero). Returns a new tensor."""
-    return vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=eps)
+    return torch.div(vectors, vectors.norm(dim=-1, keepdim=True).clamp(min=eps))
 
 
 POOLERS = {"mean": mean_pool, "cls": cls_pool}

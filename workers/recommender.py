@@ -89,9 +89,7 @@ class UserState:
 class Recommender:
     """Incremental user embeddings + nearest-neighbour retrieval over the catalog."""
 
-    def __init__(
-        self, config: RecommendConfig, store: VectorLookup, encoder: TextEmbedder
-    ) -> None:
+    def __init__(self, config: RecommendConfig, store: VectorLookup, encoder: TextEmbedder) -> None:
         self.config = config
         self.store = store
         self.encoder = encoder
@@ -181,9 +179,7 @@ class Recommender:
             assert state.vector is not None
             return normalized(state.vector)
         trend = self.trend.get(scenario)
-        return normalized(trend) if is_usable(trend) else None
+        return normalized(trend) if trend is not None and is_usable(trend) else None
 
     def _update_trend(self, scenario: str, item: Vector) -> None:
-        self.trend[scenario] = fold(
-            self.trend.get(scenario), item, 1.0, self.config.trend_recency
-        )
+        self.trend[scenario] = fold(self.trend.get(scenario), item, 1.0, self.config.trend_recency)

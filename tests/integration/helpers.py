@@ -30,8 +30,10 @@ def send(stack: LocalStack, topic: str, records: Iterable[tuple[bytes | None, An
 def send_items(stack: LocalStack, items: list[dict[str, Any]], wait: bool = True) -> None:
     send(stack, stack.kafka.topics.items, [(i["item_id"].encode(), i) for i in items])
     if wait:
-        wait_until(lambda: group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) == 0,
-                   what="catalog indexed")
+        wait_until(
+            lambda: group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) == 0,
+            what="catalog indexed",
+        )
 
 
 def send_events(stack: LocalStack, events: list[dict[str, Any]]) -> None:

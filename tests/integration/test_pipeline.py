@@ -119,7 +119,9 @@ def test_malformed_records_are_dead_lettered_and_the_stream_goes_on(stack) -> No
     send(
         stack,
         stack.kafka.topics.events,
-        [(user.encode(), good_before)] + [(k, v) for k, v, _ in bad] + [(user.encode(), good_after)],
+        [(user.encode(), good_before)]
+        + [(k, v) for k, v, _ in bad]
+        + [(user.encode(), good_after)],
     )
     bad_item = {"item_id": f"{scenario}-no-text", "scenario": scenario, "m": marker}
     send(stack, stack.kafka.topics.items, [(b"i1", bad_item)])
@@ -172,3 +174,23 @@ def test_event_for_an_unknown_item_is_served_and_counts_once_the_item_arrives(st
         "once its record arrived, the late space item should pull space items in: "
         f"before {served}, after {after}"
     )
+
+
+def test_readme_example_runs_against_the_pipeline(stack) -> None:
+    """The README's kafka-python example is executable documentation: run it as written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "produce_and_consume.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--bootstrap", stack.broker.bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("recommendations for alice-")
+    # Alice watched the Moon film: the Mars film (space) outranks the cooking one.
+    assert lines[1].split()[0].startswith("mars-"), done.stdout

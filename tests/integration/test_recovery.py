@@ -51,8 +51,13 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
     rng = random.Random(7)
     catalog_ids = [i["item_id"] for i in space + other]
     bulk = [
-        event(unique("e"), f"{scenario}-u{rng.randrange(40)}", rng.choice(catalog_ids), 100.0 + n,
-              scenario)
+        event(
+            unique("e"),
+            f"{scenario}-u{rng.randrange(40)}",
+            rng.choice(catalog_ids),
+            100.0 + n,
+            scenario,
+        )
         for n in range(3000)
     ]
     bulk_ids = {e["event_id"] for e in bulk}

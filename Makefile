@@ -1,0 +1,42 @@
+# streamrec: one command to set up and run the demo, one to set up and run the tests.
+#   make demo   # fresh machine -> venv -> embedded broker + Ray + model -> recommendations
+#   make test   # fresh machine -> venv -> unit + integration tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0 is installed first and pinned: on the project machines that version is a
+# CPU build already on disk; any other spec (or installing the project first) pulls a
+# multi-GB CUDA build. The project itself asks only for torch>=2.3.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test test-unit lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamrec needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/streamrec demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check streams workers tests examples
+	$(BIN)/ruff format --check streams workers tests examples
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/streamrec bench --dataset ../shared/data/ml-100k --events 20000 --output results/bench.json
+
+clean:
+	rm -rf $(VENV) .streamrec results

@@ -1,0 +1,161 @@
+"""`streamrec bench`: replay a dataset through the real pipeline and measure it.
+
+Phases, all against one embedded broker and one worker (local Ray, embedded model):
+1. catalog: produce every item, wait until the worker has committed them (indexed);
+2. firehose: produce N events at once; sustained events/s = N / (last rec - first send);
+3. paced: more events at half the firehose rate; latency event -> recommendation when
+   the pipeline is not saturated;
+4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
+   same broker, the rate no Kafka pipeline on this machine can beat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.consume import Received, TopicReader, group_lag
+from streams.datasets import Record, load
+from streams.demo import percentile
+from streams.local import LocalStack, local_stack
+from streams.produce import kafka_producer, produce
+
+
+@dataclass
+class Phase:
+    events: int
+    seconds: float
+    events_per_s: float
+    latency_ms: dict[str, float]
+
+
+def _latencies(recs: list[Received]) -> dict[str, float]:
+    # Consumer-side, end to end: the event's Kafka timestamp -> this consumer got the rec.
+    sent = [r.value["ts"] - r.value["latency_ms"] / 1000.0 for r in recs]
+    e2e = [(r.received_at - s) * 1000.0 for r, s in zip(recs, sent, strict=True)]
+    return {f"p{q}": round(percentile(e2e, q), 1) for q in (50, 95, 99)}
+
+
+def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phase:
+    topics = stack.kafka.topics
+    wanted = {e["event_id"] for e in events}
+    with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
+        producer = kafka_producer(stack.bootstrap)
+        started = time.time()
+        produce(producer, topics.events, events, "user_id", rate=rate)
+        producer.close()
+        seen = reader.read_until(
+            lambda got: wanted <= {r.value["event_id"] for r in got}, timeout=1800
+        )
+    recs = [r for r in seen if r.value["event_id"] in wanted]
+    elapsed = max(r.received_at for r in recs) - started
+    return Phase(len(recs), round(elapsed, 2), round(len(recs) / elapsed, 1), _latencies(recs))
+
+
+async def _passthrough(bootstrap: list[str], source: str, target: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        parts = [TopicPartition(source, p) for p in consumer.partitions_for_topic(source) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        copied = 0
+        started = time.perf_counter()
+        while copied < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for records in batches.values():
+                for r in records:
+                    await producer.send(target, r.value, key=r.key)
+                copied += len(records)
+        await producer.flush()
+        return copied / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
+    console = Console()
+    data = load(dataset)
+    firehose = data.events[:n_events]
+    console.rule(f"[bold]streamrec bench: {data.name}")
+    with local_stack(partitions=2) as stack:
+        t0 = time.monotonic()
+        stack.start_worker()
+        startup = time.monotonic() - t0
+        console.print(f"worker ready in {startup:.1f}s")
+
+        producer = kafka_producer(stack.bootstrap)
+        t0 = time.monotonic()
+        produce(producer, stack.kafka.topics.items, data.items, "item_id")
+        producer.close()
+        while group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) > 0:
+            time.sleep(0.2)
+        catalog_s = time.monotonic() - t0
+        console.print(f"catalog: {len(data.items)} items indexed in {catalog_s:.1f}s")
+
+        with console.status(f"firehose: {len(firehose)} events ..."):
+            burst = _replay(stack, firehose, rate=None)
+        paced_n = min(len(data.events) - n_events, max(200, int(burst.events_per_s * 20)))
+        paced_rate = burst.events_per_s / 2
+        with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
+            paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
+        with console.status("passthrough ceiling ..."):
+            from streams.broker import create_topics
+
+            create_topics(stack.kafka, ["bench-passthrough"])
+            ceiling = asyncio.run(
+                _passthrough(
+                    stack.bootstrap, stack.kafka.topics.events, "bench-passthrough", len(firehose)
+                )
+            )
+    results: dict[str, Any] = {
+        "dataset": data.name,
+        "machine": f"{platform.machine()}, {_cpus()} CPUs, {platform.python_version()}",
+        "worker_startup_s": round(startup, 1),
+        "catalog_items": len(data.items),
+        "catalog_items_per_s": round(len(data.items) / catalog_s, 1),
+        "firehose": asdict(burst),
+        "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
+        "passthrough_events_per_s": round(ceiling, 1),
+        "pipeline_vs_passthrough": round(burst.events_per_s / ceiling, 4),
+    }
+    _print(console, results)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _print(console: Console, r: dict[str, Any]) -> None:
+    table = Table(title=f"streamrec bench ({r['machine']})", show_header=False)
+    table.add_row("catalog encode+index", f"{r['catalog_items_per_s']} items/s")
+    f, p = r["firehose"], r["paced"]
+    table.add_row("firehose sustained", f"{f['events_per_s']} events/s ({f['events']} events)")
+    table.add_row("firehose latency p50/p95/p99", _ms(f["latency_ms"]))
+    table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
+    table.add_row("passthrough ceiling", f"{r['passthrough_events_per_s']} events/s")
+    table.add_row("pipeline / ceiling", f"{r['pipeline_vs_passthrough']:.2%}")
+    console.print(table)
+
+
+def _ms(lat: dict[str, float]) -> str:
+    return f"{lat['p50']:.0f} / {lat['p95']:.0f} / {lat['p99']:.0f} ms"
