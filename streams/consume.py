@@ -32,6 +32,7 @@ class TopicReader:
             ids = self.consumer.partitions_for_topic(topic) or set()
             partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
         if not partitions:
+            self.consumer.close()
             raise RuntimeError(f"none of the topics {topics} exist")
         self.consumer.assign(partitions)
         self.consumer.seek_to_beginning(*partitions)
@@ -94,7 +95,34 @@ def group_lag(bootstrap: list[str], group: str, topic: str) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(parts)
+        ends = fetched_end_offsets(consumer, parts)
         return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in parts)
     finally:
         consumer.close()
+
+
+def fetched_end_offsets(consumer: Any, parts: list[Any], timeout: float = 10.0) -> dict[Any, int]:
+    """Each partition's end offset as a fetch reports it (its high watermark).
+
+    Not ``end_offsets()``: the embedded broker (Tansu 0.6, memory storage) answers
+    ListOffsets with "first offset of the last batch + 1", short of the real end when the
+    last produce request carried several records. A fetch's high watermark is right.
+    """
+    listed = consumer.end_offsets(parts)
+    found = {tp: 0 for tp in parts if listed[tp] == 0}  # empty partitions
+    pending = [tp for tp in parts if tp not in found]
+    if pending:
+        consumer.assign(pending)
+        for tp in pending:
+            consumer.seek(tp, listed[tp] - 1)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                if (mark := consumer.highwater(tp)) is not None:
+                    found[tp] = mark
+                    pending.remove(tp)
+        consumer.assign([])
+    for tp in pending:  # no fetch answered: fall back to the listed offset
+        found[tp] = listed[tp]
+    return found

@@ -118,9 +118,12 @@ def decode_item(raw: bytes | str | None) -> ItemRecord:
     """Raw `items` value -> ItemRecord, or InvalidRecord with the reason."""
     data = _load_json(raw)
     try:
-        return ItemRecord.model_validate(data)
+        item = ItemRecord.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecord(_reason(exc)) from exc
+    if item.ts is not None and not math.isfinite(item.ts):
+        raise InvalidRecord("ts must be a finite number")
+    return item
 
 
 def decode_event(raw: bytes | str | None, *, default_event_id: str) -> Event:

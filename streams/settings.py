@@ -6,9 +6,10 @@ It is validated at start and passed into constructors; nothing reads it globally
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.config import EncoderConfig, RecommendConfig, StoreConfig
@@ -85,6 +86,17 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
 
+    @model_validator(mode="after")
+    def _no_unknown_env(self) -> Settings:
+        # pydantic-settings ignores variables that match no field, so a typo such as
+        # STREAMREC_KAFKA__PARTITION=8 would silently run with the default: refuse it.
+        unknown = unknown_env(os.environ)
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}: see the README's configuration table"
+            )
+        return self
+
 
 def setting_rows(
     model: type[BaseModel] = Settings, prefix: str = "STREAMREC_"
@@ -100,3 +112,14 @@ def setting_rows(
             default = info.get_default(call_default_factory=True)
             rows.append((env, "" if default is None else str(default), info.description or ""))
     return rows
+
+
+def unknown_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """STREAMREC_* variables that name no setting (nor a whole section given as JSON)."""
+    known: set[str] = set()
+    for env, _, _ in setting_rows():
+        parts = env.split("__")
+        known.update("__".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return sorted(
+        k for k in environ if k.upper().startswith("STREAMREC_") and k.upper() not in known
+    )

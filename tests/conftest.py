@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("STREAMREC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,5 +18,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def shared_data() -> Path:
     """The real datasets beside the project (../shared/data), read in place."""
     if not (SHARED_DATA / "ml-100k" / "u.data").exists():
-        pytest.fail(f"shared datasets not found at {SHARED_DATA} (set STREAMREC_SHARED_DATA)")
+        pytest.fail(f"shared datasets not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
     return SHARED_DATA

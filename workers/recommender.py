@@ -111,11 +111,13 @@ class Recommender:
         text_vectors = iter(self.encoder.encode(texts)) if texts else iter(())
 
         queries: list[Vector | None] = []
+        excluded: list[tuple[str, ...]] = []  # the user's history as of each event
         for event in events:
             state = users[event.user_id]
             text_vector = next(text_vectors) if event.text and event.text.strip() else None
             self._apply(state, event, item_vectors, text_vector)
             queries.append(self._query(state, event.scenario))
+            excluded.append(tuple(state.history))
             item = item_vectors.get(event.item_id)
             if item is not None:
                 self._update_trend(event.scenario, item)
@@ -125,9 +127,9 @@ class Recommender:
                 vector=q,
                 k=self.config.top_k,
                 scenario=e.scenario,
-                exclude=tuple(users[e.user_id].history),
+                exclude=seen,
             )
-            for e, q in zip(events, queries, strict=True)
+            for e, q, seen in zip(events, queries, excluded, strict=True)
             if q is not None
         ]
         hits = iter(self.store.search(requests)) if requests else iter(())

@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def own_stack() -> Iterator[LocalStack]:
-    with local_stack(partitions=2) as running:
+def own_stack(tmp_path) -> Iterator[LocalStack]:
+    # Under tmp_path: the broker and worker logs stay behind for a failed run.
+    with local_stack(partitions=2, workdir=tmp_path / "stack") as running:
         yield running
 
 
@@ -75,7 +76,8 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
     send_events(stack, [probe])
     recs = recommendations_for(stack, bulk_ids | {probe["event_id"]}, timeout=300)
 
-    assert bulk_ids <= set(recs), f"lost events: {len(bulk_ids - set(recs))}"
+    lost = bulk_ids - set(recs)
+    assert not lost, f"lost {len(lost)} events; worker log:\n{stack.log_tail(1, 80)}"
     [probe_rec] = recs[probe["event_id"]]
     got = [i["item_id"] for i in probe_rec.value["items"]]
     before_crash = {e["item_id"] for e in fan_events}

@@ -1,0 +1,265 @@
+"""`Recommender` on a real (in-memory Qdrant) store with a tiny deterministic text encoder.
+
+Items are hand-made: "space" items lie near axis 0, "food" items near axis 1, so which
+items come back is predictable.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from workers.config import RecommendConfig
+from workers.recommender import EventIn, Recommender, UserState
+from workers.store import ItemPoint, VectorStore, open_store
+from workers.user_math import Vector
+
+DIM = 8
+
+
+def axis(i: int, tilt: int | None = None, eps: float = 0.1) -> Vector:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = 1.0
+    if tilt is not None:
+        v[tilt] = eps
+    return v
+
+
+# Growing tilts make every ranking strict: s1 > s2 > s3 in closeness to axis 0 (same for
+# food), and s1/f1 share their tilt axis, so they are slightly similar to each other.
+SPACE = {"s1": axis(0, 2, 0.1), "s2": axis(0, 3, 0.2), "s3": axis(0, 4, 0.3)}
+FOOD = {"f1": axis(1, 2, 0.1), "f2": axis(1, 3, 0.2), "f3": axis(1, 4, 0.3)}
+BOOKS = {"b1": axis(0, 5, 0.01)}  # the closest to "space", but another scenario
+
+
+class FakeEncoder:
+    """Fixed unit vectors for known texts; records what it was asked to encode."""
+
+    TEXTS: ClassVar[dict[str, Vector]] = {
+        "rockets and astronauts": axis(0),
+        "pasta recipes": axis(1),
+    }
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Sequence[str]) -> Vector:
+        self.calls.append(list(texts))
+        return np.stack([self.TEXTS[t] for t in texts]).astype(np.float32)
+
+
+def point(item_id: str, vector: Vector, scenario: str = "movies") -> ItemPoint:
+    return ItemPoint(item_id=item_id, scenario=scenario, text=item_id, base=vector, rec=vector)
+
+
+@pytest.fixture
+def store() -> Iterator[VectorStore]:
+    store = open_store("local::memory:", dim=DIM)
+    points = [point(i, v) for i, v in {**SPACE, **FOOD}.items()]
+    store.upsert(points + [point(i, v, "books") for i, v in BOOKS.items()])
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+def make(store: VectorStore, encoder: FakeEncoder, **config: Any) -> Recommender:
+    return Recommender(RecommendConfig(**config), store, encoder)
+
+
+def ev(event_id: str, user: str, item: str, **kw: Any) -> EventIn:
+    return EventIn(event_id=event_id, user_id=user, item_id=item, scenario="movies", **kw)
+
+
+def ids(items: list[tuple[str, float]]) -> list[str]:
+    return [i for i, _ in items]
+
+
+def test_recommends_nearest_items_excluding_history(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    rec = make(store, encoder, top_k=10)
+    state = UserState(history=["s2"], vector=SPACE["s2"].copy(), events=1).to_dict()
+    results, states = rec.recommend([ev("e1", "u1", "s1")], {"u1": state})
+    (result,) = results
+    assert (result.event_id, result.user_id) == ("e1", "u1")
+    got = ids(result.items)
+    assert got[0] == "s3"  # the one space item not yet seen
+    assert set(got) == {"s3", "f1", "f2", "f3"}  # history s1, s2 excluded; b1 other scenario
+    scores = [s for _, s in result.items]
+    assert scores == sorted(scores, reverse=True)
+    assert states["u1"]["history"] == ["s2", "s1"]
+    assert states["u1"]["events"] == 2
+    assert states["u1"]["scenario"] == "movies"
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_top_k_is_respected(store: VectorStore, encoder: FakeEncoder, top_k: int) -> None:
+    results, _ = make(store, encoder, top_k=top_k).recommend([ev("e", "u", "f1")], {})
+    assert ids(results[0].items) == ["f2", "f3", "s1"][:top_k]
+
+
+def test_scenario_filter(store: VectorStore, encoder: FakeEncoder) -> None:
+    rec = make(store, encoder, top_k=10)
+    results, _ = rec.recommend([ev("e", "u", "s1")], {})
+    assert "b1" not in ids(results[0].items)  # nearest to the query, but another scenario
+    books = EventIn("e2", "reader", "s1", scenario="books")
+    results, _ = rec.recommend([books], {})
+    assert ids(results[0].items) == ["b1"]
+
+
+def test_state_is_threaded_through_events_of_one_user_in_a_batch(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    rec = make(store, encoder, top_k=10, recency=0.5)
+    batch = [ev("e1", "u1", "s1"), ev("e2", "u2", "f1"), ev("e2b", "u1", "f1")]
+    results, states = rec.recommend(batch, {})
+    assert [r.event_id for r in results] == ["e1", "e2", "e2b"]
+    assert ids(results[0].items)[:2] == ["s2", "s3"]
+    assert ids(results[1].items)[:3] == ["f2", "f3", "s1"]  # u2 is independent of u1
+    # The second event of u1 sees the first: s1 is excluded, and the query is
+    # 0.5 * s1 + f1, so the food items lead and the space items follow.
+    assert ids(results[2].items) == ["f2", "f3", "s2", "s3"]
+    assert states["u1"]["history"] == ["s1", "f1"]
+    assert states["u1"]["events"] == 2
+    assert states["u2"]["history"] == ["f1"]
+    expected = 0.5 * (SPACE["s1"] / np.linalg.norm(SPACE["s1"])) + FOOD["f1"] / np.linalg.norm(
+        FOOD["f1"]
+    )
+    got = UserState.from_dict(states["u1"]).vector
+    assert got is not None
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_item_stays_pending_until_catalogued(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    rec = make(store, encoder, top_k=3, recency=0.5)
+    state = UserState(history=["s1"], vector=SPACE["s1"].copy(), events=1).to_dict()
+    results, states = rec.recommend([ev("e1", "u1", "new-food")], {"u1": state})
+    assert ids(results[0].items)[:2] == ["s2", "s3"]  # from the old state
+    assert states["u1"]["pending"] == ["new-food"]
+    assert states["u1"]["history"] == ["s1", "new-food"]
+    np.testing.assert_array_equal(UserState.from_dict(states["u1"]).vector, SPACE["s1"])
+
+    store.upsert([point("new-food", axis(1, 5))])
+    # A later batch, about another item: the pending one is folded in and cleared.
+    results, states = rec.recommend([ev("e2", "u1", "f1")], states)
+    assert states["u1"]["pending"] == []
+    vector = UserState.from_dict(states["u1"]).vector
+    assert vector is not None
+    unit = axis(1, 5) / np.linalg.norm(axis(1, 5))
+    f1 = FOOD["f1"] / np.linalg.norm(FOOD["f1"])
+    np.testing.assert_allclose(vector, 0.5 * (0.5 * SPACE["s1"] + unit) + f1, rtol=1e-5, atol=1e-6)
+    assert "new-food" not in ids(results[0].items)
+
+
+def test_event_text_moves_the_query_towards_the_text(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    plain, _ = make(store, encoder, top_k=1).recommend([ev("e", "u", "s1")], {})
+    assert ids(plain[0].items) == ["s2"]
+    assert encoder.calls == []  # no text, nothing encoded
+
+    rec = make(store, encoder, top_k=1, text_weight=3.0)
+    texted, states = rec.recommend([ev("e", "u", "s1", text="pasta recipes")], {})
+    assert encoder.calls == [["pasta recipes"]]
+    assert ids(texted[0].items) == ["f1"]
+    vector = UserState.from_dict(states["u"]).vector
+    assert vector is not None
+    s1 = SPACE["s1"] / np.linalg.norm(SPACE["s1"])
+    np.testing.assert_allclose(vector, s1 + 3.0 * axis(1), rtol=1e-5, atol=1e-6)
+
+
+def test_blank_text_is_not_encoded(store: VectorStore, encoder: FakeEncoder) -> None:
+    make(store, encoder).recommend([ev("e", "u", "s1", text="   ")], {})
+    assert encoder.calls == []
+
+
+def test_new_user_with_unknown_item_gets_the_scenario_trend(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    rec = make(store, encoder, top_k=2)
+    rec.recommend([ev("e1", "fan", "f1"), ev("e2", "fan", "f2")], {})
+    results, states = rec.recommend([ev("e3", "newbie", "never-seen")], {})
+    # food is what is being watched (f2, the latest, weighs most)
+    assert ids(results[0].items) == ["f2", "f1"]
+    assert states["newbie"]["vector"] is None
+    assert states["newbie"]["pending"] == ["never-seen"]
+    # The trend is per scenario: nothing is known about "books".
+    books, _ = rec.recommend([EventIn("e4", "reader", "never-seen", scenario="books")], {})
+    assert books[0].items == []
+
+
+def test_nothing_known_gives_an_empty_list(store: VectorStore, encoder: FakeEncoder) -> None:
+    results, states = make(store, encoder).recommend([ev("e1", "u", "unknown")], {"u": None})
+    assert results[0].items == []
+    assert results[0].event_id == "e1"
+    assert states["u"]["history"] == ["unknown"]
+
+
+def test_user_state_round_trips_through_json() -> None:
+    state = UserState(
+        history=["a", "b"],
+        pending=["b"],
+        vector=np.array([0.1, -2.5, 3.0], dtype=np.float32),
+        events=7,
+        scenario="movies",
+    )
+    back = UserState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert (back.history, back.pending, back.events, back.scenario) == (
+        ["a", "b"],
+        ["b"],
+        7,
+        "movies",
+    )
+    assert back.vector is not None and state.vector is not None
+    assert back.vector.tobytes() == state.vector.tobytes()
+    empty = UserState.from_dict(None)
+    assert (empty.history, empty.vector, empty.events, empty.scenario) == ([], None, 0, "default")
+    assert UserState.from_dict(json.loads(json.dumps(UserState().to_dict()))) == UserState()
+
+
+def test_model_version_is_carried(store: VectorStore, encoder: FakeEncoder) -> None:
+    rec = make(store, encoder)
+    rec.model_version = 7
+    results, _ = rec.recommend([ev("e1", "u", "s1"), ev("e2", "v", "unknown")], {})
+    assert [r.model_version for r in results] == [7, 7]
+
+
+def test_input_states_are_not_mutated(store: VectorStore, encoder: FakeEncoder) -> None:
+    states = {
+        "u1": UserState(history=["s1"], pending=["later"], vector=SPACE["s1"].copy()).to_dict(),
+        "u2": None,
+    }
+    before = copy.deepcopy(states)
+    _, new = make(store, encoder).recommend([ev("e1", "u1", "s2"), ev("e2", "u2", "f1")], states)
+    assert states == before
+    assert new["u1"] is not states["u1"]
+    assert new["u1"]["history"] == ["s1", "s2"]
+
+
+def test_batching_does_not_change_results(store: VectorStore, encoder: FakeEncoder) -> None:
+    """An event's exclusions are the user's history as of that event, not as of the end of
+    the micro-batch: the same stream gives the same recommendations however it is batched."""
+    stream = [ev("e1", "u", "s1"), ev("e2", "u", "s2"), ev("e3", "u", "f1")]
+    together, _ = make(store, encoder).recommend(stream, {})
+    one_by_one, state = [], None
+    alone = make(store, encoder)
+    for event in stream:
+        [result], states = alone.recommend([event], {"u": state})
+        one_by_one.append(result)
+        state = states["u"]
+    assert [r.items for r in together] == [r.items for r in one_by_one]
+    first = [item for item, _ in together[0].items]
+    assert "s2" in first, "s2 comes later in the batch: it must still be recommendable at e1"
