@@ -1,0 +1,155 @@
+"""A user's recent adapted item vectors -> one user vector, in batch and incrementally.
+
+Two paths over the same parameters:
+
+* batch (``forward``): (b, L, d) items + (b, L) validity mask -> (b, d) unit vectors,
+  reading only the ``max_history`` most recent valid items (the recompute path, used
+  for training and when the adapter version changes);
+* incremental (``initial_state``/``step``/``readout``): a fixed-size float state per
+  user, (b, state_size), updated in O(d) per event (the serving path). The all-zero
+  state is the empty history, so a state can live in a table as a plain float vector.
+
+What is exact. For the same sequence of events, ``readout`` of the folded state equals
+``forward`` (up to float rounding) for every kind, as long as the sequence is no longer
+than ``max_history``; the state is never windowed, so beyond that the two differ by
+the events that left the window:
+
+* ``mean``: state = (sum, count); readout = unit(sum) = unit(masked mean). No parameters.
+* ``attention``: weights ``softmax_i(u . x_i - lam * age_i)`` with a learned query ``u``
+  and a learned recency slope ``lam >= 0`` (``age`` = events since, 0 for the newest).
+  Because the recency term is linear in age, every old term decays by ``exp(-lam)`` per
+  event: state = (num, den, shift) with ``num = sum_i exp(s_i - shift) x_i``, the
+  log-sum-exp shift keeping it finite. Beyond the window the dropped events weigh at
+  most ``exp(-lam * max_history)`` relative to the newest. At init ``u = 0`` and
+  ``exp(-lam) = recency``: exactly the frozen recommender's decayed fold.
+* ``gru``: state = the GRU hidden state; readout = unit(h). Identical arithmetic on both
+  paths. At init the GRU is ``h <- recency * h + (1 - recency) * tanh(x)``, close to
+  the same decayed fold.
+
+States depend on the parameters: after a new adapter version, recompute them from the
+stored history (the architecture does exactly that).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workers.adapters.config import AGGREGATORS
+
+
+def recency_ages(mask: Tensor) -> Tensor:
+    """(b, L) bool validity -> (b, L) long: valid items after each position (0 = newest)."""
+    m = mask.long()
+    return m.flip(-1).cumsum(-1).flip(-1) - m
+
+
+class SequenceAggregator(nn.Module):
+    """Masked mean | recency-biased learned-query attention | GRU over adapted items."""
+
+    def __init__(self, dim: int, kind: str, *, max_history: int, recency: float) -> None:
+        super().__init__()
+        if kind not in AGGREGATORS:
+            raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {kind!r}")
+        self.dim = dim
+        self.kind = kind
+        self.max_history = max_history
+        self.query: nn.Parameter | None = None
+        self.decay_raw: nn.Parameter | None = None
+        self.gru: nn.GRUCell | None = None
+        lam = -math.log(recency)  # per-event log-decay
+        if kind == "attention":
+            self.query = nn.Parameter(torch.zeros(dim))
+            # lam = softplus(decay_raw) >= 0; inverse softplus of lam:
+            self.decay_raw = nn.Parameter(torch.tensor(lam + math.log(-math.expm1(-lam))))
+        elif kind == "gru":
+            self.gru = nn.GRUCell(dim, dim)
+            self._init_gru(recency)
+
+    @torch.no_grad()
+    def _init_gru(self, recency: float) -> None:
+        assert self.gru is not None
+        d = self.dim
+        # torch gate order is (reset, update, new). Update gate z = recency for every
+        # input, candidate n = tanh(x): h' = (1 - z) * n + z * h ~ the decayed fold.
+        for p in self.gru.parameters():
+            p.zero_()
+        self.gru.weight_ih[2 * d :].copy_(torch.eye(d))
+        self.gru.bias_ih[d : 2 * d].fill_(math.log(recency / (1.0 - recency)))
+
+    @property
+    def decay(self) -> Tensor:
+        """lam >= 0, the attention's per-event log-decay (0-dim tensor)."""
+        assert self.decay_raw is not None
+        return F.softplus(self.decay_raw)
+
+    @property
+    def state_size(self) -> int:
+        """Floats per user in the incremental state."""
+        return {"mean": self.dim + 1, "attention": self.dim + 2, "gru": self.dim}[self.kind]
+
+    def forward(self, items: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(b, L, d) items, (b, L) bool mask (True = real item) -> (b, d) unit vectors.
+
+        Items at masked positions are never read (they may hold anything, NaN included).
+        A row with no valid item gives the zero vector.
+        """
+        b, length, _ = items.shape
+        if mask is None:
+            mask = torch.ones(b, length, dtype=torch.bool, device=items.device)
+        mask = mask.bool()
+        ages = recency_ages(mask)
+        window = mask & (ages < self.max_history)
+        x = torch.where(window.unsqueeze(-1), items, torch.zeros_like(items))
+        if self.kind == "mean":
+            out = x.sum(dim=1)
+        elif self.kind == "attention":
+            assert self.query is not None
+            logits = x @ self.query - self.decay * ages.to(x.dtype)
+            logits = logits.masked_fill(~window, torch.finfo(x.dtype).min)
+            weights = torch.softmax(logits, dim=-1) * window.to(x.dtype)
+            out = (weights.unsqueeze(-1) * x).sum(dim=1)
+        else:
+            h = x.new_zeros(b, self.dim)
+            for t in range(length):
+                h = self._gru_step(h, x[:, t], window[:, t])
+            out = h
+        return F.normalize(out, dim=-1)
+
+    def _gru_step(self, h: Tensor, x: Tensor, valid: Tensor) -> Tensor:
+        assert self.gru is not None
+        new: Tensor = self.gru(x, h)
+        return torch.where(valid.unsqueeze(-1), new, h)
+
+    def initial_state(self, batch: int = 1, device: torch.device | None = None) -> Tensor:
+        """(batch, state_size) zeros: the empty history."""
+        return torch.zeros(batch, self.state_size, device=device)
+
+    def step(self, state: Tensor, item: Tensor) -> Tensor:
+        """(b, state_size) state, (b, d) adapted item -> new state; O(d) per row.
+
+        Pure: ``state`` is not modified.
+        """
+        d = self.dim
+        if self.kind == "mean":
+            return torch.cat([state[:, :d] + item, state[:, d:] + 1.0], dim=-1)
+        if self.kind == "attention":
+            assert self.query is not None
+            num, den, shift = state[:, :d], state[:, d : d + 1], state[:, d + 1 :]
+            score = (item @ self.query).unsqueeze(-1)  # (b, 1)
+            # The empty state (num = den = 0) has shift 0: its factor multiplies zeros.
+            new_shift = torch.maximum(shift - self.decay, score)
+            old = torch.exp(shift - self.decay - new_shift)  # <= 1
+            cur = torch.exp(score - new_shift)  # <= 1
+            return torch.cat([old * num + cur * item, old * den + cur, new_shift], dim=-1)
+        return self._gru_step(state, item, torch.ones_like(item[:, 0], dtype=torch.bool))
+
+    def readout(self, state: Tensor) -> Tensor:
+        """(b, state_size) -> (b, d) unit user vectors (zero for the empty state)."""
+        return F.normalize(state[:, : self.dim], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, kind={self.kind!r}, max_history={self.max_history}"
