@@ -77,7 +77,10 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
     recs = recommendations_for(stack, bulk_ids | {probe["event_id"]}, timeout=300)
 
     lost = bulk_ids - set(recs)
-    assert not lost, f"lost {len(lost)} events; worker log:\n{stack.log_tail(1, 80)}"
+    assert not lost, (
+        f"lost {len(lost)} of {len(bulk_ids)} events (logs under {stack.workdir});"
+        f" restarted worker:\n{stack.log_tail(1, 60)}"
+    )
     [probe_rec] = recs[probe["event_id"]]
     got = [i["item_id"] for i in probe_rec.value["items"]]
     before_crash = {e["item_id"] for e in fan_events}
