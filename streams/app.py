@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from streams.settings import Settings
+from streams.transport import transport_class
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,16 @@ class Pipeline:
     settings: Settings
 
 
+class _App(faust.App):
+    """faust.App whose Kafka transport takes streamrec's fetch long-poll setting."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        cls = transport_class(self.fetch_max_wait_ms)
+        return cls(self.conf.broker_consumer, self)
+
+
 def by_user_topic_name(settings: Settings) -> str:
     return f"{settings.kafka.app_id}-events-by-user"
 
@@ -43,7 +54,7 @@ def by_user_topic_name(settings: Settings) -> str:
 def create_app(settings: Settings) -> Pipeline:
     """Build the Faust app and declare its topics and table (no agents yet)."""
     kafka = settings.kafka
-    app = faust.App(
+    app = _App(
         kafka.app_id,
         broker=kafka.broker,
         store="memory://",  # state is rebuilt from the changelog topic on start
@@ -58,6 +69,7 @@ def create_app(settings: Settings) -> Pipeline:
         producer_acks=-1,
         web_enabled=False,
     )
+    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
 
     def raw_topic(name: str, *, internal: bool = False) -> Any:
         return app.topic(

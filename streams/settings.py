@@ -43,6 +43,12 @@ class KafkaConfig(BaseModel):
         default=0.05, gt=0, description="Seconds to wait filling a micro-batch."
     )
     commit_interval: float = Field(default=1.0, gt=0, description="Offset commit interval, s.")
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=30000,
+        description="Consumer fetch long-poll bound, ms (Faust's 1500 stalls Tansu hops).",
+    )
 
     @field_validator("broker")
     @classmethod
