@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+Q = TypeVar("Q")
 
 #: Names of the two vectors every item carries.
 VECTOR_NAMES: Final[tuple[str, str]] = ("base", "rec")
@@ -132,6 +134,34 @@ def hit_from(payload: Mapping[str, Any] | None, score: float) -> Hit:
     if not payload or ITEM_ID_KEY not in payload:
         raise StoreError(f"stored point has no {ITEM_ID_KEY!r} in its payload")
     return Hit(item_id=str(payload[ITEM_ID_KEY]), score=float(score))
+
+
+def batched_search(
+    requests: Sequence[SearchRequest],
+    build: Callable[[SearchRequest], Q],
+    execute: Callable[[list[Q]], Sequence[Sequence[tuple[Mapping[str, Any] | None, float]]]],
+) -> list[list[Hit]]:
+    """One engine query per request (all validated), the k > 0 ones run in one call.
+
+    ``execute(queries)`` returns, per query, its (payload, score) pairs best first.
+    """
+    results: list[list[Hit]] = [[] for _ in requests]
+    slots: list[int] = []
+    queries: list[Q] = []
+    for slot, request in enumerate(requests):
+        query = build(request)
+        if request.k > 0:
+            slots.append(slot)
+            queries.append(query)
+    if not queries:
+        return results
+    try:
+        answers = execute(queries)
+    except Exception as exc:
+        raise StoreError(f"batch search of {len(queries)} queries failed: {exc}") from exc
+    for slot, scored in zip(slots, answers, strict=True):
+        results[slot] = [hit_from(payload, score) for payload, score in scored]
+    return results
 
 
 def check_k(k: int) -> int:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,10 +46,10 @@ from workers.store.base import (
     SearchRequest,
     StoreError,
     VectorStore,
+    batched_search,
     check_k,
     check_using,
     exclude_ids,
-    hit_from,
     latest_per_id,
     payload_of,
     point_id,
@@ -180,23 +181,12 @@ class EdgeStore(VectorStore):
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """Run all requests in one ``query_batch`` call (HNSW where indexed)."""
         shard = self._open_shard()
-        results: list[list[Hit]] = [[] for _ in requests]
-        slots: list[int] = []
-        queries: list[qe.QueryRequest] = []
-        for slot, request in enumerate(requests):
-            query = self._query(request)
-            if request.k > 0:
-                slots.append(slot)
-                queries.append(query)
-        if not queries:
-            return results
-        try:
+
+        def execute(queries: list[qe.QueryRequest]) -> list[list[tuple[Any, float]]]:
             batches = shard.query_batch(qe.QueryBatchRequest(queries))
-        except Exception as exc:
-            raise StoreError(f"batch search of {len(queries)} queries failed: {exc}") from exc
-        for slot, scored in zip(slots, batches, strict=True):
-            results[slot] = [hit_from(point.payload, point.score) for point in scored]
-        return results
+            return [[(p.payload, p.score) for p in scored] for scored in batches]
+
+        return batched_search(requests, self._query, execute)
 
     def count(self) -> int:
         """Return the exact number of stored items."""

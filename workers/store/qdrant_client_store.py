@@ -9,6 +9,7 @@ index on ``scenario``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,10 +24,10 @@ from workers.store.base import (
     SearchRequest,
     StoreError,
     VectorStore,
+    batched_search,
     check_k,
     check_using,
     exclude_ids,
-    hit_from,
     latest_per_id,
     payload_of,
     point_id,
@@ -185,23 +186,12 @@ class QdrantClientStore(VectorStore):
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """Run all requests in one ``query_batch_points`` call."""
         client = self._open_client()
-        results: list[list[Hit]] = [[] for _ in requests]
-        slots: list[int] = []
-        queries: list[models.QueryRequest] = []
-        for slot, request in enumerate(requests):
-            query = self._query(request)
-            if request.k > 0:
-                slots.append(slot)
-                queries.append(query)
-        if not queries:
-            return results
-        try:
+
+        def execute(queries: list[models.QueryRequest]) -> list[list[tuple[Any, float]]]:
             responses = client.query_batch_points(self.collection, requests=queries)
-        except Exception as exc:
-            raise StoreError(f"batch search of {len(queries)} queries failed: {exc}") from exc
-        for slot, response in zip(slots, responses, strict=True):
-            results[slot] = [hit_from(point.payload, point.score) for point in response.points]
-        return results
+            return [[(p.payload, p.score) for p in r.points] for r in responses]
+
+        return batched_search(requests, self._query, execute)
 
     def count(self) -> int:
         """Return the exact number of stored items."""
