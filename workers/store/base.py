@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
@@ -134,6 +134,49 @@ def hit_from(payload: Mapping[str, Any] | None, score: float) -> Hit:
     if not payload or ITEM_ID_KEY not in payload:
         raise StoreError(f"stored point has no {ITEM_ID_KEY!r} in its payload")
     return Hit(item_id=str(payload[ITEM_ID_KEY]), score=float(score))
+
+
+def named_vectors(point: ItemPoint, dim: int) -> dict[str, list[float]]:
+    """An item's checked, unit-length ``base`` and ``rec`` vectors as engine lists."""
+    return {
+        "base": vector_list(point.base, dim, f"base of {point.item_id!r}"),
+        "rec": vector_list(point.rec, dim, f"rec of {point.item_id!r}"),
+    }
+
+
+def collect_vectors(
+    records: Iterable[Any], by_point: Mapping[str, str], using: str
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Retrieved records (``.id``, ``.vector`` as {name: list}) -> {item_id: vector}."""
+    found: dict[str, npt.NDArray[np.float32]] = {}
+    for record in records:
+        stored = record.vector
+        item_id = by_point.get(str(record.id))
+        if item_id is None or not isinstance(stored, dict) or using not in stored:
+            continue
+        found[item_id] = np.asarray(stored[using], dtype=np.float32)
+    return found
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A search request validated for a store of dimension ``dim``."""
+
+    limit: int
+    vector: list[float]
+    using: str
+    scenario: str | None
+    excluded: set[uuid.UUID]
+
+    @classmethod
+    def of(cls, request: SearchRequest, dim: int) -> CheckedQuery:
+        return cls(
+            limit=check_k(request.k),
+            vector=vector_list(request.vector, dim, "search vector"),
+            using=check_using(request.using),
+            scenario=request.scenario,
+            excluded=exclude_ids(request.exclude),
+        )
 
 
 def batched_search(

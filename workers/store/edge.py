@@ -41,19 +41,19 @@ from workers.store.base import (
     ITEM_ID_KEY,
     SCENARIO_KEY,
     VECTOR_NAMES,
+    CheckedQuery,
     Hit,
     ItemPoint,
     SearchRequest,
     StoreError,
     VectorStore,
     batched_search,
-    check_k,
     check_using,
-    exclude_ids,
+    collect_vectors,
     latest_per_id,
+    named_vectors,
     payload_of,
     point_id,
-    vector_list,
 )
 
 #: Files whose presence means the directory already holds a shard.
@@ -120,10 +120,7 @@ class EdgeStore(VectorStore):
         shard = self._open_shard()
         batch = []
         for point in latest_per_id(points):
-            vectors: dict[str, qe.NamedVector] = {
-                "base": vector_list(point.base, self.dim, f"base of {point.item_id!r}"),
-                "rec": vector_list(point.rec, self.dim, f"rec of {point.item_id!r}"),
-            }
+            vectors: dict[str, qe.NamedVector] = dict(named_vectors(point, self.dim))
             batch.append(qe.Point(point_id(point.item_id), vectors, payload_of(point)))
         if not batch:
             return
@@ -149,30 +146,21 @@ class EdgeStore(VectorStore):
             records = shard.retrieve(ids, False, [using])
         except Exception as exc:
             raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
-        found: dict[str, npt.NDArray[np.float32]] = {}
-        for record in records:
-            stored = record.vector
-            item_id = by_point.get(str(record.id))
-            if item_id is None or not isinstance(stored, dict) or using not in stored:
-                continue
-            found[item_id] = np.asarray(stored[using], dtype=np.float32)
-        return found
+        return collect_vectors(records, by_point, using)
 
     def _query(self, request: SearchRequest) -> qe.QueryRequest:
-        limit = check_k(request.k)
-        vector = vector_list(request.vector, self.dim, "search vector")
-        using = check_using(request.using)
+        q = CheckedQuery.of(request, self.dim)
         must: list[qe.ConditionType] = []
         must_not: list[qe.ConditionType] = []
-        if request.scenario is not None:
-            must.append(qe.FieldCondition(key=SCENARIO_KEY, match=qe.MatchValue(request.scenario)))
-        excluded: set[qe.PointId] = set(exclude_ids(request.exclude))
-        if excluded:
+        if q.scenario is not None:
+            must.append(qe.FieldCondition(key=SCENARIO_KEY, match=qe.MatchValue(q.scenario)))
+        if q.excluded:
+            excluded: set[qe.PointId] = set(q.excluded)
             must_not.append(qe.HasIdCondition(excluded))
         query_filter = qe.Filter(must=must or None, must_not=must_not or None)
         return qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(vector, using=using),
+            limit=q.limit,
+            query=qe.Query.Nearest(q.vector, using=q.using),
             filter=query_filter if must or must_not else None,
             with_payload=[ITEM_ID_KEY],
             with_vector=False,

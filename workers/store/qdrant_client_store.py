@@ -19,19 +19,19 @@ from workers.store.base import (
     ITEM_ID_KEY,
     SCENARIO_KEY,
     VECTOR_NAMES,
+    CheckedQuery,
     Hit,
     ItemPoint,
     SearchRequest,
     StoreError,
     VectorStore,
     batched_search,
-    check_k,
     check_using,
-    exclude_ids,
+    collect_vectors,
     latest_per_id,
+    named_vectors,
     payload_of,
     point_id,
-    vector_list,
 )
 
 #: Points sent per upsert call (keeps server request bodies well under their limit).
@@ -124,10 +124,7 @@ class QdrantClientStore(VectorStore):
         client = self._open_client()
         batch = []
         for point in latest_per_id(points):
-            vectors: dict[str, models.Vector] = {
-                "base": vector_list(point.base, self.dim, f"base of {point.item_id!r}"),
-                "rec": vector_list(point.rec, self.dim, f"rec of {point.item_id!r}"),
-            }
+            vectors: dict[str, models.Vector] = dict(named_vectors(point, self.dim))
             pid = str(point_id(point.item_id))
             batch.append(models.PointStruct(id=pid, vector=vectors, payload=payload_of(point)))
         try:
@@ -152,32 +149,23 @@ class QdrantClientStore(VectorStore):
             )
         except Exception as exc:
             raise StoreError(f"retrieve of {len(by_point)} points failed: {exc}") from exc
-        found: dict[str, npt.NDArray[np.float32]] = {}
-        for record in records:
-            stored = record.vector
-            item_id = by_point.get(str(record.id))
-            if item_id is None or not isinstance(stored, dict) or using not in stored:
-                continue
-            found[item_id] = np.asarray(stored[using], dtype=np.float32)
-        return found
+        return collect_vectors(records, by_point, using)
 
     def _query(self, request: SearchRequest) -> models.QueryRequest:
-        limit = check_k(request.k)
-        vector = vector_list(request.vector, self.dim, "search vector")
-        using = check_using(request.using)
+        q = CheckedQuery.of(request, self.dim)
         must: list[models.Condition] = []
         must_not: list[models.Condition] = []
-        if request.scenario is not None:
-            match = models.MatchValue(value=request.scenario)
+        if q.scenario is not None:
+            match = models.MatchValue(value=q.scenario)
             must.append(models.FieldCondition(key=SCENARIO_KEY, match=match))
-        excluded: list[models.ExtendedPointId] = [str(p) for p in exclude_ids(request.exclude)]
-        if excluded:
+        if q.excluded:
+            excluded: list[models.ExtendedPointId] = [str(p) for p in q.excluded]
             must_not.append(models.HasIdCondition(has_id=excluded))
         query_filter = models.Filter(must=must or None, must_not=must_not or None)
         return models.QueryRequest(
-            query=vector,
-            using=using,
-            limit=limit,
+            query=q.vector,
+            using=q.using,
+            limit=q.limit,
             filter=query_filter if must or must_not else None,
             with_payload=[ITEM_ID_KEY],
             with_vector=False,
