@@ -1,0 +1,141 @@
+"""Sequence aggregators: batch path vs the O(d) incremental path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.unit.adapters.helpers import DIM, cfg, scramble, unit
+from workers.adapters import (
+    RecAdapter,
+    SequenceAggregator,
+)
+from workers.user_math import fold
+
+
+def fold_steps(agg: SequenceAggregator, items: torch.Tensor) -> torch.Tensor:
+    """(b, L, d) -> (b, state_size), one `step` per event."""
+    state = agg.initial_state(items.shape[0])
+    for t in range(items.shape[1]):
+        state = agg.step(state, items[:, t])
+    return state
+
+
+def left_padded(items: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the last lengths[i] items of row i at the right end; NaN in the padding."""
+    b, length, _ = items.shape
+    mask = (
+        torch.arange(length).expand(b, length)
+        >= torch.tensor([length - n for n in lengths])[:, None]
+    )
+    return torch.where(mask[..., None], items, torch.full_like(items, float("nan"))), mask
+
+
+def test_mean_incremental_equals_masked_mean() -> None:
+    agg = SequenceAggregator(DIM, "mean", max_history=50, recency=0.9)
+    items = unit(torch.randn(3, 6, DIM))
+    padded, mask = left_padded(items, [6, 2, 1])
+    expected = torch.stack([items[0].mean(0), items[1, 4:].mean(0), items[2, 5]])
+    torch.testing.assert_close(agg(padded, mask), unit(expected))
+    for row, n in enumerate([6, 2, 1]):
+        state = fold_steps(agg, items[row : row + 1, 6 - n :])
+        torch.testing.assert_close(state[0, :DIM] / state[0, DIM], expected[row])
+        torch.testing.assert_close(agg.readout(state)[0], unit(expected[row]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["attention", "gru"])
+def test_incremental_equals_full_recompute(kind: str) -> None:
+    agg = SequenceAggregator(DIM, kind, max_history=50, recency=0.8)
+    scramble(agg, 0.5)
+    items = unit(torch.randn(4, 9, DIM))
+    padded, mask = left_padded(items, [9, 5, 1, 0])
+    with torch.no_grad():
+        batch = agg(padded, mask)
+        for row, n in enumerate([9, 5, 1]):
+            state = fold_steps(agg, items[row : row + 1, 9 - n :])
+            torch.testing.assert_close(agg.readout(state)[0], batch[row], atol=1e-5, rtol=0)
+    assert torch.equal(batch[3], torch.zeros(DIM))  # empty history: zero, not NaN
+
+
+def test_attention_weights_are_softmax_of_query_score_minus_linear_recency() -> None:
+    agg = SequenceAggregator(DIM, "attention", max_history=50, recency=0.7)
+    scramble(agg, 1.0)
+    items = unit(torch.randn(1, 5, DIM))
+    with torch.no_grad():
+        ages = torch.arange(4, -1, -1, dtype=torch.float32)
+        w = torch.softmax(items[0] @ agg.query - agg.decay * ages, 0)  # type: ignore[operator]
+        state = fold_steps(agg, items)
+        torch.testing.assert_close(state[0, :DIM] / state[0, DIM], w @ items[0])
+        torch.testing.assert_close(agg(items)[0], unit(w @ items[0]))
+
+
+@pytest.mark.parametrize("kind", ["attention", "gru"])
+def test_init_aggregators_follow_the_frozen_decayed_fold(kind: str) -> None:
+    agg = SequenceAggregator(DIM, kind, max_history=50, recency=0.9)
+    items = unit(torch.randn(1, 12, DIM))
+    folded = None
+    for x in items[0].numpy():
+        folded = fold(folded, x, 1.0, 0.9)  # the adapter-free recommender's user vector
+    assert folded is not None
+    expected = torch.from_numpy(folded / np.linalg.norm(folded))
+    with torch.no_grad():
+        got = agg(items)[0]
+    if kind == "attention":  # zero query: exactly the decayed fold
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    else:  # tanh(x) ~ x for the small coordinates of a unit vector
+        assert float(got @ expected) >= 0.99
+
+
+@pytest.mark.parametrize("kind", ["mean", "attention", "gru"])
+def test_batch_path_reads_only_max_history_most_recent(kind: str) -> None:
+    agg = SequenceAggregator(DIM, kind, max_history=3, recency=0.5)
+    scramble(agg, 0.5)
+    items = unit(torch.randn(2, 7, DIM))
+    with torch.no_grad():
+        torch.testing.assert_close(agg(items), agg(items[:, -3:]))
+        # the never-windowed incremental state differs once the history is longer
+        assert (agg.readout(fold_steps(agg, items)) - agg(items)).abs().max() > 1e-4
+
+
+def test_step_is_pure() -> None:
+    for kind in ("mean", "attention", "gru"):
+        agg = SequenceAggregator(DIM, kind, max_history=50, recency=0.9)
+        state = agg.step(agg.initial_state(2), unit(torch.randn(2, DIM)))
+        kept = state.clone()
+        agg.step(state, unit(torch.randn(2, DIM)))
+        assert torch.equal(state, kept) and state.shape == (2, agg.state_size)
+
+
+def test_model_step_matches_user() -> None:
+    model = RecAdapter(cfg(aggregator="attention")).eval()
+    scramble(model)
+    history = torch.randn(3, 6, DIM)
+    books = model.scenario_index("books")
+    with torch.no_grad():
+        state = model.initial_state(3)
+        for t in range(6):
+            state = model.step(state, history[:, t], books)
+        torch.testing.assert_close(
+            model.readout(state), model.user(history, None, books), atol=1e-5, rtol=0
+        )
+
+
+def test_per_row_scenarios_match_row_by_row_calls() -> None:
+    model = RecAdapter(cfg(aggregator="gru")).eval()
+    scramble(model)
+    names = ["books", "shared", "music"]
+    idx = model.scenario_indices(names)
+    history, pos, neg = torch.randn(3, 4, DIM), torch.randn(3, DIM), torch.randn(3, 2, DIM)
+    mask = torch.tensor([[True] * 4, [False, True, True, True], [False, False, False, True]])
+    with torch.no_grad():
+        users = model.user(history, mask, idx)
+        for i, sc in enumerate(idx.tolist()):
+            one = model.user(history[i : i + 1], mask[i : i + 1], sc)
+            torch.testing.assert_close(users[i : i + 1], one, atol=1e-6, rtol=0)
+        assert (users[0] - model.user(history[:1], mask[:1], 0)[0]).abs().max() > 1e-4
+        per_row = model.loss(history, mask, pos, neg, idx)
+        assert not torch.isclose(per_row, model.loss(history, mask, pos, neg, 0))
+
+
+# -- loss --------------------------------------------------------------------------------
