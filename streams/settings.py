@@ -120,12 +120,18 @@ def setting_rows(
     return rows
 
 
-def unknown_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """STREAMREC_* variables that name no setting (nor a whole section given as JSON)."""
-    known: set[str] = set()
+def env_names() -> set[str]:
+    """Every STREAMREC_* name the settings read: each leaf, and each section (as JSON)."""
+    names: set[str] = set()
     for env, _, _ in setting_rows():
         parts = env.split("__")
-        known.update("__".join(parts[:n]) for n in range(1, len(parts) + 1))
+        names.update("__".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return names
+
+
+def unknown_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """STREAMREC_* variables that name no setting (nor a whole section given as JSON)."""
+    known = env_names()
     return sorted(
         k for k in environ if k.upper().startswith("STREAMREC_") and k.upper() not in known
     )
