@@ -192,6 +192,39 @@ def test_search_returns_nearest_first(store: VectorStore) -> None:
         assert_matches(hits, brute_force(items, item.rec, 7))
 
 
+def test_get_returns_whole_points_of_present_ids(store: VectorStore) -> None:
+    items = make_items(12)
+    store.upsert(items)
+    got = store.get(["item-3", "missing", "item-7", "item-3"])
+    assert sorted(got) == ["item-3", "item-7"]
+    for item_id in got:
+        want = items[int(item_id.split("-")[1])]
+        assert (got[item_id].scenario, got[item_id].text) == (want.scenario, want.text)
+        np.testing.assert_allclose(got[item_id].base, unit(want.base), atol=1e-5)
+        np.testing.assert_allclose(got[item_id].rec, unit(want.rec), atol=1e-5)
+    assert store.get([]) == {}
+
+
+def test_scan_yields_every_item_once_in_pages(store: VectorStore) -> None:
+    items = make_items(23)
+    store.upsert(items)
+    pages = list(store.scan(batch=5))
+    assert all(0 < len(page) <= 5 for page in pages)
+    seen = [p.item_id for page in pages for p in page]
+    assert sorted(seen) == sorted(i.item_id for i in items)
+    by_id = {p.item_id: p for page in pages for p in page}
+    np.testing.assert_allclose(by_id["item-9"].rec, unit(items[9].rec), atol=1e-5)
+    assert list(store.scan()) != [] and sum(len(p) for p in store.scan(batch=100)) == 23
+
+
+def test_exact_search_matches_brute_force(store: VectorStore) -> None:
+    items = make_items(60)
+    store.upsert(items)
+    query = items[11].rec + items[12].rec
+    hits = search_one(store, SearchRequest(query, 9, exact=True, exclude=["item-11"]))
+    assert_matches(hits, brute_force(items, query, 9, exclude=["item-11"]))
+
+
 def test_search_using_base_vector(store: VectorStore) -> None:
     items = make_items(30)
     store.upsert(items)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
@@ -62,6 +62,7 @@ class SearchRequest:
     scenario: str | None = None
     exclude: Sequence[str] = ()
     using: str = "rec"
+    exact: bool = False  # brute force instead of the HNSW index (evaluation, small catalogs)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,22 @@ def named_vectors(point: ItemPoint, dim: int) -> dict[str, list[float]]:
     }
 
 
+def point_from(record: Any) -> ItemPoint | None:
+    """A retrieved/scrolled record (payload + both vectors) -> `ItemPoint` (None if partial)."""
+    payload, stored = record.payload, record.vector
+    if not payload or ITEM_ID_KEY not in payload or not isinstance(stored, dict):
+        return None
+    if any(name not in stored for name in VECTOR_NAMES):
+        return None
+    return ItemPoint(
+        item_id=str(payload[ITEM_ID_KEY]),
+        scenario=str(payload.get(SCENARIO_KEY, "default")),
+        text=str(payload.get("text", "")),
+        base=np.asarray(stored["base"], dtype=np.float32),
+        rec=np.asarray(stored["rec"], dtype=np.float32),
+    )
+
+
 def collect_vectors(
     records: Iterable[Any], by_point: Mapping[str, str], using: str
 ) -> dict[str, npt.NDArray[np.float32]]:
@@ -167,6 +184,7 @@ class CheckedQuery:
     using: str
     scenario: str | None
     excluded: set[uuid.UUID]
+    exact: bool
 
     @classmethod
     def of(cls, request: SearchRequest, dim: int) -> CheckedQuery:
@@ -176,6 +194,7 @@ class CheckedQuery:
             using=check_using(request.using),
             scenario=request.scenario,
             excluded=exclude_ids(request.exclude),
+            exact=bool(request.exact),
         )
 
 
@@ -234,6 +253,14 @@ class VectorStore(ABC):
 
         Cosine collections store vectors L2-normalised, so these are unit vectors.
         """
+
+    @abstractmethod
+    def get(self, item_ids: Sequence[str]) -> dict[str, ItemPoint]:
+        """Return the whole stored point (payload, ``base`` and ``rec``) of each present id."""
+
+    @abstractmethod
+    def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
+        """Yield every stored item, ``batch`` at a time (for re-projecting the catalog)."""
 
     @abstractmethod
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:

@@ -29,7 +29,7 @@ lets a caller do it at a quiet moment, e.g. after a bulk load.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from workers.store.base import (
     latest_per_id,
     named_vectors,
     payload_of,
+    point_from,
     point_id,
 )
 
@@ -148,6 +149,37 @@ class EdgeStore(VectorStore):
             raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
         return collect_vectors(records, by_point, using)
 
+    def get(self, item_ids: Sequence[str]) -> dict[str, ItemPoint]:
+        """Return the whole stored point of each present id."""
+        shard = self._open_shard()
+        ids: list[qe.PointId] = [point_id(item_id) for item_id in dict.fromkeys(item_ids)]
+        if not ids:
+            return {}
+        try:
+            records = shard.retrieve(ids, True, True)
+        except Exception as exc:
+            raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
+        found = (point_from(r) for r in records)
+        return {p.item_id: p for p in found if p is not None}
+
+    def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
+        """Yield every stored item in pages of ``batch`` (point-id order)."""
+        shard = self._open_shard()
+        offset: Any = None
+        while True:
+            try:
+                request = qe.ScrollRequest(
+                    offset=offset, limit=batch, with_payload=True, with_vector=True
+                )
+                records, offset = shard.scroll(request)
+            except Exception as exc:
+                raise StoreError(f"scroll failed: {exc}") from exc
+            page = [p for p in (point_from(r) for r in records) if p is not None]
+            if page:
+                yield page
+            if offset is None:
+                return
+
     def _query(self, request: SearchRequest) -> qe.QueryRequest:
         q = CheckedQuery.of(request, self.dim)
         must: list[qe.ConditionType] = []
@@ -164,6 +196,7 @@ class EdgeStore(VectorStore):
             filter=query_filter if must or must_not else None,
             with_payload=[ITEM_ID_KEY],
             with_vector=False,
+            params=qe.SearchParams(exact=True) if q.exact else None,
         )
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:

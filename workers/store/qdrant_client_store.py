@@ -8,7 +8,7 @@ index on ``scenario``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from workers.store.base import (
     latest_per_id,
     named_vectors,
     payload_of,
+    point_from,
     point_id,
 )
 
@@ -151,6 +152,44 @@ class QdrantClientStore(VectorStore):
             raise StoreError(f"retrieve of {len(by_point)} points failed: {exc}") from exc
         return collect_vectors(records, by_point, using)
 
+    def get(self, item_ids: Sequence[str]) -> dict[str, ItemPoint]:
+        """Return the whole stored point of each present id."""
+        client = self._open_client()
+        ids: list[models.ExtendedPointId] = [
+            str(point_id(item_id)) for item_id in dict.fromkeys(item_ids)
+        ]
+        if not ids:
+            return {}
+        try:
+            records = client.retrieve(
+                self.collection, ids=ids, with_payload=True, with_vectors=True
+            )
+        except Exception as exc:
+            raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
+        found = (point_from(r) for r in records)
+        return {p.item_id: p for p in found if p is not None}
+
+    def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
+        """Yield every stored item in pages of ``batch``."""
+        client = self._open_client()
+        offset: Any = None
+        while True:
+            try:
+                records, offset = client.scroll(
+                    self.collection,
+                    limit=batch,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+            except Exception as exc:
+                raise StoreError(f"scroll failed: {exc}") from exc
+            page = [p for p in (point_from(r) for r in records) if p is not None]
+            if page:
+                yield page
+            if offset is None:
+                return
+
     def _query(self, request: SearchRequest) -> models.QueryRequest:
         q = CheckedQuery.of(request, self.dim)
         must: list[models.Condition] = []
@@ -169,6 +208,8 @@ class QdrantClientStore(VectorStore):
             filter=query_filter if must or must_not else None,
             with_payload=[ITEM_ID_KEY],
             with_vector=False,
+            # Local mode is always exact (and warns about search params).
+            params=models.SearchParams(exact=True) if q.exact and self._remote else None,
         )
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
