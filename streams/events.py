@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from functools import partial
@@ -21,6 +22,7 @@ from streams.schemas import (
 )
 from workers.actors import Actors
 from workers.recommender import EventIn, RecResult
+from workers.training import Sample
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,21 @@ def to_recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> Recom
     )
 
 
+async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:
+    """Hand training samples to the trainer actor (it only queues them: cheap).
+
+    Samples are derived data, not records: if the trainer cannot take them, the
+    recommendations already went out and the loss is a slower-learning model, so it is
+    logged rather than dead-lettered.
+    """
+    try:
+        await trainer.add.remote(samples)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("trainer did not take %d samples: %s", len(samples), describe(exc))
+
+
 def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
     """by-user events -> users table update + one recommendation per event."""
     kafka = pipeline.settings.kafka
@@ -100,8 +117,8 @@ def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
             ]
             states = {uid: users.get(uid) for uid in {i.user_id for i in inputs}}
             try:
-                # ([EventIn], {user_id: state}) -> ([RecResult], {user_id: new state})
-                results, new_states = await call_with_retries(
+                # ([EventIn], {user_id: state}) -> Batch(results, new states, samples)
+                batch_out = await call_with_retries(
                     partial(actors.recommender.recommend.remote, inputs, states),
                     what="recommend",
                 )
@@ -111,11 +128,13 @@ def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
                     letter = deadletters.from_source(k.source, reason, k.event.model_dump_json())
                     await deadletters.send(topics.dead_letters, letter)
                 continue
-            for uid, state in new_states.items():
+            for uid, state in batch_out.states.items():
                 users[uid] = state
             now = time.time()
-            for k, result in zip(keyed, results, strict=True):
+            for k, result in zip(keyed, batch_out.results, strict=True):
                 rec = to_recommendation(k, result, now)
                 await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))
+            if actors.trainer is not None and batch_out.samples:
+                await feed_trainer(actors.trainer, batch_out.samples)
 
     return pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

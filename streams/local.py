@@ -47,6 +47,7 @@ class LocalStack:
                 "STREAMREC_KAFKA__SESSION_TIMEOUT": "3",
                 "STREAMREC_DATA_DIR": str(self.workdir / f"worker-{index}"),
                 "STREAMREC_STORE__URL": f"edge:{self.workdir / 'qdrant'}",
+                "STREAMREC_ADAPTERS__PATH": str(self.workdir / "adapters"),
                 "STREAMREC_READY_FILE": str(self.workdir / f"worker-{index}.ready"),
                 "STREAMREC_LOG_LEVEL": "INFO",
                 "HF_HUB_OFFLINE": "1",

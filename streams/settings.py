@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.config import EncoderConfig, RecommendConfig, StoreConfig
+from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
+from workers.training import TrainingConfig
 
 
 class TopicNames(BaseModel):
@@ -91,6 +92,8 @@ class Settings(BaseSettings):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    adapters: AdapterStoreConfig = Field(default_factory=AdapterStoreConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> Settings:

@@ -39,7 +39,9 @@ def build(settings: Settings) -> Pipeline:
     from workers.actors import start_actors
 
     init_ray(settings.ray)
-    actors = start_actors(settings.encoder, settings.store, settings.recommend)
+    actors = start_actors(
+        settings.encoder, settings.store, settings.recommend, settings.adapters, settings.training
+    )
     pipeline = create_app(settings)
     catalog.register(pipeline, actors)
     events.register_ingest(pipeline)

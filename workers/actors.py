@@ -1,13 +1,15 @@
 """The one place where the worker classes become Ray actors.
 
-`start_actors` connects the encoder, the store and the recommenders:
+`start_actors` connects the encoder, the store, the trainer and the recommenders:
 
     catalog batch ──► EncoderActor.encode ──► StoreActor.index
-    event batch   ──► RecommenderActor.recommend ──► (StoreActor.vectors/search,
+    event batch   ──► RecommenderActor.recommend ──► (StoreActor.lookup/search_at,
                                                       EncoderActor.encode for event text)
+    samples       ──► TrainerActor.add ··· round ··► StoreActor.reproject(v+1)
 
-The encoder and the store are named, detached actors (``get_if_exists``), so every
-streamrec worker process attached to the same Ray cluster shares one catalog.
+The encoder, the store and the trainer are named, detached actors (``get_if_exists``),
+so every streamrec worker process attached to the same Ray cluster shares one catalog
+and one online model.
 """
 
 from __future__ import annotations
@@ -18,29 +20,40 @@ from typing import Any
 
 import ray
 
-from workers.config import EncoderConfig, RecommendConfig, StoreConfig
+from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.encoder import TextEncoder
 from workers.services import RecommenderService, StoreService
 from workers.store import Hit, SearchRequest
+from workers.trainer_service import TrainerService
+from workers.training import TrainingConfig
 from workers.user_math import Vector
 
 ENCODER_NAME = "streamrec-encoder"
 STORE_NAME = "streamrec-store"
+TRAINER_NAME = "streamrec-trainer"
 
 
 class RemoteStore:
-    """`VectorLookup` over a store actor handle (used inside another actor: may block)."""
+    """`Catalog` and `TrainingCatalog` over a store actor handle (inside another actor:
+    these block that actor's thread, never an event loop)."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
-    def vectors(self, item_ids: Sequence[str], using: str = "rec") -> dict[str, Vector]:
-        result: dict[str, Vector] = ray.get(self.handle.vectors.remote(list(item_ids), using))
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+        result: tuple[int, dict[str, Vector]] = ray.get(self.handle.lookup.remote(list(item_ids)))
         return result
 
-    def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        result: list[list[Hit]] = ray.get(self.handle.search.remote(list(requests)))
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
+        result: tuple[int, list[list[Hit]]] = ray.get(self.handle.search_at.remote(list(requests)))
         return result
+
+    def items(self, item_ids: Sequence[str]) -> dict[str, tuple[Vector, str]]:
+        result: dict[str, tuple[Vector, str]] = ray.get(self.handle.items.remote(list(item_ids)))
+        return result
+
+    def reproject(self, version: int) -> int:
+        return int(ray.get(self.handle.reproject.remote(version)))
 
 
 class RemoteEncoder:
@@ -55,14 +68,24 @@ class RemoteEncoder:
 
 
 class _RecommenderActor(RecommenderService):
-    def __init__(self, config: RecommendConfig, store: Any, encoder: Any) -> None:
-        super().__init__(config, RemoteStore(store), RemoteEncoder(encoder))
+    def __init__(
+        self, config: RecommendConfig, store: Any, encoder: Any, adapters: AdapterStoreConfig
+    ) -> None:
+        super().__init__(config, RemoteStore(store), RemoteEncoder(encoder), adapters)
+
+
+class _TrainerActor(TrainerService):
+    def __init__(
+        self, config: TrainingConfig, adapters: AdapterStoreConfig, store: Any, dim: int
+    ) -> None:
+        super().__init__(config, adapters, RemoteStore(store), dim)
 
 
 # Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
 EncoderActor: Any = ray.remote(TextEncoder)
 StoreActor: Any = ray.remote(StoreService)
 RecommenderActor: Any = ray.remote(_RecommenderActor)
+TrainerActor: Any = ray.remote(_TrainerActor)
 
 
 @dataclass(frozen=True)
@@ -73,19 +96,24 @@ class Actors:
     store: Any
     recommender: Any
     dim: int
+    trainer: Any | None = None  # None in zero-shot mode
 
 
 def start_actors(
     encoder: EncoderConfig,
     store: StoreConfig,
     recommend: RecommendConfig,
+    adapters: AdapterStoreConfig | None = None,
+    training: TrainingConfig | None = None,
     *,
     namespace_prefix: str = "",
 ) -> Actors:
-    """Create (or attach to) the encoder and store actors, and start recommenders.
+    """Create (or attach to) the encoder, store and trainer actors; start a recommender.
 
     Blocking (it waits for the encoder to load): call it before the event loop runs.
     """
+    adapters = adapters or AdapterStoreConfig()
+    training = training or TrainingConfig()
     enc = EncoderActor.options(
         name=namespace_prefix + ENCODER_NAME,
         get_if_exists=True,
@@ -100,8 +128,19 @@ def start_actors(
         get_if_exists=True,
         lifetime="detached",
         num_cpus=0,
-    ).remote(store, dim)
+    ).remote(store, dim, adapters)
     ray.get(st.count.remote())  # surface a bad store URL now, not on the first event
+    trainer = None
+    if training.mode == "online":
+        trainer = TrainerActor.options(
+            name=namespace_prefix + TRAINER_NAME,
+            get_if_exists=True,
+            lifetime="detached",
+            num_cpus=training.num_cpus,
+            num_gpus=training.num_gpus,
+            max_concurrency=4,  # add() keeps flowing while train_now() runs
+        ).remote(training, adapters, st, dim)
+        ray.get(trainer.version.remote())
     # One recommender per streamrec worker process: it serves that worker's partitions.
-    rec = RecommenderActor.options(num_cpus=0).remote(recommend, st, enc)
-    return Actors(encoder=enc, store=st, recommender=rec, dim=dim)
+    rec = RecommenderActor.options(num_cpus=0).remote(recommend, st, enc, adapters)
+    return Actors(encoder=enc, store=st, recommender=rec, dim=dim, trainer=trainer)

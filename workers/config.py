@@ -74,9 +74,33 @@ class RecommendConfig(BaseModel):
     text_weight: float = Field(
         default=0.5, ge=0.0, description="Weight of an event's free text relative to its item."
     )
+    sample_history: int = Field(
+        default=50, ge=1, description="Most recent history items sent with each training sample."
+    )
+    exact_search: bool = Field(
+        default=False,
+        description="Rank the whole catalog exactly instead of through the HNSW index "
+        "(evaluation; small catalogs).",
+    )
     trend_recency: float = Field(
         default=0.99,
         gt=0.0,
         le=1.0,
         description="Decay of the per-scenario trend vector used for users with no history.",
+    )
+
+
+class AdapterStoreConfig(BaseModel):
+    """Where published adapter versions live (shared by the trainer and every server).
+
+    With several Ray nodes this must be a shared filesystem path (a volume mounted on
+    every node): servers load version ``v`` from ``<path>/v<v>`` when the catalog moves.
+    """
+
+    path: Path = Field(
+        default=Path(".streamrec/adapters"),
+        description="Directory of published adapter versions (one sub-directory each).",
+    )
+    keep: int = Field(
+        default=3, ge=1, description="Newest versions kept on disk; older ones are deleted."
     )

@@ -3,12 +3,14 @@
 UniSRec-style (Hou et al., KDD 2022): parametric whitening + a mixture-of-experts
 projection with a shared gate and per-scenario gate offsets (`WhitenedMoE`), and a
 user/sequence aggregator with an O(d)-per-event incremental path
-(`SequenceAggregator`), combined in `RecAdapter`; `AdapterConfig` describes it and
+(`SequenceAggregator`), and an optional learned per-item ID residual (`ItemResidual`),
+combined in `RecAdapter`; `AdapterConfig` describes it and
 `save_adapter`/`load_adapter` keep versioned safetensors checkpoints. Pure torch.
 """
 
 from workers.adapters.aggregator import SequenceAggregator
 from workers.adapters.config import AGGREGATORS, AdapterConfig
+from workers.adapters.ids import ItemResidual
 from workers.adapters.io import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -27,6 +29,7 @@ __all__ = [
     "SHARED",
     "WEIGHTS_NAME",
     "AdapterConfig",
+    "ItemResidual",
     "RecAdapter",
     "SequenceAggregator",
     "WhitenedMoE",

@@ -55,6 +55,14 @@ class AdapterConfig:
             "beyond capacity fall back to the shared part."
         },
     )
+    max_items: int = field(
+        default=0,
+        metadata={
+            "help": "Rows of the learned per-item ID residual table, index 0 (unknown item, "
+            "always zero) included; 0 disables it. Items the trainer registered get a row "
+            "added to their text projection; unknown items stay text-only (cold start)."
+        },
+    )
     aggregator: str = field(
         default="attention",
         metadata={"help": f"How a history becomes one user vector: one of {AGGREGATORS}."},
@@ -86,6 +94,7 @@ class AdapterConfig:
         _check_int("n_experts", self.n_experts, minimum=1)
         _check_int("max_scenarios", self.max_scenarios, minimum=1)
         _check_int("max_history", self.max_history, minimum=1)
+        _check_int("max_items", self.max_items, minimum=0)
         if not isinstance(self.scenario_experts, bool):
             raise ValueError(f"scenario_experts must be a bool, got {self.scenario_experts!r}")
         if self.aggregator not in AGGREGATORS:

@@ -3,7 +3,7 @@
 Layout::
 
     root/
-      v000001/adapter_config.json       {"format", "version", "config", "scenarios"}
+      v000001/adapter_config.json       {"format", "version", "config", "scenarios", "items"}
               adapter_model.safetensors  the state dict
       v000002/...
 
@@ -71,6 +71,7 @@ def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) 
             "version": version,
             "config": model.config.to_dict(),
             "scenarios": dict(model.scenarios),
+            "items": dict(model.items),
         }
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
@@ -98,6 +99,7 @@ def load_adapter(directory: str | os.PathLike[str]) -> RecAdapter:
     model = RecAdapter(AdapterConfig.from_dict(meta["config"]))
     model.load_state_dict(load_file(str(path / WEIGHTS_NAME), device="cpu"), strict=True)
     model.load_scenarios(meta["scenarios"])
+    model.load_items(meta.get("items", {}))  # absent in checkpoints without an ID table
     model.version = int(meta["version"])
     return model.eval()
 

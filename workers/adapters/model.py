@@ -1,7 +1,12 @@
 """`RecAdapter`: the whole learnable part on top of the frozen language model.
 
-    item:  base (n, dim) --WhitenedMoE(scenario)--> rec vector (n, out_dim), unit
+    item:  base (n, dim) --WhitenedMoE(scenario) [+ ID residual]--> rec (n, out_dim), unit
     user:  history base (b, L, dim) --MoE per item--> (b, L, out) --aggregator--> (b, out)
+
+Serving (no grad, eval mode, never registers scenarios or items): `item_vectors`
+re-projects the catalog after a new version; `user_from_items` recomputes users from
+their stored history's rec vectors; `initial_state`/`step_items`/`readout` fold one
+event at a time in O(d) and agree with `user_from_items` (within ``max_history``).
 
 Scores are inner products of unit vectors (cosine), so the catalog's "rec" vectors and
 the user vectors go straight into the vector store.
@@ -9,7 +14,8 @@ the user vectors go straight into the vector store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +23,13 @@ from torch import Tensor, nn
 
 from workers.adapters.aggregator import SequenceAggregator
 from workers.adapters.config import AdapterConfig
+from workers.adapters.ids import ItemResidual
 from workers.adapters.moe import WhitenedMoE
 
 SHARED = "shared"  # scenario name of index 0, also where unknown scenarios go
 
 Scenario = int | Tensor
+_CHUNK = 8192  # rows re-projected per matrix product: bounded memory for any catalog
 
 
 class RecAdapter(nn.Module):
@@ -44,6 +52,9 @@ class RecAdapter(nn.Module):
             config.aggregator,
             max_history=config.max_history,
             recency=config.recency,
+        )
+        self.item_residual = (
+            ItemResidual(config.max_items, config.out_features) if config.max_items >= 2 else None
         )
         self.version = 0
         # Registered scenarios, 1 .. max_scenarios - 1; 0 (SHARED) is implicit.
@@ -83,6 +94,33 @@ class RecAdapter(nn.Module):
             raise ValueError(f"invalid scenario map for max_scenarios: {dict(mapping)}")
         self.scenarios = {str(k): int(v) for k, v in mapping.items()}
 
+    # -- items (ID residual) -------------------------------------------------------------
+
+    @property
+    def items(self) -> dict[str, int]:
+        """Registered item id -> residual row (empty without an ID table)."""
+        return {} if self.item_residual is None else self.item_residual.ids
+
+    def item_index(self, item_id: str, *, register: bool = True) -> int:
+        """Residual row of an item; 0 (text only) when unknown, full or without a table."""
+        if self.item_residual is None:
+            return 0
+        return self.item_residual.index(item_id, register=register)
+
+    def item_indices(self, item_ids: Iterable[str], *, register: bool = True) -> Tensor:
+        """[id] -> (n,) long tensor of `item_index` values."""
+        return torch.tensor(
+            [self.item_index(i, register=register) for i in item_ids], dtype=torch.long
+        )
+
+    def load_items(self, mapping: Mapping[str, int]) -> None:
+        """Replace the item map (from a saved adapter)."""
+        if self.item_residual is None:
+            if mapping:
+                raise ValueError("item map given but the adapter has no ID table (max_items)")
+            return
+        self.item_residual.load_ids(mapping)
+
     def _scenario_tensor(self, scenario: Scenario, n: int, device: torch.device) -> Tensor:
         idx = torch.as_tensor(scenario, dtype=torch.long, device=device)
         if idx.ndim == 0:
@@ -95,17 +133,25 @@ class RecAdapter(nn.Module):
 
     # -- forward paths -------------------------------------------------------------------
 
-    def project(self, base: Tensor, scenario: Scenario = 0) -> Tensor:
-        """(n, dim) base vectors, scenario int | (n,) -> (n, out_dim) unit rec vectors.
+    def project(self, base: Tensor, scenario: Scenario = 0, items: Tensor | None = None) -> Tensor:
+        """(n, dim) base vectors, scenario int | (n,), optional (n,) long residual rows
+        (`item_index`) -> (n, out_dim) unit rec vectors.
 
         The catalog re-projection after a new version: one pass of matrix products over
-        cached base vectors, no language model. ``base`` is never modified.
+        cached base vectors, no language model. ``base`` is never modified. Row 0 (or
+        ``items=None``) is exactly the text projection.
         """
         if base.ndim != 2 or base.shape[1] != self.config.dim:
             raise ValueError(f"base must be (n, {self.config.dim}), got {tuple(base.shape)}")
         x = base.to(self.moe.weight.dtype)
         out: Tensor = self.moe(x, self._scenario_tensor(scenario, x.shape[0], x.device))
-        return out
+        if items is None or self.item_residual is None:
+            return out
+        if items.shape != (x.shape[0],):
+            raise ValueError(f"items must be ({x.shape[0]},), got {tuple(items.shape)}")
+        rows = items.to(device=x.device, dtype=torch.long)
+        mixed = F.normalize(out + self.item_residual(rows), dim=-1)
+        return torch.where((rows > 0).unsqueeze(-1), mixed, out)
 
     def user(self, history: Tensor, mask: Tensor | None = None, scenario: Scenario = 0) -> Tensor:
         """(b, L, dim) history base vectors (oldest first), (b, L) bool mask, scenario
@@ -118,11 +164,74 @@ class RecAdapter(nn.Module):
         out: Tensor = self.aggregator(items.reshape(b, length, -1), mask)
         return out
 
+    # -- serving (no grad, eval mode, never registers) -----------------------------------
+
+    @contextmanager
+    def _serving(self) -> Iterator[None]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def item_vectors(
+        self, item_ids: Sequence[str], base: Tensor, scenarios: Sequence[str | None]
+    ) -> Tensor:
+        """Catalog items -> (n, out_dim) unit rec vectors, for the store's "rec" vector.
+
+        ``base`` (n, dim) are the items' frozen LM vectors, ``scenarios`` their scenario
+        names. Unknown scenarios use the shared gate, unknown items their text only.
+        """
+        n = base.shape[0] if base.ndim == 2 else -1
+        if len(item_ids) != n or len(scenarios) != n:
+            raise ValueError(
+                f"item_ids ({len(item_ids)}), base {tuple(base.shape)} and scenarios "
+                f"({len(scenarios)}) must describe the same n items"
+            )
+        scen = self.scenario_indices(scenarios, register=False)
+        rows = self.item_indices(item_ids, register=False)
+        with self._serving():
+            parts = [
+                self.project(base[i : i + _CHUNK], scen[i : i + _CHUNK], rows[i : i + _CHUNK])
+                for i in range(0, n, _CHUNK)
+            ]
+        if not parts:
+            return torch.zeros(0, self.config.out_features)
+        return torch.cat(parts)
+
+    def user_from_items(self, items: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(b, L, out_dim) rec vectors of each user's history (oldest first), (b, L) bool
+        mask -> (b, out_dim) unit user vectors (zero for an empty history).
+
+        The recompute path after a version change; equals folding the same items with
+        `step_items` when L <= ``max_history``.
+        """
+        if items.ndim != 3 or items.shape[2] != self.config.out_features:
+            raise ValueError(
+                f"items must be (b, L, {self.config.out_features}), got {tuple(items.shape)}"
+            )
+        with self._serving():
+            out: Tensor = self.aggregator(items.to(self.moe.weight.dtype), mask)
+        return out
+
     # -- incremental serving path ------------------------------------------------------
 
     def initial_state(self, batch: int = 1) -> Tensor:
         """(batch, state_size) empty user states."""
         return self.aggregator.initial_state(batch, self.moe.weight.device)
+
+    def step_items(self, state: Tensor, rec_items: Tensor) -> Tensor:
+        """Fold one already-projected rec vector per row: (b, state_size), (b, out_dim)
+        -> new state, O(d) (O(d^2) for 'gru'). Pure, no grad."""
+        if rec_items.ndim != 2 or rec_items.shape[1] != self.config.out_features:
+            raise ValueError(
+                f"rec_items must be (b, {self.config.out_features}), got {rec_items.shape}"
+            )
+        with self._serving():
+            new: Tensor = self.aggregator.step(state, rec_items.to(self.moe.weight.dtype))
+        return new
 
     def step(self, state: Tensor, base_item: Tensor, scenario: Scenario = 0) -> Tensor:
         """Fold one event per row: (b, state_size), (b, dim) base item -> new state, O(d)."""

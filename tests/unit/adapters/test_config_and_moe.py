@@ -36,6 +36,7 @@ from workers.adapters import (
         ("recency", 1.0),
         ("recency", 0.0),
         ("init_noise", -0.5),
+        ("max_items", -1),
     ],
 )
 def test_config_rejects_each_bad_field(field: str, value: object) -> None:

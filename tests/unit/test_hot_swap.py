@@ -1,0 +1,218 @@
+"""Online versions end to end on the real classes behind the actors (no Ray, no Kafka):
+
+`StoreService` (qdrant-client local mode) + `Recommender` + `TrainerService` with a
+real (small) adapter. A trained round publishes version v+1 on disk, the catalog is
+re-projected from its stored base vectors, servers follow and label their results,
+users are recomputed from their history, versions never go back, and a restart
+resumes from the newest version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from workers.adapters.io import latest_version, load_adapter, version_dir
+from workers.config import AdapterStoreConfig, RecommendConfig, StoreConfig
+from workers.recommender import EventIn, Recommender, UserState
+from workers.services import CatalogItem, StoreService
+from workers.serving_model import ServingModel, prune_versions
+from workers.store import Hit, SearchRequest
+from workers.trainer_service import TrainerService
+from workers.training import TrainingConfig
+from workers.user_math import Vector
+
+DIM = 16
+N_ITEMS = 40
+
+
+class NoText:
+    def encode(self, texts: Sequence[str]) -> Vector:
+        raise AssertionError(f"no event text expected, got {texts}")
+
+
+def catalog_items() -> tuple[list[CatalogItem], Vector]:
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((N_ITEMS, DIM)).astype(np.float32)
+    return [CatalogItem(f"i{n}", f"item {n}", "shop") for n in range(N_ITEMS)], base
+
+
+def training(**overrides: Any) -> TrainingConfig:
+    fields: dict[str, Any] = {
+        "train_every_samples": 20,
+        "train_every_seconds": 3600.0,
+        "steps_per_round": 5,
+        "batch_size": 16,
+        "negatives": 8,
+        "learning_rate": 0.01,
+        "seed": 7,
+    }
+    fields.update(overrides)
+    return TrainingConfig(**fields)
+
+
+def events(user: str, items: Sequence[int], start: int = 0) -> list[EventIn]:
+    return [
+        EventIn(f"{user}-{start + n}", user, f"i{i}", scenario="shop") for n, i in enumerate(items)
+    ]
+
+
+@pytest.fixture
+def adapters(tmp_path: Path) -> AdapterStoreConfig:
+    return AdapterStoreConfig(path=tmp_path / "adapters", keep=3)
+
+
+@pytest.fixture
+def store(tmp_path: Path, adapters: AdapterStoreConfig) -> Iterator[StoreService]:
+    service = StoreService(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
+    items, base = catalog_items()
+    service.index(items, base)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def serve(store: StoreService, adapters: AdapterStoreConfig) -> Recommender:
+    config = RecommendConfig(top_k=5, exact_search=True)
+    return Recommender(config, store, NoText(), adapters.path)
+
+
+def test_a_round_publishes_a_version_and_servers_follow(
+    store: StoreService, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    first = rec.recommend(events("u1", [1, 2, 3, 4, 5]), {})
+    assert {r.model_version for r in first.results} == {0}
+    # one sample per event with a history: (i1) -> i2, (i1, i2) -> i3, ...
+    assert [(s.history, s.target) for s in first.samples][:2] == [
+        (("i1",), "i2"),
+        (("i1", "i2"), "i3"),
+    ]
+    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer.add(first.samples)
+    assert trainer.step(now=1.0) is None  # 4 samples < N = 20: not due
+    more = rec.recommend(events("u2", list(range(10, 35))), {})
+    trainer.add(more.samples)
+    report = trainer.step(now=2.0)
+    assert report is not None and report.version == 1 and report.steps > 0
+    assert latest_version(adapters.path) == 1
+    assert store.current_version() == 1
+    # The catalog is the published adapter's projection of the stored base vectors.
+    published = load_adapter(version_dir(adapters.path, 1))
+    items, base = catalog_items()
+    want = published.item_vectors(
+        [i.item_id for i in items], torch.from_numpy(base), ["shop"] * N_ITEMS
+    )
+    _, stored = store.lookup([i.item_id for i in items])
+    got = np.stack([stored[i.item_id] for i in items])
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+    assert not np.allclose(got, base / np.linalg.norm(base, axis=1, keepdims=True), atol=1e-3)
+
+    # The server follows on its next batch; the user's state is recomputed at v1.
+    nxt = rec.recommend(events("u1", [6], start=5), first.states)
+    (result,) = nxt.results
+    assert result.model_version == 1 and rec.model_version == 1
+    state = UserState.from_dict(nxt.states["u1"])
+    assert state.version == 1 and state.history == ["i1", "i2", "i3", "i4", "i5", "i6"]
+    model = ServingModel(adapters.path).load(1)
+    expected = model.initial_state()
+    for item_id in state.history:
+        expected = model.step(expected, stored[item_id])
+    assert state.vector is not None
+    np.testing.assert_allclose(state.vector, expected, atol=1e-5)
+    query = model.readout(expected)
+    scores = {i: float(stored[i] @ query) for i in stored if i not in state.history}
+    best = sorted(scores, key=lambda i: -scores[i])[:5]
+    assert [i for i, _ in result.items] == best
+
+
+def test_versions_only_move_forward_and_a_restart_resumes(
+    tmp_path: Path, store: StoreService, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer.add(rec.recommend(events("u", list(range(25))), {}).samples)
+    assert trainer.step(now=1.0) is not None
+    assert store.reproject(0) == 1  # never backwards
+    assert store.current_version() == 1
+    store.close()
+
+    # Restart: a new store opens the same data and resumes at the newest version.
+    again = StoreService(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
+    assert again.current_version() == 1
+    resumed = TrainerService(training(), adapters, again, DIM, background=False)
+    assert resumed.version() == 1  # loaded, not retrained from scratch
+    server = serve(again, adapters)
+    out = server.recommend(events("w", list(range(15, 40))), {})
+    assert {r.model_version for r in out.results} == {1}
+    resumed.add(out.samples)
+    report = resumed.step(now=5.0)
+    assert report is not None and report.version == 2
+    assert again.current_version() == 2
+    again.close()
+
+
+def test_zero_shot_mode_never_trains(store: StoreService, adapters: AdapterStoreConfig) -> None:
+    rec = serve(store, adapters)
+    trainer = TrainerService(training(mode="zero-shot"), adapters, store, DIM, background=False)
+    trainer.add(rec.recommend(events("u", list(range(30))), {}).samples)
+    assert trainer.step(now=1e9) is None
+    assert trainer.train_now() == 0
+    assert latest_version(adapters.path) is None and store.current_version() == 0
+
+
+def test_train_now_publishes_what_was_received(
+    store: StoreService, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    assert trainer.train_now() == 0  # nothing received yet: nothing to learn
+    trainer.add(rec.recommend(events("u", [1, 2, 3]), {}).samples)  # below N
+    assert trainer.train_now() == 1
+    assert trainer.status()["rounds"] == 1
+
+
+class MovingCatalog:
+    """A catalog that moves to version 1 between a batch's lookup and its search."""
+
+    def __init__(self, store: StoreService, trainer: TrainerService) -> None:
+        self.store, self.trainer, self.moved = store, trainer, False
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+        return self.store.lookup(item_ids)
+
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
+        if not self.moved:
+            self.moved = True
+            self.trainer.train_now()
+        return self.store.search_at(requests)
+
+
+def test_a_batch_that_sees_two_versions_is_recomputed_at_the_new_one(
+    store: StoreService, adapters: AdapterStoreConfig
+) -> None:
+    seed = serve(store, adapters)
+    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer.add(seed.recommend(events("x", list(range(12))), {}).samples)
+    moving = MovingCatalog(store, trainer)
+    rec = Recommender(RecommendConfig(top_k=5, exact_search=True), moving, NoText(), adapters.path)
+    out = rec.recommend(events("u", [1, 2, 3]), {})
+    # The first attempt read vectors at 0 but searched at 1: it is thrown away and the
+    # whole batch is recomputed at 1 (user vectors and catalog of one version).
+    assert moving.moved and store.current_version() == 1
+    assert {r.model_version for r in out.results} == {1}
+    assert UserState.from_dict(out.states["u"]).version == 1
+
+
+def test_prune_keeps_the_newest_versions(tmp_path: Path) -> None:
+    root = tmp_path / "a"
+    for v in (1, 2, 3, 4, 5):
+        (version_dir(root, v)).mkdir(parents=True)
+    assert prune_versions(root, keep=2) == [1, 2, 3]
+    assert sorted(p.name for p in root.iterdir()) == ["v000004", "v000005"]

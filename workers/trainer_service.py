@@ -1,0 +1,166 @@
+"""The plain class behind the trainer actor: online fine-tuning and publishing versions.
+
+    events agent ──add(samples)──► inbox ──(background thread)──► OnlineTrainer
+        every N samples / T seconds: train a bounded round ──► save version v+1
+        ──► catalog.reproject(v+1) ──► servers follow on their next batch
+
+`add` only appends to an inbox under a lock, so feeding never waits for training. A
+restart loads the newest published version and continues from it (the replay buffer
+is soft state and starts empty).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from workers.adapters import AdapterConfig, RecAdapter
+from workers.adapters.io import load_latest, save_adapter
+from workers.config import AdapterStoreConfig
+from workers.serving_model import prune_versions
+from workers.training import OnlineTrainer, RoundReport, Sample, TrainingConfig
+from workers.user_math import Vector
+
+log = logging.getLogger(__name__)
+
+
+class TrainingCatalog(Protocol):
+    """What the trainer needs from the store: base vectors in, new versions out."""
+
+    def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]: ...
+
+    def reproject(self, version: int) -> int: ...
+
+
+@dataclass
+class TrainerStatus:
+    version: int
+    samples_received: int
+    rounds: int
+    failed_rounds: int
+    last_loss: float | None
+    train_seconds: float
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_adapter(config: TrainingConfig, dim: int) -> RecAdapter:
+    """A fresh (version 0) adapter for base vectors of size ``dim``."""
+    return RecAdapter(AdapterConfig(**config.adapter_fields(dim)))
+
+
+class TrainerService:
+    """Owns the one `OnlineTrainer` of a cluster and publishes its versions."""
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        adapters: AdapterStoreConfig,
+        catalog: TrainingCatalog,
+        dim: int,
+        *,
+        background: bool = True,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.config = config
+        self.adapters = adapters
+        self.catalog = catalog
+        adapter = load_latest(adapters.path) or new_adapter(config, dim)
+        if adapter.version > 0:
+            log.info("trainer resumes from published version %d", adapter.version)
+        self.trainer = OnlineTrainer(config, adapter)
+        self._inbox: list[Sample] = []
+        self._inbox_lock = threading.Lock()
+        self._train_lock = threading.Lock()
+        self._status = TrainerStatus(adapter.version, 0, 0, 0, None, 0.0, None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._loop, args=(poll_seconds,), name="streamrec-trainer", daemon=True
+            )
+            self._thread.start()
+
+    # -- called by the events agent / operators --------------------------------------------
+
+    def add(self, samples: Sequence[Sample]) -> int:
+        """Queue training samples; returns how many wait in the inbox. Never trains."""
+        with self._inbox_lock:
+            self._inbox.extend(samples)
+            self._status.samples_received += len(samples)
+            return len(self._inbox)
+
+    def status(self) -> dict[str, Any]:
+        return self._status.to_dict()
+
+    def version(self) -> int:
+        return self._status.version
+
+    def train_now(self) -> int:
+        """Train one round now on whatever was received (if anything new); returns the
+        version published afterwards (unchanged when there was nothing to learn)."""
+        with self._train_lock:
+            self._drain()
+            if self.config.mode == "online" and self.trainer.pending_samples() > 0:
+                self._round(time.time())
+        return self._status.version
+
+    def step(self, now: float | None = None) -> RoundReport | None:
+        """One tick of the background loop: train and publish if a round is due."""
+        with self._train_lock:
+            self._drain()
+            now = time.time() if now is None else now
+            if not self.trainer.due(now):
+                return None
+            return self._round(now)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            batch, self._inbox = self._inbox, []
+        if batch:
+            self.trainer.add(batch)
+
+    def _round(self, now: float) -> RoundReport:
+        started = time.perf_counter()
+        missing = self.trainer.missing_items()
+        if missing:
+            found = self.catalog.items(sorted(missing))
+            self.trainer.add_base_vectors(
+                {k: np.asarray(v, dtype=np.float32) for k, (v, _) in found.items()},
+                {k: scenario for k, (_, scenario) in found.items()},
+            )
+        report = self.trainer.train_round(now)
+        save_adapter(self.trainer.adapter, self.adapters.path, report.version)
+        self.catalog.reproject(report.version)
+        prune_versions(self.adapters.path, self.adapters.keep)
+        status = self._status
+        status.version = report.version
+        status.rounds += 1
+        status.last_loss = report.loss
+        status.train_seconds += time.perf_counter() - started
+        log.info("published model version %d (%s)", report.version, report)
+        return report
+
+    def _loop(self, poll_seconds: float) -> None:
+        while not self._stop.wait(poll_seconds):
+            try:
+                self.step()
+            except Exception as exc:  # a failed round must not end online training
+                self._status.failed_rounds += 1
+                self._status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.exception("training round failed; the next one retries")

@@ -1,0 +1,89 @@
+"""Samples -> one training batch over the unique catalog rows it touches, and its loss.
+
+samples, cached base vectors --build_batch--> Batch
+    rows   (U,)     cache rows of every item the batch reads (projected once)
+    history (b, L)  positions in ``rows`` (left-padded), mask (b, L)
+    target (b,)     positions in ``rows``
+    cands  (C,)     positions in ``rows``: the batch's targets + sampled negatives
+    label  (b,)     position of each row's target in ``cands``
+--contrastive_loss--> InfoNCE: softmax over every candidate, duplicates merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from workers.adapters import RecAdapter
+from workers.training.buffer import Sample
+from workers.training.catalog import BaseVectors
+
+Index = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Batch:
+    rows: Index
+    history: Index
+    mask: npt.NDArray[np.bool_]
+    cands: Index
+    label: Index
+
+
+def build_batch(
+    samples: Sequence[Sample],
+    cache: BaseVectors,
+    max_history: int,
+    negatives: Index,
+) -> Batch | None:
+    """None when no sample is usable: its target, or every history item, not cached."""
+    kept: list[tuple[list[int], int]] = []
+    for sample in samples:
+        target = cache.rows.get(sample.target)
+        if target is None:
+            continue
+        hist = [r for i in sample.history if (r := cache.rows.get(i)) is not None]
+        if hist:
+            kept.append((hist[-max_history:], target))
+    if not kept:
+        return None
+    width = max(len(h) for h, _ in kept)
+    history = np.zeros((len(kept), width), dtype=np.int64)
+    mask = np.zeros((len(kept), width), dtype=np.bool_)
+    for n, (hist, _) in enumerate(kept):
+        history[n, width - len(hist) :] = hist
+        mask[n, width - len(hist) :] = True
+    targets = np.array([t for _, t in kept], dtype=np.int64)
+    rows, inverse = np.unique(
+        np.concatenate([history.reshape(-1), targets, negatives]), return_inverse=True
+    )
+    inverse = inverse.reshape(-1)
+    b, length = history.shape
+    hist_pos = inverse[: b * length].reshape(b, length)
+    target_pos = inverse[b * length : b * length + b]
+    cands, label = np.unique(
+        np.concatenate([target_pos, inverse[b * length + b :]]), return_inverse=True
+    )
+    return Batch(rows, hist_pos, mask, cands, label.reshape(-1)[:b])
+
+
+def contrastive_loss(adapter: RecAdapter, batch: Batch, cache: BaseVectors) -> Tensor:
+    """Mean InfoNCE of each row's target against every candidate (scalar, with grad).
+
+    Registers the batch's items (ID residual rows) and scenarios with the adapter.
+    """
+    ids = [cache.ids[int(r)] for r in batch.rows]
+    base = torch.from_numpy(cache.matrix[batch.rows])
+    scen = adapter.scenario_indices([cache.scenarios[int(r)] for r in batch.rows])
+    rec = adapter.project(base, scen, adapter.item_indices(ids))  # (U, out)
+    history = rec[torch.from_numpy(batch.history)]  # (b, L, out)
+    users = adapter.aggregator(history, torch.from_numpy(batch.mask))  # (b, out)
+    logits = users @ rec[torch.from_numpy(batch.cands)].T  # (b, C)
+    target = torch.from_numpy(batch.label)
+    return F.cross_entropy(logits / adapter.config.temperature, target)

@@ -1,0 +1,60 @@
+"""Training samples (history -> next item) and the bounded replay buffer holding them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One next-item example: ``history`` (item ids, oldest first, the user's recent items
+    before the event), the ``target`` item of the event, and the event's ``scenario``."""
+
+    history: tuple[str, ...]
+    target: str
+    scenario: str = "default"
+
+
+class ReplayBuffer:
+    """The ``capacity`` most recent samples (a ring: the oldest is dropped first)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._ring: list[Sample] = []
+        self._next = 0  # slot the next sample overwrites once the ring is full
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def __iter__(self) -> Iterator[Sample]:
+        """Oldest first."""
+        yield from self._ring[self._next :]
+        yield from self._ring[: self._next]
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
+            if len(self._ring) < self.capacity:
+                self._ring.append(sample)
+            else:
+                self._ring[self._next] = sample
+                self._next = (self._next + 1) % self.capacity
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[Sample]:
+        """``n`` samples drawn uniformly without replacement (all of them when fewer)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        size = len(self._ring)
+        picks = rng.permutation(size) if n >= size else rng.choice(size, size=n, replace=False)
+        return [self._ring[int(i)] for i in picks]
+
+    def newest(self, n: int) -> list[Sample]:
+        """The ``n`` most recent samples, oldest first."""
+        if n <= 0:
+            return []
+        ordered = list(self)
+        return ordered[-n:]

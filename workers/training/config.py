@@ -1,0 +1,64 @@
+"""Typed settings of the online trainer (a pydantic model, like ``workers.config``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from workers.adapters import AdapterConfig
+
+
+class TrainingConfig(BaseModel):
+    """When and how the adapters learn from the live (history -> next item) samples."""
+
+    mode: Literal["online", "zero-shot"] = Field(
+        default="online",
+        description="'online': fine-tune the adapters on the stream; 'zero-shot': never "
+        "train (serve the frozen language model through the initial adapter).",
+    )
+    train_every_samples: int = Field(
+        default=1000, ge=1, description="A round is due after this many new samples (N)."
+    )
+    train_every_seconds: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="... or after this many seconds since the last round with >= 1 new sample (T).",
+    )
+    steps_per_round: int = Field(default=10, ge=1, description="Optimizer steps per round.")
+    batch_size: int = Field(default=256, ge=1, description="Samples per optimizer step.")
+    negatives: int = Field(
+        default=256,
+        ge=0,
+        description="Catalog items sampled uniformly as extra negatives per step (shared by "
+        "every row, on top of the other rows' targets).",
+    )
+    learning_rate: float = Field(default=1e-3, gt=0.0, description="Adam learning rate.")
+    buffer_size: int = Field(
+        default=100_000, ge=1, description="Most recent samples kept for replay."
+    )
+    max_history: int = Field(
+        default=50, ge=1, description="Most recent history items a sample keeps (and reads)."
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of sampling and dropout.")
+    adapter: dict[str, Any] = Field(
+        default_factory=dict,
+        description="AdapterConfig fields (aggregator, n_experts, temperature, max_items ...) "
+        "for a new adapter; `dim` and `max_history` come from the encoder and this config.",
+    )
+
+    num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved by the trainer actor.")
+    num_gpus: float = Field(default=0.0, ge=0.0, description="GPUs reserved by the trainer actor.")
+
+    @model_validator(mode="after")
+    def _adapter_is_valid(self) -> TrainingConfig:
+        self.adapter_config()  # raises ValueError on an unknown or invalid field
+        return self
+
+    def adapter_fields(self, dim: int = 384) -> dict[str, Any]:
+        """AdapterConfig keyword arguments of a fresh adapter for base vectors of ``dim``."""
+        return {"max_history": self.max_history, **self.adapter, "dim": dim}
+
+    def adapter_config(self, dim: int = 384) -> AdapterConfig:
+        """The AdapterConfig of a fresh adapter for base vectors of ``dim``."""
+        return AdapterConfig.from_dict(self.adapter_fields(dim))
