@@ -148,5 +148,47 @@ def bench(dataset: Path, n_events: int, output: Path | None) -> None:
     sys.exit(run_bench(dataset, n_events, output))
 
 
+@main.command(name="eval")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--seed", type=int, default=2020, show_default=True)
+@click.option("--users", type=int, default=None, help="Evaluate a random subset of users.")
+@click.option(
+    "--transfer-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Results folder of an earlier eval (another scenario): also start from its adapter.",
+)
+@click.option("--zero-shot/--no-zero-shot", default=True, show_default=True)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="STREAMREC_NAME=VALUE",
+    help="A worker setting for every run (repeatable).",
+)
+def evaluate(
+    data: Path,
+    out: Path,
+    seed: int,
+    users: int | None,
+    transfer_from: Path | None,
+    zero_shot: bool,
+    overrides: tuple[str, ...],
+) -> None:
+    """Leave-one-out, full ranking, prequential and cold-start metrics, through the real
+    pipeline, beside Pop, ItemKNN and the peers of PEERS.md; writes a report and plots."""
+    from streams.evaluate import EvalOptions, run_eval
+
+    env = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("STREAMREC_"):
+            raise click.BadParameter(f"expected STREAMREC_NAME=VALUE, got {item!r}")
+        env[name] = value
+    opts = EvalOptions(data, out, seed, users, transfer_from, zero_shot, env=env)
+    run_eval(opts)
+
+
 if __name__ == "__main__":
     main()

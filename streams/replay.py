@@ -1,0 +1,191 @@
+"""Replay a dataset through a real local deployment and collect what it served.
+
+One run: embedded broker + one ``streamrec worker`` (Faust, local Ray, the language
+model, Qdrant, the trainer), fed with a plain Kafka producer, read with a plain Kafka
+consumer, exactly as a user's application would. Phase 1 streams the training events
+in time order (online training on, unless zero-shot); the run then waits until the
+trainer has published what it learned; phase 2 streams one probe event per user (their
+validation event), whose recommendation is ranked by the final model.
+
+Ids are prefixed with the run's scenario on the wire (``ml-100k:50``), so two datasets
+can share one deployment (cross-scenario transfer) without their ids colliding.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams.consume import Received, TopicReader, group_lag
+from streams.datasets import Record
+from streams.local import local_stack
+from streams.produce import kafka_producer, produce
+from workers.adapters.io import latest_version, version_dir
+
+
+@dataclass(frozen=True)
+class Served:
+    """One recommendation as the consumer read it (ids without the wire prefix)."""
+
+    items: tuple[str, ...]
+    model_version: int
+    latency_ms: float
+
+
+@dataclass
+class RunResult:
+    name: str
+    served: dict[str, Served]  # event_id -> its recommendation
+    stream_seconds: float  # phase 1, first event produced -> last recommendation read
+    settle_seconds: float  # waiting for the trainer after the stream
+    versions: list[int] = field(default_factory=list)  # published adapter versions
+    final_adapter: Path | None = None  # copy of the newest version (for transfer)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    name: str
+    scenario: str
+    items: Sequence[Record]
+    train: Sequence[Record]
+    probes: Sequence[Record]
+    workdir: Path
+    env: dict[str, str]
+    seed_adapter: Path | None = None  # a published version directory to start from
+    settle: float = 10.0  # seconds without a new version before phase 2
+    timeout: float = 3600.0
+
+
+class Wire:
+    """Prefixes ids on the way in and strips them on the way out."""
+
+    def __init__(self, scenario: str) -> None:
+        self.prefix = f"{scenario}:"
+
+    def record(self, record: Record, *keys: str) -> Record:
+        out = dict(record)
+        for key in keys:
+            out[key] = self.prefix + str(record[key])
+        return out
+
+    def strip(self, wire_id: str) -> str:
+        return wire_id[len(self.prefix) :] if wire_id.startswith(self.prefix) else wire_id
+
+
+def run(plan: RunPlan, console: Console) -> RunResult:
+    wire = Wire(plan.scenario)
+    items = [wire.record(i, "item_id") for i in plan.items]
+    train = [wire.record(e, "item_id", "user_id") for e in plan.train]
+    probes = [wire.record(e, "item_id", "user_id") for e in plan.probes]
+    adapters = plan.workdir / "adapters"
+    if plan.workdir.exists():
+        shutil.rmtree(plan.workdir)
+    if plan.seed_adapter is not None:
+        shutil.copytree(plan.seed_adapter, adapters / plan.seed_adapter.name)
+    served: dict[str, Served] = {}
+    with local_stack(partitions=2, env=plan.env, workdir=plan.workdir) as stack:
+        with console.status(f"[{plan.name}] starting a worker ..."):
+            stack.start_worker(timeout=300)
+        topics = stack.kafka.topics
+        producer = kafka_producer(stack.bootstrap)
+        with _progress(console) as progress:
+            task = progress.add_task(f"[{plan.name}] catalog", total=len(items))
+            produce(producer, topics.items, items, "item_id")
+            while (lag := group_lag(stack.bootstrap, stack.kafka.app_id, topics.items)) > 0:
+                progress.update(task, completed=len(items) - lag)
+                time.sleep(0.5)
+            progress.update(task, completed=len(items))
+        with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
+            started = time.time()
+            produce(producer, topics.events, train, "user_id")
+            _collect(reader, train, served, wire, plan, console, "stream (online phase)")
+            stream_seconds = time.time() - started
+            settle_started = time.time()
+            _settle(adapters, plan, console)
+            settle_seconds = time.time() - settle_started
+            produce(producer, topics.events, probes, "user_id")
+            _collect(reader, probes, served, wire, plan, console, "probes (final model)")
+        producer.close()
+    versions = _versions(adapters)
+    final = None
+    if versions:
+        final = plan.workdir / "final-adapter" / version_dir(adapters, versions[-1]).name
+        shutil.copytree(version_dir(adapters, versions[-1]), final)
+    return RunResult(plan.name, served, stream_seconds, settle_seconds, versions, final)
+
+
+def _collect(
+    reader: TopicReader,
+    events: Sequence[Record],
+    served: dict[str, Served],
+    wire: Wire,
+    plan: RunPlan,
+    console: Console,
+    what: str,
+) -> None:
+    wanted = {str(e["event_id"]) for e in events}
+    missing = set(wanted)
+    with _progress(console) as progress:
+        task = progress.add_task(f"[{plan.name}] {what}", total=len(wanted))
+        deadline = time.monotonic() + plan.timeout
+        while missing:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{plan.name}: {len(missing)} events got no recommendation")
+            for rec in reader.poll(0.5):
+                event_id = str(rec.value.get("event_id"))
+                if event_id in missing:
+                    served[event_id] = _served(rec, wire)
+                    missing.discard(event_id)
+            progress.update(task, completed=len(wanted) - len(missing))
+
+
+def _served(rec: Received, wire: Wire) -> Served:
+    value = rec.value
+    return Served(
+        items=tuple(wire.strip(str(i["item_id"])) for i in value.get("items", [])),
+        model_version=int(value.get("model_version", 0)),
+        latency_ms=float(value.get("latency_ms", 0.0)),
+    )
+
+
+def _versions(adapters: Path) -> list[int]:
+    if not adapters.is_dir():
+        return []
+    return sorted(
+        int(p.name[1:])
+        for p in adapters.iterdir()
+        if p.name.startswith("v") and p.name[1:].isdigit()
+    )
+
+
+def _settle(adapters: Path, plan: RunPlan, console: Console) -> None:
+    """Wait until no new version was published for ``plan.settle`` seconds (the trainer
+    trains the stream's tail within its T seconds, then has nothing new to learn)."""
+    last, since = latest_version(adapters), time.monotonic()
+    deadline = time.monotonic() + plan.timeout
+    with console.status(f"[{plan.name}] waiting for the trainer to publish the stream's tail"):
+        while time.monotonic() - since < plan.settle and time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = latest_version(adapters)
+            if now != last:
+                last, since = now, time.monotonic()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+Hook = Callable[[RunResult], Any]
