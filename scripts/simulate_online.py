@@ -39,18 +39,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def base_vectors(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """item id -> MiniLM vector, cached in CACHE."""
-    if CACHE.exists():
-        data = np.load(CACHE)
+def base_vectors(items: list[dict[str, Any]], cache: Path = CACHE) -> dict[str, np.ndarray]:
+    """item id -> MiniLM vector, cached in ``cache``."""
+    if cache.exists():
+        data = np.load(cache)
         return dict(zip(data["ids"].tolist(), data["vectors"], strict=True))
     from workers.config import EncoderConfig
     from workers.encoder import TextEncoder
 
     encoder = TextEncoder(EncoderConfig(torch_threads=2))
     vectors = encoder.encode([str(i["text"]) for i in items])
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE, ids=np.array([i["item_id"] for i in items]), vectors=vectors)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, ids=np.array([i["item_id"] for i in items]), vectors=vectors)
     return dict(zip([i["item_id"] for i in items], vectors, strict=True))
 
 
@@ -66,19 +66,27 @@ def metrics(split: Split, valid: dict[str, list[str]], test: dict[str, list[str]
     }  # fmt: skip
 
 
-def run(name: str, overrides: dict[str, Any], split: Split, base: dict[str, np.ndarray]) -> dict[str, Any]:
+def run(
+    name: str,
+    overrides: dict[str, Any],
+    split: Split,
+    base: dict[str, np.ndarray],
+    serve: bool = True,
+) -> dict[str, Any]:
     config = TrainingConfig.model_validate(overrides)
     torch.manual_seed(config.seed)
     adapter = RecAdapter(config.adapter_config(384))
     scenarios = {i: "default" for i in base}
     started = time.perf_counter()
-    result = simulate(split.train, base, scenarios, config, adapter, serve=True)
+    result = simulate(split.train, base, scenarios, config, adapter, serve=serve)
     wall = time.perf_counter() - started
     valid, test = leave_one_out_lists(adapter, split, base, scenarios)
     rounds = [r for r in result.rounds if r.steps]
     row = {
         "name": name,
         "overrides": overrides,
+        "served": serve,
+        "threads": torch.get_num_threads(),
         **metrics(split, valid, test),
         "rounds": len(rounds),
         "train_seconds": result.train_seconds,
@@ -107,19 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", default="{}", help="JSON overrides for a run named --name")
     parser.add_argument("--name", default="", help="name of the --set run")
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument("--no-serve", action="store_true", help="skip the per-event lists")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    dataset = load_ml100k(DATA)
+    dataset = load_ml100k(args.data)
     split = leave_one_out(dataset.events)
-    base = base_vectors(dataset.items)
+    base = base_vectors(dataset.items, args.cache)
     todo = [(n, CONFIGS[n]) for n in args.run]
     if args.name:
         todo.append((args.name, json.loads(args.set)))
     rows = baselines(split) if args.baselines else []
     for name, overrides in todo:
-        rows.append(run(name, overrides, split, base))
+        rows.append(run(name, overrides, split, base, serve=not args.no_serve))
         print(json.dumps(rows[-1]), flush=True)
     if rows:
         args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,10 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
         ),
         (
             "Latency (event produced -> recommendation produced)",
-            plot_latency({s.name: list(s.latencies_ms) for s in streams}, out / "latency.png"),
+            plot_latency(
+                {s.name: list(s.latencies_ms) for s in streams if s.latencies_ms},
+                out / "latency.png",
+            ),
         ),
         (
             "Test NDCG@10 / Recall@10 vs peers",

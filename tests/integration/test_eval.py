@@ -1,0 +1,96 @@
+"""`streamrec eval` end to end on small JSONL datasets cut from ML-100K: real broker,
+worker, trainer and store; the report, plots and metrics it writes; a transfer run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.datasets import load_ml100k
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FAST = [
+    "--set",
+    "STREAMREC_TRAINING__TRAIN_EVERY_SAMPLES=200",
+    "--set",
+    "STREAMREC_TRAINING__TRAIN_EVERY_SECONDS=2",
+    "--set",
+    "STREAMREC_TRAINING__STEPS_PER_ROUND=5",
+]
+
+
+def write_jsonl(folder: Path, shared_data: Path, users: int, seed: int) -> dict[str, Any]:
+    """A contract-format dataset: `users` random ML-100K users and the movies they saw."""
+    data = load_ml100k(shared_data / "ml-100k")
+    everyone = sorted({e["user_id"] for e in data.events})
+    kept = set(random.Random(seed).sample(everyone, users))
+    events = [e for e in data.events if e["user_id"] in kept]
+    seen = {e["item_id"] for e in events}
+    items = [i for i in data.items if i["item_id"] in seen]
+    folder.mkdir(parents=True)
+    for name, records in (("items.jsonl", items), ("events.jsonl", events)):
+        with (folder / name).open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+    return {"users": len(kept), "items": len(items), "events": len(events)}
+
+
+def test_eval_writes_an_honest_report_and_transfers(tmp_path: Path, shared_data: Path) -> None:
+    source, target = tmp_path / "movies-a", tmp_path / "movies-b"
+    write_jsonl(source, shared_data, users=12, seed=1)
+    sizes = write_jsonl(target, shared_data, users=12, seed=2)
+    out = tmp_path / "results"
+    runner = CliRunner()
+    first = runner.invoke(main, ["eval", str(source), "--out", str(out), *FAST])
+    assert first.exit_code == 0, first.output
+    assert (out / "movies-a" / "adapter").is_dir(), "the online run's final adapter is kept"
+
+    second = runner.invoke(
+        main,
+        [
+            "eval",
+            str(target),
+            "--out",
+            str(out),
+            "--transfer-from",
+            str(out / "movies-a"),
+            "--no-zero-shot",
+            *FAST,
+        ],
+    )
+    assert second.exit_code == 0, second.output
+    folder = out / "movies-b"
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    models = metrics["models"]
+    assert set(models) == {"streamrec online", "streamrec online from movies-a", "Pop", "ItemKNN"}
+    for name, result in models.items():
+        assert result["test"]["users"] == sizes["users"], name
+        assert 0.0 <= result["test"]["ndcg"] <= result["test"]["recall"] <= 1.0
+    runs = metrics["runs"]
+    assert runs["streamrec online"]["versions"], "online training published no version"
+    # The transfer run continued from movies-a's final version (versions only move
+    # forward from it), it did not start again from scratch.
+    source_runs = json.loads((out / "movies-a" / "metrics.json").read_text())["runs"]
+    source_final = max(source_runs["streamrec online"]["versions"])
+    transferred = runs["streamrec online from movies-a"]["versions"]
+    assert min(transferred) >= source_final and max(transferred) > source_final
+    for needle in (
+        "| streamrec online | this run |",
+        "| ItemKNN | this run |",
+        "Cross-scenario transfer",
+        "movies-a",
+        "prequential.png",
+        "latency.png",
+        "vs-peers.png",
+    ):
+        assert needle in report, needle
+    for png in ("prequential.png", "latency.png", "vs-peers.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (folder / "work").exists(), "run directories are cleaned up"
