@@ -33,6 +33,7 @@ from rich.console import Console
 
 from streams.datasets import Dataset, Record, load
 from streams.replay import RunPlan, RunResult, run
+from workers.training import TrainingConfig
 from workers.evaluation import (
     Evaluation,
     ModelResult,
@@ -186,6 +187,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
             workdir=work / run_name,
             env={**env, "STREAMREC_TRAINING__MODE": mode},
             seed_adapter=seed_adapter,
+            settle=_settle_seconds(env) if mode == "online" else 0.0,
         )
 
     runs = [run(plan("streamrec online", "online"), console)]
@@ -267,6 +269,14 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
     shutil.rmtree(work)  # broker logs and stores of the runs (kept when a run fails)
     _summary(console, models, report)
     return report
+
+
+def _settle_seconds(env: Mapping[str, str]) -> float:
+    """How long no new version must appear before the probes: the trainer's T (it trains
+    the stream's tail T seconds after its last round) plus a margin for the round."""
+    every = env.get("STREAMREC_TRAINING__TRAIN_EVERY_SECONDS")
+    seconds = float(every) if every else TrainingConfig().train_every_seconds
+    return seconds + 15.0
 
 
 def _final_adapter(results: Path) -> Path:
