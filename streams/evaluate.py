@@ -33,7 +33,6 @@ from rich.console import Console
 
 from streams.datasets import Dataset, Record, load
 from streams.replay import RunPlan, RunResult, run
-from workers.training import TrainingConfig
 from workers.evaluation import (
     Evaluation,
     ModelResult,
@@ -55,6 +54,7 @@ from workers.evaluation import (
     score_model,
     split_sizes,
 )
+from workers.training import TrainingConfig
 
 PEER_SECTIONS = {"ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small"}
 
