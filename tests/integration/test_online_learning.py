@@ -1,6 +1,6 @@
 """Online adapters on the real pipeline: the trainer actor learns from the stream,
 publishes versions, servers hot-swap them without losing or pausing events, and a
-restarted worker resumes from the newest published version."""
+worker killed with SIGKILL resumes from the newest published version."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_versions_are_published_hot_swapped_and_resumed_after_restart(learning_s
     for user, versions in per_user.items():
         assert versions == sorted(versions), f"{user}: versions went backwards {versions}"
 
-    stack.stop_worker(worker)
+    stack.kill_worker(worker)  # SIGKILL of the whole process group: Ray and trainer too
     before_restart = latest_version(stack.workdir / "adapters")
     assert before_restart is not None
     stack.start_worker(index=1)

@@ -25,8 +25,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def own_stack(tmp_path) -> Iterator[LocalStack]:
-    # Under tmp_path: the broker and worker logs stay behind for a failed run.
-    with local_stack(partitions=2, workdir=tmp_path / "stack") as running:
+    # Under tmp_path: the broker and worker logs stay behind for a failed run. Training
+    # is off: the bulk below is random noise, and what this test checks is the user
+    # state that survives a crash (the trainer's resume is test_online_learning's).
+    env = {"STREAMREC_TRAINING__MODE": "zero-shot"}
+    with local_stack(partitions=2, env=env, workdir=tmp_path / "stack") as running:
         yield running
 
 
