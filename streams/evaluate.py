@@ -313,6 +313,11 @@ def _settings_rows(
         ("list length asked of the pipeline", opts.fetch_k),
     ]
     rows.extend(sorted(env.items()))
+    # The trainer's effective settings: its defaults, as this code has them, unless set.
+    for key, value in TrainingConfig().model_dump().items():
+        name = f"STREAMREC_TRAINING__{key.upper()}"
+        if name not in env:
+            rows.append((f"{name} (default)", value))
     for r in runs:
         rows.append((f"{r.name}: versions published", len(r.versions)))
         rows.append((f"{r.name}: stream seconds", round(r.stream_seconds, 1)))
@@ -332,6 +337,9 @@ def _notes(runs: Sequence[RunResult]) -> str:
         "Every list is the pipeline's own ranking of the whole catalog (exact search); the "
         "user's items are removed from it in full before scoring (the pipeline itself "
         "excludes the most recent `history_size` items).",
+        "Stream time is the dataset's time order. The replay produces the whole stream at "
+        "once and the worker consumes its partitions at their own pace, so one partition "
+        "can be ahead of another: versions then appear out of order in stream time.",
     ]
     for r in runs:
         probe_versions = sorted({s.model_version for s in r.served.values()})
