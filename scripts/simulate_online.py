@@ -31,11 +31,12 @@ DATA = Path("/work/shared/data/ml-100k")
 CACHE = Path("/tmp/streamrec_study/ml100k-minilm.npz")
 RESULTS = Path("/tmp/streamrec_study/results.jsonl")
 COLD = 5  # test items with fewer training interactions form the cold slice
+RARE = 20  # a larger, less noisy slice of rarely seen test items
 
 # name -> TrainingConfig overrides (on top of the defaults). Kept in the order tried.
 CONFIGS: dict[str, dict[str, Any]] = {
     "zero-shot": {"mode": "zero-shot"},
-    "default": {},
+    "default": {},  # the TrainingConfig defaults (the chosen setting)
 }
 
 
@@ -54,15 +55,19 @@ def base_vectors(items: list[dict[str, Any]], cache: Path = CACHE) -> dict[str, 
     return dict(zip([i["item_id"] for i in items], vectors, strict=True))
 
 
-def metrics(split: Split, valid: dict[str, list[str]], test: dict[str, list[str]]) -> dict[str, float]:
+def metrics(
+    split: Split, valid: dict[str, list[str]], test: dict[str, list[str]]
+) -> dict[str, float]:
     v, t = evaluate(valid, split.valid), evaluate(test, split.test)
     counts = split.item_train_counts
     cold = {u: i for u, i in split.test.items() if counts.get(i, 0) < COLD}
     c = evaluate(test, cold)
+    rare = evaluate(test, {u: i for u, i in split.test.items() if counts.get(i, 0) < RARE})
     return {
         "valid_recall": v.recall, "valid_ndcg": v.ndcg, "valid_mrr": v.mrr,
         "test_recall": t.recall, "test_ndcg": t.ndcg, "test_mrr": t.mrr,
         "cold_users": c.users, "cold_recall": c.recall, "cold_ndcg": c.ndcg,
+        "rare_users": rare.users, "rare_recall": rare.recall, "rare_ndcg": rare.ndcg,
     }  # fmt: skip
 
 
@@ -119,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
+    parser.add_argument(
+        "--source", nargs="*", default=[], help="LABEL=RESULTS.jsonl rows for --report"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     dataset = load_ml100k(args.data)
@@ -138,10 +146,35 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 handle.write(json.dumps(row) + "\n")
     if args.report is not None:
-        from scripts.study_report import render
-
-        args.report.write_text(render(args.results), encoding="utf-8")
+        sources = [tuple(s.split("=", 1)) for s in args.source] or [("here", str(args.results))]
+        args.report.write_text(render([(label, Path(path)) for label, path in sources]))
     return 0
+
+
+def render(sources: list[tuple[str, Path]]) -> str:
+    """One markdown row per result row, in the order run."""
+    head = (
+        "| run | where | overrides | valid N@10 | test R@10 | test N@10 | test MRR@10 "
+        "| cold<5 R@10 (n) | rare<20 R@10 (n) | rounds | train s | s/round |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for label, path in sources:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            rare = f"{r['rare_recall']:.3f} ({r['rare_users']})" if "rare_users" in r else "n/a"
+            timing = (
+                f"{r['rounds']} | {r['train_seconds']:.0f} | {r['seconds_per_round']:.2f}"
+                if "rounds" in r
+                else "- | - | -"
+            )
+            lines.append(
+                f"| {r['name']} | {label} | `{json.dumps(r['overrides'])}` "
+                f"| {r['valid_ndcg']:.4f} | {r['test_recall']:.4f} | {r['test_ndcg']:.4f} "
+                f"| {r['test_mrr']:.4f} | {r['cold_recall']:.3f} ({r['cold_users']}) "
+                f"| {rare} | {timing} |"
+            )
+    return head + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

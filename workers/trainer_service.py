@@ -11,6 +11,7 @@ is soft state and starts empty).
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from workers.adapters import AdapterConfig, RecAdapter
 from workers.adapters.io import load_latest, save_adapter
 from workers.config import AdapterStoreConfig
+from workers.encoder import pick_device
 from workers.serving_model import prune_versions
 from workers.training import OnlineTrainer, RoundReport, Sample, TrainingConfig
 from workers.user_math import Vector
@@ -76,7 +78,8 @@ class TrainerService:
         adapter = load_latest(adapters.path) or new_adapter(config, dim)
         if adapter.version > 0:
             log.info("trainer resumes from published version %d", adapter.version)
-        self.trainer = OnlineTrainer(config, adapter)
+        self.device = pick_device(config.num_gpus)
+        self.trainer = OnlineTrainer(config, adapter.to(self.device))
         self._inbox: list[Sample] = []
         self._inbox_lock = threading.Lock()
         self._train_lock = threading.Lock()
@@ -145,7 +148,9 @@ class TrainerService:
                 {k: scenario for k, (_, scenario) in found.items()},
             )
         report = self.trainer.train_round(now)
-        save_adapter(self.trainer.adapter, self.adapters.path, report.version)
+        if report.steps == 0:  # nothing had vectors yet: no new version to publish
+            return report
+        save_adapter(self._cpu_copy(), self.adapters.path, report.version)
         self.catalog.reproject(report.version)
         prune_versions(self.adapters.path, self.adapters.keep)
         status = self._status
@@ -155,6 +160,11 @@ class TrainerService:
         status.train_seconds += time.perf_counter() - started
         log.info("published model version %d (%s)", report.version, report)
         return report
+
+    def _cpu_copy(self) -> RecAdapter:
+        """What is published: CPU tensors (servers load versions on CPU)."""
+        adapter = self.trainer.adapter
+        return adapter if self.device.type == "cpu" else copy.deepcopy(adapter).to("cpu")
 
     def _loop(self, poll_seconds: float) -> None:
         while not self._stop.wait(poll_seconds):

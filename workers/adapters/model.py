@@ -190,8 +190,8 @@ class RecAdapter(nn.Module):
                 f"item_ids ({len(item_ids)}), base {tuple(base.shape)} and scenarios "
                 f"({len(scenarios)}) must describe the same n items"
             )
-        scen = self.scenario_indices(scenarios, register=False)
-        rows = self.item_indices(item_ids, register=False)
+        scen = self.scenario_indices(scenarios, register=False).to(base.device)
+        rows = self.item_indices(item_ids, register=False).to(base.device)
         with self._serving():
             parts = [
                 self.project(base[i : i + _CHUNK], scen[i : i + _CHUNK], rows[i : i + _CHUNK])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -78,12 +79,17 @@ def contrastive_loss(adapter: RecAdapter, batch: Batch, cache: BaseVectors) -> T
 
     Registers the batch's items (ID residual rows) and scenarios with the adapter.
     """
+    device = adapter.moe.weight.device  # the batch goes where the adapter lives (GPU or CPU)
+
+    def tensor(array: npt.NDArray[Any]) -> Tensor:
+        return torch.from_numpy(array).to(device)
+
     ids = [cache.ids[int(r)] for r in batch.rows]
-    base = torch.from_numpy(cache.matrix[batch.rows])
-    scen = adapter.scenario_indices([cache.scenarios[int(r)] for r in batch.rows])
-    rec = adapter.project(base, scen, adapter.item_indices(ids))  # (U, out)
-    history = rec[torch.from_numpy(batch.history)]  # (b, L, out)
-    users = adapter.aggregator(history, torch.from_numpy(batch.mask))  # (b, out)
-    logits = users @ rec[torch.from_numpy(batch.cands)].T  # (b, C)
-    target = torch.from_numpy(batch.label)
+    base = tensor(cache.matrix[batch.rows])
+    scen = adapter.scenario_indices([cache.scenarios[int(r)] for r in batch.rows]).to(device)
+    rec = adapter.project(base, scen, adapter.item_indices(ids).to(device))  # (U, out)
+    history = rec[tensor(batch.history)]  # (b, L, out)
+    users = adapter.aggregator(history, tensor(batch.mask))  # (b, out)
+    logits = users @ rec[tensor(batch.cands)].T  # (b, C)
+    target = tensor(batch.label)
     return F.cross_entropy(logits / adapter.config.temperature, target)

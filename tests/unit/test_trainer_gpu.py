@@ -1,0 +1,56 @@
+"""The trainer's GPU path: it trains on CUDA and publishes a version that CPU servers
+load with the same outputs (skipped without a GPU)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workers.adapters.io import load_adapter, version_dir
+from workers.config import AdapterStoreConfig
+from workers.trainer_service import TrainerService
+from workers.training import Sample, TrainingConfig
+from workers.user_math import Vector
+
+pytestmark = pytest.mark.gpu
+
+DIM = 16
+
+
+class DictCatalog:
+    def __init__(self, n: int) -> None:
+        rng = np.random.default_rng(0)
+        self.base = {f"i{k}": rng.standard_normal(DIM).astype(np.float32) for k in range(n)}
+        self.versions: list[int] = []
+
+    def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]:
+        return {i: (self.base[i], "shop") for i in item_ids if i in self.base}
+
+    def reproject(self, version: int) -> int:
+        self.versions.append(version)
+        return version
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_trainer_trains_on_cuda_and_publishes_a_cpu_loadable_version(tmp_path: Path) -> None:
+    catalog = DictCatalog(30)
+    config = TrainingConfig(
+        train_every_samples=10, steps_per_round=5, batch_size=8, negatives=4, num_gpus=1.0
+    )
+    adapters = AdapterStoreConfig(path=tmp_path / "adapters")
+    service = TrainerService(config, adapters, catalog, DIM, background=False)
+    assert service.trainer.adapter.moe.weight.device.type == "cuda"
+    ids = sorted(catalog.base)
+    service.add([Sample(tuple(ids[k : k + 3]), ids[k + 3], "shop") for k in range(20)])
+    report = service.step(now=1.0)
+    assert report is not None and report.version == 1 and catalog.versions == [1]
+    published = load_adapter(version_dir(adapters.path, 1))
+    assert published.moe.weight.device.type == "cpu"
+    base = torch.from_numpy(np.stack([catalog.base[i] for i in ids]))
+    on_cpu = published.item_vectors(ids, base, ["shop"] * len(ids))
+    on_gpu = service.trainer.adapter.item_vectors(ids, base.cuda(), ["shop"] * len(ids))
+    np.testing.assert_allclose(on_cpu.numpy(), on_gpu.cpu().numpy(), atol=1e-5)
