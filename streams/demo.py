@@ -16,13 +16,13 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streams.consume import Received, TopicReader, group_lag
 from streams.datasets import Dataset, Record, load_ml_latest
 from streams.local import local_stack
 from streams.produce import kafka_producer, produce
+from streams.progress import progress_bar
 
 MALFORMED = [b"{not json", b'{"user_id": "", "item_id": "1", "ts": 1.0}']
 
@@ -83,7 +83,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         )
         producer = kafka_producer(stack.bootstrap)
         topics = stack.kafka.topics
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("catalog: encode + index", total=len(catalog))
             produce(producer, topics.items, catalog, "item_id")
             while (lag := group_lag(stack.bootstrap, "streamrec", topics.items)) > 0:
@@ -93,7 +93,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
 
         with (
             TopicReader(stack.bootstrap, [topics.recommendations, topics.dead_letters]) as reader,
-            _progress(console) as progress,
+            progress_bar(console) as progress,
         ):
             task = progress.add_task("events -> recommendations", total=len(events))
             started = time.time()
@@ -119,16 +119,6 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
     _show_users(console, events, recs, titles, opts.show)
     _summary(console, len(events), recs, dead, elapsed)
     return 0 if len(recs) >= len(events) and len(dead) == len(MALFORMED) else 1
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def _show_users(

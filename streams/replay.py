@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.consume import Received, TopicReader, group_lag
 from streams.datasets import Record
 from streams.local import local_stack
 from streams.produce import kafka_producer, produce
+from streams.progress import progress_bar
 from workers.adapters.io import latest_version, version_dir
+from workers.serving_model import published_versions
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
             stack.start_worker(timeout=300)
         topics = stack.kafka.topics
         producer = kafka_producer(stack.bootstrap)
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"[{plan.name}] catalog", total=len(items))
             produce(producer, topics.items, items, "item_id")
             while (lag := group_lag(stack.bootstrap, stack.kafka.app_id, topics.items)) > 0:
@@ -113,7 +113,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
             produce(producer, topics.events, probes, "user_id")
             _collect(reader, probes, served, wire, plan, console, "probes (final model)")
         producer.close()
-    versions = _versions(adapters)
+    versions = published_versions(adapters)
     final = None
     if versions:
         final = plan.workdir / "final-adapter" / version_dir(adapters, versions[-1]).name
@@ -132,7 +132,7 @@ def _collect(
 ) -> None:
     wanted = {str(e["event_id"]) for e in events}
     missing = set(wanted)
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"[{plan.name}] {what}", total=len(wanted))
         deadline = time.monotonic() + plan.timeout
         while missing:
@@ -155,16 +155,6 @@ def _served(rec: Received, wire: Wire) -> Served:
     )
 
 
-def _versions(adapters: Path) -> list[int]:
-    if not adapters.is_dir():
-        return []
-    return sorted(
-        int(p.name[1:])
-        for p in adapters.iterdir()
-        if p.name.startswith("v") and p.name[1:].isdigit()
-    )
-
-
 def _settle(adapters: Path, plan: RunPlan, console: Console) -> None:
     """Wait until no new version was published for ``plan.settle`` seconds (the trainer
     trains the stream's tail within its T seconds, then has nothing new to learn)."""
@@ -176,16 +166,3 @@ def _settle(adapters: Path, plan: RunPlan, console: Console) -> None:
             now = latest_version(adapters)
             if now != last:
                 last, since = now, time.monotonic()
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-Hook = Callable[[RunResult], Any]

@@ -89,6 +89,18 @@ class ServingModel:
         return self.adapter
 
 
+def published_versions(root: str | Path) -> list[int]:
+    """Every version directory under ``root``, oldest first (none if it is missing)."""
+    path = Path(root)
+    if not path.is_dir():
+        return []
+    return sorted(
+        int(entry.name[1:])
+        for entry in path.iterdir()
+        if entry.is_dir() and entry.name.startswith("v") and entry.name[1:].isdigit()
+    )
+
+
 def prune_versions(root: str | Path, keep: int) -> list[int]:
     """Delete all but the newest ``keep`` version directories; returns the deleted ones.
 
@@ -96,13 +108,7 @@ def prune_versions(root: str | Path, keep: int) -> list[int]:
     (``keep`` versions) could miss one; it then moves to the newest instead.
     """
     path = Path(root)
-    if not path.is_dir():
-        return []
-    versions = sorted(
-        int(entry.name[1:])
-        for entry in path.iterdir()
-        if entry.is_dir() and entry.name.startswith("v") and entry.name[1:].isdigit()
-    )
+    versions = published_versions(path)
     dropped = versions[:-keep] if keep > 0 else versions
     for version in dropped:
         shutil.rmtree(version_dir(path, version), ignore_errors=False)
