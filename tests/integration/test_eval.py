@@ -87,10 +87,11 @@ def test_eval_writes_an_honest_report_and_transfers(tmp_path: Path, shared_data:
         "Cross-scenario transfer",
         "movies-a",
         "prequential.png",
+        "prequential-new-users.png",
         "latency.png",
         "vs-peers.png",
     ):
         assert needle in report, needle
-    for png in ("prequential.png", "latency.png", "vs-peers.png"):
+    for png in ("prequential.png", "prequential-new-users.png", "latency.png", "vs-peers.png"):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (folder / "work").exists(), "run directories are cleaned up"
