@@ -161,6 +161,31 @@ def point_from(record: Any) -> ItemPoint | None:
     )
 
 
+def points_by_id(records: Iterable[Any]) -> dict[str, ItemPoint]:
+    """Retrieved records -> {item_id: ItemPoint} (partial records left out)."""
+    found = (point_from(r) for r in records)
+    return {p.item_id: p for p in found if p is not None}
+
+
+def scroll_pages(
+    scroll: Callable[[Any], tuple[Sequence[Any], Any]],
+) -> Iterator[list[ItemPoint]]:
+    """Page through an engine's scroll: ``scroll(offset) -> (records, next offset)``,
+    starting at None and ending when the next offset is None; engine errors become
+    `StoreError`."""
+    offset: Any = None
+    while True:
+        try:
+            records, offset = scroll(offset)
+        except Exception as exc:
+            raise StoreError(f"scroll failed: {exc}") from exc
+        page = list(points_by_id(records).values())
+        if page:
+            yield page
+        if offset is None:
+            return
+
+
 def collect_vectors(
     records: Iterable[Any], by_point: Mapping[str, str], using: str
 ) -> dict[str, npt.NDArray[np.float32]]:

@@ -53,8 +53,9 @@ from workers.store.base import (
     latest_per_id,
     named_vectors,
     payload_of,
-    point_from,
     point_id,
+    points_by_id,
+    scroll_pages,
 )
 
 #: Files whose presence means the directory already holds a shard.
@@ -159,26 +160,20 @@ class EdgeStore(VectorStore):
             records = shard.retrieve(ids, True, True)
         except Exception as exc:
             raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
-        found = (point_from(r) for r in records)
-        return {p.item_id: p for p in found if p is not None}
+        return points_by_id(records)
 
     def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
         """Yield every stored item in pages of ``batch`` (point-id order)."""
         shard = self._open_shard()
-        offset: Any = None
-        while True:
-            try:
-                request = qe.ScrollRequest(
-                    offset=offset, limit=batch, with_payload=True, with_vector=True
-                )
-                records, offset = shard.scroll(request)
-            except Exception as exc:
-                raise StoreError(f"scroll failed: {exc}") from exc
-            page = [p for p in (point_from(r) for r in records) if p is not None]
-            if page:
-                yield page
-            if offset is None:
-                return
+
+        def scroll(offset: Any) -> tuple[Sequence[Any], Any]:
+            request = qe.ScrollRequest(
+                offset=offset, limit=batch, with_payload=True, with_vector=True
+            )
+            records, nxt = shard.scroll(request)
+            return records, nxt
+
+        return scroll_pages(scroll)
 
     def _query(self, request: SearchRequest) -> qe.QueryRequest:
         q = CheckedQuery.of(request, self.dim)

@@ -31,8 +31,9 @@ from workers.store.base import (
     latest_per_id,
     named_vectors,
     payload_of,
-    point_from,
     point_id,
+    points_by_id,
+    scroll_pages,
 )
 
 #: Points sent per upsert call (keeps server request bodies well under their limit).
@@ -166,29 +167,19 @@ class QdrantClientStore(VectorStore):
             )
         except Exception as exc:
             raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
-        found = (point_from(r) for r in records)
-        return {p.item_id: p for p in found if p is not None}
+        return points_by_id(records)
 
     def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
         """Yield every stored item in pages of ``batch``."""
         client = self._open_client()
-        offset: Any = None
-        while True:
-            try:
-                records, offset = client.scroll(
-                    self.collection,
-                    limit=batch,
-                    offset=offset,
-                    with_payload=True,
-                    with_vectors=True,
-                )
-            except Exception as exc:
-                raise StoreError(f"scroll failed: {exc}") from exc
-            page = [p for p in (point_from(r) for r in records) if p is not None]
-            if page:
-                yield page
-            if offset is None:
-                return
+
+        def scroll(offset: Any) -> tuple[Sequence[Any], Any]:
+            records, nxt = client.scroll(
+                self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=True
+            )
+            return records, nxt
+
+        return scroll_pages(scroll)
 
     def _query(self, request: SearchRequest) -> models.QueryRequest:
         q = CheckedQuery.of(request, self.dim)
