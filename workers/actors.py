@@ -99,6 +99,11 @@ class Actors:
     trainer: Any | None = None  # None in zero-shot mode
 
 
+def _shared(actor: Any, name: str, **resources: Any) -> Any:
+    """The one named, detached instance of ``actor`` in the cluster (created if absent)."""
+    return actor.options(name=name, get_if_exists=True, lifetime="detached", **resources)
+
+
 def start_actors(
     encoder: EncoderConfig,
     store: StoreConfig,
@@ -114,28 +119,21 @@ def start_actors(
     """
     adapters = adapters or AdapterStoreConfig()
     training = training or TrainingConfig()
-    enc = EncoderActor.options(
-        name=namespace_prefix + ENCODER_NAME,
-        get_if_exists=True,
-        lifetime="detached",
+    enc = _shared(
+        EncoderActor,
+        namespace_prefix + ENCODER_NAME,
         num_gpus=encoder.num_gpus,
         num_cpus=encoder.num_cpus,
         max_concurrency=1,
     ).remote(encoder)
     dim = int(ray.get(enc.dimension.remote()))
-    st = StoreActor.options(
-        name=namespace_prefix + STORE_NAME,
-        get_if_exists=True,
-        lifetime="detached",
-        num_cpus=0,
-    ).remote(store, dim, adapters)
+    st = _shared(StoreActor, namespace_prefix + STORE_NAME, num_cpus=0).remote(store, dim, adapters)
     ray.get(st.count.remote())  # surface a bad store URL now, not on the first event
     trainer = None
     if training.mode == "online":
-        trainer = TrainerActor.options(
-            name=namespace_prefix + TRAINER_NAME,
-            get_if_exists=True,
-            lifetime="detached",
+        trainer = _shared(
+            TrainerActor,
+            namespace_prefix + TRAINER_NAME,
             num_cpus=training.num_cpus,
             num_gpus=training.num_gpus,
             max_concurrency=4,  # add() keeps flowing while train_now() runs
