@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,tooling,dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -31,8 +31,8 @@ test-unit: setup
 	$(BIN)/python -m pytest -m "not integration"
 
 lint: setup
-	$(BIN)/ruff check streams workers tests examples
-	$(BIN)/ruff format --check streams workers tests examples
+	$(BIN)/ruff check streams workers tooling tests examples
+	$(BIN)/ruff format --check streams workers tooling tests examples
 	$(BIN)/mypy
 
 bench: setup

@@ -39,7 +39,7 @@ def main() -> None:
 @click.option("--partitions", type=int, default=None, help="Partitions per topic.")
 def broker(port: int, partitions: int | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu) and create the topics."""
-    from streams.broker import create_topics, start_broker
+    from tooling.broker import create_topics, start_broker
 
     embedded = start_broker(port)
     settings = _settings(broker=embedded.url, partitions=partitions)
@@ -94,9 +94,9 @@ def produce(
     no_items: bool,
 ) -> None:
     """Produce a catalog and then its events, in time order, to the topics."""
-    from streams import datasets
-    from streams.produce import kafka_producer
-    from streams.produce import produce as send
+    from tooling import datasets
+    from tooling.produce import kafka_producer
+    from tooling.produce import produce as send
 
     if dataset is None and items is None and events is None:
         raise click.UsageError("give --dataset, or --items and/or --events")
@@ -127,7 +127,7 @@ def produce(
 @click.option("--show", type=int, default=3, show_default=True, help="Users printed at the end.")
 def demo(users: int, events_per_user: int, min_ratings: int, show: int) -> None:
     """The main job on embedded defaults: broker, Ray, a worker, MovieLens, recommendations."""
-    from streams.demo import DemoOptions, run_demo
+    from tooling.demo import DemoOptions, run_demo
 
     sys.exit(run_demo(DemoOptions(users, events_per_user, min_ratings, show)))
 
@@ -143,7 +143,7 @@ def demo(users: int, events_per_user: int, min_ratings: int, show: int) -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="JSON results file.")
 def bench(dataset: Path, n_events: int, output: Path | None) -> None:
     """Replay a dataset through the real pipeline; throughput, latency, passthrough ceiling."""
-    from streams.bench import run_bench
+    from tooling.bench import run_bench
 
     sys.exit(run_bench(dataset, n_events, output))
 
@@ -178,7 +178,7 @@ def evaluate(
 ) -> None:
     """Leave-one-out, full ranking, prequential and cold-start metrics, through the real
     pipeline, beside Pop, ItemKNN and the peers of PEERS.md; writes a report and plots."""
-    from streams.evaluate import EvalOptions, run_eval
+    from tooling.evaluate import EvalOptions, run_eval
 
     env = {}
     for item in overrides:

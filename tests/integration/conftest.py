@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.local import LocalStack, local_stack
+from tooling.local import LocalStack, local_stack
 
 
 @pytest.fixture(scope="module")

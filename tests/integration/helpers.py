@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.consume import Received, TopicReader, group_lag
-from streams.local import LocalStack
-from streams.produce import encode_record, kafka_producer
+from tooling.consume import Received, TopicReader, group_lag
+from tooling.local import LocalStack
+from tooling.produce import encode_record, kafka_producer
 
 
 def unique(prefix: str) -> str:
@@ -31,7 +31,7 @@ def send_items(stack: LocalStack, items: list[dict[str, Any]], wait: bool = True
     send(stack, stack.kafka.topics.items, [(i["item_id"].encode(), i) for i in items])
     if wait:
         wait_until(
-            lambda: group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) == 0,
+            lambda: group_lag(stack.kafka, stack.kafka.topics.items) == 0,
             what="catalog indexed",
         )
 

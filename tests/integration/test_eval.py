@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.datasets import load_ml100k
+from tooling.datasets import load_ml100k
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from streams.consume import Received
-from streams.local import LocalStack, local_stack
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
@@ -21,6 +19,8 @@ from tests.integration.helpers import (
     send_items,
     unique,
 )
+from tooling.consume import Received
+from tooling.local import LocalStack, local_stack
 from workers.adapters.io import latest_version, load_adapter, version_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

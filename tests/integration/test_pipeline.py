@@ -39,7 +39,7 @@ def ids(records: list[dict[str, Any]]) -> list[str]:
 
 
 def test_every_event_gets_exactly_one_recommendation(stack, shared_data) -> None:
-    from streams.datasets import load_ml_latest
+    from tooling.datasets import load_ml_latest
 
     scenario = unique("ml")
     data = load_ml_latest(shared_data / "ml-latest-small", scenario=scenario)

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.consume import TopicReader
-from streams.local import LocalStack, local_stack
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
@@ -19,6 +17,8 @@ from tests.integration.helpers import (
     send_items,
     unique,
 )
+from tooling.consume import TopicReader
+from tooling.local import LocalStack, local_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

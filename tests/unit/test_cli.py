@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from streams.cli import _settings, main
 
-COMMANDS = ("broker", "worker", "produce", "demo", "bench")
+COMMANDS = ("broker", "worker", "produce", "demo", "bench", "eval")
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +106,16 @@ def test_console_script_is_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Usage: streamrec")
+
+
+def test_tooling_is_imported_only_by_the_command_that_runs() -> None:
+    """``streams.cli`` imports no tooling module (nor matplotlib) until a command runs."""
+    code = (
+        "import sys, streams.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tooling', 'matplotlib')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

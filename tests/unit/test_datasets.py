@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import datasets
-from streams.datasets import Dataset
+from tooling import datasets
+from tooling.datasets import Dataset
 
 TIED_USER = "532"  # in ml-100k, this user's last three ratings share one timestamp
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.evaluation import (
+from tooling.evaluation import (
     Observation,
     PrequentialResult,
     RankingMetrics,

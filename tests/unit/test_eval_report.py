@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workers.evaluation import (
+from tooling.evaluation import (
     COLD_START_SLICES,
     Evaluation,
     ModelResult,
@@ -130,6 +130,7 @@ def test_every_section_with_its_numbers() -> None:
     assert "| 4-4 | 1 | 1.0000 | 0.6309 | 2 (1) |" in prequential_lines
     latency = "| streamrec online | 101 | 50.0 | 50.0 | 95.0 | 99.0 | 100.0 |"
     assert latency in section(text, "Serving")
+    assert "## Serving latency (ms per recommendation, nearest-rank percentiles)" in text
     transfer = "\n".join(section(text, "Cross-scenario transfer"))
     assert "| movies | from books's shared part | 50 | 0.1000 | 0.0500 | 0.0400 |" in transfer
     assert "| movies | from scratch | 50 | 0.0800 | 0.0450 | 0.0300 |" in transfer

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workers.evaluation import (
+from tooling.evaluation import (
     COLD_START_SLICES,
     SliceSpec,
     Split,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workers.evaluation import Observation, latency_summary, observations_from_stream, prequential
+from tooling.evaluation import Observation, latency_summary, observations_from_stream, prequential
 
 
 def ev(n: int, user: str, item: str) -> dict[str, Any]:
@@ -71,8 +71,9 @@ def test_version_order_follows_first_serving_not_first_judging() -> None:
 def test_latency_percentiles() -> None:
     s = latency_summary([float(x) for x in reversed(range(101))])  # 100 .. 0 ms
     assert (s.count, s.mean, s.p50, s.p95, s.p99, s.max) == (101, 50.0, 50.0, 95.0, 99.0, 100.0)
-    ten = latency_summary([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-    assert (ten.p50, ten.p95, ten.p99) == pytest.approx((5.5, 9.55, 9.91))  # linear
+    ten = latency_summary([10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+    # Nearest rank, never interpolated: ceil(.5 * 10) = 5th, ceil(9.5) = ceil(9.9) = 10th.
+    assert (ten.p50, ten.p95, ten.p99) == (5.0, 10.0, 10.0)
     for bad in ([], [1.0, -1.0], [1.0, math.nan], [math.inf]):
         with pytest.raises(ValueError):
             latency_summary(bad)

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.evaluation import baselines, metrics, online, report
-from workers.evaluation.split import Split, leave_one_out
+from tooling.evaluation import baselines, metrics, online, report
+from tooling.evaluation.split import Split, leave_one_out
 
 
 def ev(user: str, item: str, ts: float) -> dict[str, Any]:
@@ -236,7 +236,7 @@ EXACT = 0.0006
 
 @pytest.fixture(scope="module")
 def ml100k_events(shared_data: Path) -> list[dict[str, Any]]:
-    from streams.datasets import load_ml100k
+    from tooling.datasets import load_ml100k
 
     return load_ml100k(shared_data / "ml-100k").events
 

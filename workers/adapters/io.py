@@ -39,17 +39,39 @@ def version_dir(root: str | os.PathLike[str], version: int) -> Path:
     return Path(root) / f"v{version:06d}"
 
 
-def latest_version(root: str | os.PathLike[str]) -> int | None:
-    """Highest complete version under ``root``, or None (missing or empty root)."""
+def published_versions(root: str | os.PathLike[str]) -> list[int]:
+    """Every complete version under ``root``, oldest first (none if it is missing).
+
+    The one definition of a published version: a ``v<6+ digits>`` directory holding
+    its config file (a version being written sits in a hidden temporary directory).
+    """
     path = Path(root)
     if not path.is_dir():
-        return None
-    found = [
+        return []
+    return sorted(
         int(match.group(1))
         for entry in path.iterdir()
         if (match := _VERSION_DIR.match(entry.name)) and (entry / CONFIG_NAME).is_file()
-    ]
-    return max(found) if found else None
+    )
+
+
+def latest_version(root: str | os.PathLike[str]) -> int | None:
+    """Highest complete version under ``root``, or None (missing or empty root)."""
+    found = published_versions(root)
+    return found[-1] if found else None
+
+
+def prune_versions(root: str | os.PathLike[str], keep: int) -> list[int]:
+    """Delete all but the newest ``keep`` versions; returns the deleted ones.
+
+    Servers load a version right after it is published, so only a server far behind
+    (``keep`` versions) could miss one; it then moves to the newest instead.
+    """
+    versions = published_versions(root)
+    dropped = versions[:-keep] if keep > 0 else versions
+    for version in dropped:
+        shutil.rmtree(version_dir(root, version))
+    return dropped
 
 
 def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) -> Path:

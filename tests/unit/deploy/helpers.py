@@ -179,6 +179,52 @@ def dockerfile_bases(dockerfile: Path) -> list[str]:
     return bases
 
 
+def copied_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths every COPY/ADD takes (``--from`` stages and options skipped)."""
+    sources: list[str] = []
+    for line in logical_lines(dockerfile):
+        words = line.split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        if any(w.startswith("--from") for w in words[1:]):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        sources.extend(args[:-1])  # the last one is the destination
+    return sources
+
+
+PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-r", "-c", "-f", "--find-links"}
+
+
+def pip_installs(dockerfile: Path) -> list[str]:
+    """What each ``pip install`` of the Dockerfile names (options skipped, quotes removed)."""
+    found: list[str] = []
+    for line in logical_lines(dockerfile):
+        for command in re.split(r"&&|;|\|\|", line):
+            words = command.split()
+            if "pip" in words and "install" in words[words.index("pip") :]:
+                rest = iter(words[words.index("install", words.index("pip")) + 1 :])
+                for word in rest:
+                    if word in PIP_VALUE_OPTIONS:
+                        next(rest, None)  # the option's value
+                    elif not word.startswith("-"):
+                        found.append(word.strip("\"'"))
+    return found
+
+
+def installed_extras(dockerfile: Path) -> set[str]:
+    """The extras of this project a Dockerfile installs (``.[a,b]`` -> {a, b})."""
+    extras: set[str] = set()
+    for spec in pip_installs(dockerfile):
+        if m := re.fullmatch(r"\.\[([^\]]*)\]", spec):
+            extras.update(e.strip() for e in m.group(1).split(","))
+    return extras
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def dockerfiles() -> list[Path]:
     return sorted(p for p in DEPLOY.glob("Dockerfile*") if not p.name.endswith(".dockerignore"))
 

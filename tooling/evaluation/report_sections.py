@@ -1,4 +1,4 @@
-"""The sections of :func:`~workers.evaluation.report.render_evaluation`, one function
+"""The sections of :func:`~tooling.evaluation.report.render_evaluation`, one function
 each: plain data in, markdown lines out. A section without data says so in a sentence.
 """
 
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from workers.evaluation.latency import latency_summary
-from workers.evaluation.markdown import MISSING, cell, table
-from workers.evaluation.metrics import RankingMetrics
-from workers.evaluation.online import PrequentialPoint
-from workers.evaluation.results import ModelResult, StreamRun, Transfer
-from workers.evaluation.slices import SliceSpec
+from tooling.evaluation.latency import PERCENTILES_NOTE, latency_summary
+from tooling.evaluation.markdown import MISSING, cell, table
+from tooling.evaluation.metrics import RankingMetrics
+from tooling.evaluation.online import PrequentialPoint
+from tooling.evaluation.results import ModelResult, StreamRun, Transfer
+from tooling.evaluation.slices import SliceSpec
 
 MAX_WINDOW_ROWS = 30  # longer window series are left to the prequential plot
 OURS = "this run"
@@ -179,7 +179,7 @@ def _windows(run: StreamRun) -> list[str]:
 
 
 def latency_section(streams: Sequence[StreamRun]) -> list[str]:
-    lines = ["## Serving latency (ms per recommendation)", ""]
+    lines = [f"## Serving latency (ms per recommendation, {PERCENTILES_NOTE})", ""]
     if not streams:
         return [*lines, "No stream replay was run: no latencies."]
     if not any(run.latencies_ms for run in streams):

@@ -1,7 +1,7 @@
 """``streamrec eval``: the literature's protocol, run through the real pipeline.
 
-Leave-one-out by time (``workers.evaluation.split``): each user's training events are
-streamed in time order through a real deployment (`streams.replay`) with online
+Leave-one-out by time (``tooling.evaluation.split``): each user's training events are
+streamed in time order through a real deployment (`tooling.replay`) with online
 training on; then each user's validation event is streamed as a probe. Scored, after
 removing everything the user had (full exclusion, as RecBole ranks):
 
@@ -31,9 +31,8 @@ from typing import Any
 
 from rich.console import Console
 
-from streams.datasets import Dataset, Record, load
-from streams.replay import RunPlan, RunResult, run
-from workers.evaluation import (
+from tooling.datasets import Dataset, Record, load
+from tooling.evaluation import (
     Evaluation,
     ModelResult,
     RankingMetrics,
@@ -54,6 +53,7 @@ from workers.evaluation import (
     score_model,
     split_sizes,
 )
+from tooling.replay import RunPlan, RunResult, run
 from workers.training import TrainingConfig
 
 PEER_SECTIONS = {"ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small"}

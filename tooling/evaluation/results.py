@@ -1,6 +1,6 @@
 """What one evaluation measured, per model, per stream replay and per transfer run.
 
-In: a :class:`~workers.evaluation.split.Split` and each model's top-K lists (user ->
+In: a :class:`~tooling.evaluation.split.Split` and each model's top-K lists (user ->
 item ids, history excluded) for the test and validation targets. :func:`score_model`
 turns them into a :class:`ModelResult`: full-ranking metrics on both phases and on the
 cold-start slices of ``slices.py``. A :class:`StreamRun` holds one replay of the stream
@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from workers.evaluation.metrics import RankingMetrics, evaluate
-from workers.evaluation.online import PrequentialResult
-from workers.evaluation.slices import COLD_START_SLICES, SliceSpec, evaluate_slices
-from workers.evaluation.split import ItemId, Split, UserId
+from tooling.evaluation.metrics import RankingMetrics, evaluate
+from tooling.evaluation.online import PrequentialResult
+from tooling.evaluation.slices import COLD_START_SLICES, SliceSpec, evaluate_slices
+from tooling.evaluation.split import ItemId, Split, UserId
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.settings import KafkaConfig
+
 
 @dataclass(frozen=True)
 class Received:
@@ -83,16 +85,22 @@ class TopicReader:
         self.close()
 
 
-def group_lag(bootstrap: list[str], group: str, topic: str) -> int:
-    """Records of ``topic`` not yet committed by consumer group ``group``.
+def group_lag(kafka: KafkaConfig, topic: str, group: str | None = None) -> int:
+    """Records of ``topic`` not yet committed by the workers' consumer group.
 
-    A streamrec worker commits an offset only after the record's work is done (an item
-    indexed, an event's recommendation produced), so lag 0 means "all processed".
+    That group is the Faust app id, ``kafka.app_id``; ``group`` names another one (tests
+    of the lag itself). A streamrec worker commits an offset only after the record's
+    work is done (an item indexed, an event's recommendation produced), so lag 0 means
+    "all processed".
     """
     from kafka import KafkaConsumer, TopicPartition
 
     # committed() is a plain OffsetFetch: this consumer never joins the group.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers(),
+        group_id=group or kafka.app_id,
+        enable_auto_commit=False,
+    )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = fetched_end_offsets(consumer, parts)

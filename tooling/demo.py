@@ -18,11 +18,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from streams.consume import Received, TopicReader, group_lag
-from streams.datasets import Dataset, Record, load_ml_latest
-from streams.local import local_stack
-from streams.produce import kafka_producer, produce
-from streams.progress import progress_bar
+from tooling.consume import Received, TopicReader
+from tooling.datasets import Dataset, Record, load_ml_latest
+from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
+from tooling.local import local_stack
+from tooling.produce import kafka_producer, produce
+from tooling.progress import progress_bar
 
 MALFORMED = [b"{not json", b'{"user_id": "", "item_id": "1", "ts": 1.0}']
 
@@ -37,7 +38,7 @@ class DemoOptions:
 
 def shipped_dataset() -> Path:
     """The MovieLens latest-small copy shipped with streamrec (see its README.txt)."""
-    return Path(str(resources.files("streams") / "resources" / "ml-latest-small"))
+    return Path(str(resources.files("tooling") / "resources" / "ml-latest-small"))
 
 
 def demo_slice(data: Dataset, opts: DemoOptions) -> tuple[list[Record], list[Record]]:
@@ -55,13 +56,6 @@ def demo_slice(data: Dataset, opts: DemoOptions) -> tuple[list[Record], list[Rec
     )[: opts.users]
     events = [e for u in chosen for e in per_user[u][: opts.events_per_user]]
     return catalog, sorted(events, key=lambda e: e["ts"])
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
@@ -86,9 +80,9 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         with progress_bar(console) as progress:
             task = progress.add_task("catalog: encode + index", total=len(catalog))
             produce(producer, topics.items, catalog, "item_id")
-            while (lag := group_lag(stack.bootstrap, "streamrec", topics.items)) > 0:
-                progress.update(task, completed=len(catalog) - lag)
-                time.sleep(0.5)
+            stack.wait_consumed(
+                topics.items, lambda lag: progress.update(task, completed=len(catalog) - lag)
+            )
             progress.update(task, completed=len(catalog))
 
         with (
@@ -156,8 +150,12 @@ def _summary(
     table.add_row("dead letters", f"{len(dead)}: " + "; ".join(d.value["error"][:60] for d in dead))
     table.add_row("throughput", f"{len(recs) / elapsed:.0f} events/s ({elapsed:.1f}s)")
     table.add_row(
-        "latency p50 / p99",
-        f"{percentile(latencies, 50):.0f} ms / {percentile(latencies, 99):.0f} ms"
-        + (f" (mean {statistics.fmean(latencies):.0f} ms)" if latencies else ""),
+        f"latency p50 / p99 ({PERCENTILES_NOTE})",
+        (
+            f"{percentile(latencies, 50):.0f} ms / {percentile(latencies, 99):.0f} ms"
+            f" (mean {statistics.fmean(latencies):.0f} ms)"
+        )
+        if latencies
+        else "no recommendations",
     )
     console.print(table)

@@ -1,7 +1,7 @@
 """Cold-start slices: the evaluated users whose target item, or who themselves, had
 few training interactions.
 
-In: a :class:`~workers.evaluation.split.Split`, the phase (``"test"`` or ``"valid"``),
+In: a :class:`~tooling.evaluation.split.Split`, the phase (``"test"`` or ``"valid"``),
 and top-K lists (user -> item ids, history already excluded). Out: per slice, the
 targets in it (:func:`slice_targets`) or its :class:`RankingMetrics`
 (:func:`evaluate_slices`; ``RankingMetrics.users`` is the slice's size).
@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from workers.evaluation.metrics import RankingMetrics, evaluate
-from workers.evaluation.split import ItemId, Split, UserId
+from tooling.evaluation.metrics import RankingMetrics, evaluate
+from tooling.evaluation.split import ItemId, Split, UserId
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streams.consume import Received, TopicReader, group_lag
-from streams.datasets import Record, load
-from streams.demo import percentile
-from streams.local import LocalStack, local_stack
-from streams.produce import kafka_producer, produce
+from tooling.consume import Received, TopicReader
+from tooling.datasets import Record, load
+from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
+from tooling.local import LocalStack, local_stack
+from tooling.produce import kafka_producer, produce
 
 
 @dataclass
@@ -102,8 +102,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         t0 = time.monotonic()
         produce(producer, stack.kafka.topics.items, data.items, "item_id")
         producer.close()
-        while group_lag(stack.bootstrap, "streamrec", stack.kafka.topics.items) > 0:
-            time.sleep(0.2)
+        stack.wait_consumed(stack.kafka.topics.items, interval=0.2)
         catalog_s = time.monotonic() - t0
         console.print(f"catalog: {len(data.items)} items indexed in {catalog_s:.1f}s")
 
@@ -114,7 +113,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
             paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
         with console.status("passthrough ceiling ..."):
-            from streams.broker import create_topics
+            from tooling.broker import create_topics
 
             create_topics(stack.kafka, ["bench-passthrough"])
             ceiling = asyncio.run(
@@ -128,6 +127,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "worker_startup_s": round(startup, 1),
         "catalog_items": len(data.items),
         "catalog_items_per_s": round(len(data.items) / catalog_s, 1),
+        "latency_percentiles": PERCENTILES_NOTE,
         "firehose": asdict(burst),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
         "passthrough_events_per_s": round(ceiling, 1),
@@ -147,7 +147,11 @@ def _cpus() -> int:
 
 
 def _print(console: Console, r: dict[str, Any]) -> None:
-    table = Table(title=f"streamrec bench ({r['machine']})", show_header=False)
+    table = Table(
+        title=f"streamrec bench ({r['machine']})",
+        caption=f"latencies: event -> recommendation produced, {PERCENTILES_NOTE}",
+        show_header=False,
+    )
     table.add_row("catalog encode+index", f"{r['catalog_items_per_s']} items/s")
     f, p = r["firehose"], r["paced"]
     table.add_row("firehose sustained", f"{f['events_per_s']} events/s ({f['events']} events)")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.datasets import Record
+from tooling.datasets import Record
 
 
 def kafka_producer(bootstrap: list[str]) -> Any:

@@ -1,10 +1,10 @@
 """Online-training study on ML-100K: replay the stream, train while serving, score LOO.
 
-    python scripts/simulate_online.py --run default zero-shot ...   # append results
-    python scripts/simulate_online.py --report docs/ONLINE-TRAINING-STUDY.md
+    python -m tooling.simulate_online --run default zero-shot ...   # append results
+    python -m tooling.simulate_online --report docs/ONLINE-TRAINING-STUDY.md
 
 Each named configuration is replayed over the leave-one-out training events in time
-order through `workers.training.simulate.simulate` (serving + training, hot swaps),
+order through `tooling.simulate.simulate` (serving + training, hot swaps),
 then scored on valid and test with the final adapter. MiniLM base vectors are
 computed once and cached under /tmp. Results go to a JSON-lines file (one row per run).
 """
@@ -21,17 +21,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from streams.datasets import load_ml100k
+from tooling.datasets import load_ml100k
+from tooling.evaluation import (
+    SliceSpec,
+    Split,
+    evaluate,
+    item_knn,
+    leave_one_out,
+    most_popular,
+    slice_targets,
+)
+from tooling.simulate import leave_one_out_lists, simulate
 from workers.adapters import RecAdapter
-from workers.evaluation import Split, evaluate, item_knn, leave_one_out, most_popular
 from workers.training import TrainingConfig
-from workers.training.simulate import leave_one_out_lists, simulate
 
 DATA = Path("/work/shared/data/ml-100k")
 CACHE = Path("/tmp/streamrec_study/ml100k-minilm.npz")
 RESULTS = Path("/tmp/streamrec_study/results.jsonl")
-COLD = 5  # test items with fewer training interactions form the cold slice
-RARE = 20  # a larger, less noisy slice of rarely seen test items
+# Test targets whose item had fewer training interactions than ``below``: the cold
+# slice, and a larger, less noisy slice of rarely seen items.
+COLD = SliceSpec("cold<5", "item", 5)
+RARE = SliceSpec("rare<20", "item", 20)
 
 # name -> TrainingConfig overrides (on top of the defaults). Kept in the order tried.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -59,10 +69,8 @@ def metrics(
     split: Split, valid: dict[str, list[str]], test: dict[str, list[str]]
 ) -> dict[str, float]:
     v, t = evaluate(valid, split.valid), evaluate(test, split.test)
-    counts = split.item_train_counts
-    cold = {u: i for u, i in split.test.items() if counts.get(i, 0) < COLD}
-    c = evaluate(test, cold)
-    rare = evaluate(test, {u: i for u, i in split.test.items() if counts.get(i, 0) < RARE})
+    c = evaluate(test, slice_targets(split, COLD, "test"))
+    rare = evaluate(test, slice_targets(split, RARE, "test"))
     return {
         "valid_recall": v.recall, "valid_ndcg": v.ndcg, "valid_mrr": v.mrr,
         "test_recall": t.recall, "test_ndcg": t.ndcg, "test_mrr": t.mrr,

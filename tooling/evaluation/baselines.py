@@ -1,4 +1,4 @@
-"""Deterministic reference recommenders on a :class:`~workers.evaluation.split.Split`.
+"""Deterministic reference recommenders on a :class:`~tooling.evaluation.split.Split`.
 
 In: a split, K, which targets to serve (``for_="test"`` or ``"valid"``), optionally the
 catalog to rank (default ``split.items``: every item in the data, as RecBole ranks every
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from workers.evaluation.split import ItemId, Split, UserId
+from tooling.evaluation.split import ItemId, Split, UserId
 
 Matrix = npt.NDArray[np.float32]  # float32, as RecBole computes ItemKNN
 
@@ -154,7 +154,7 @@ def item_knn(
     for n, user in enumerate(targets):
         seen = [column[i] for i in split.history(user, for_) if i in column]
         scores[n, seen] = -np.inf
-    return {user: _top(scores[n], items, k) for n, user in enumerate(targets)}
+    return {user: top_k(scores[n], items, k) for n, user in enumerate(targets)}
 
 
 def _knn_scores(x: Matrix, users_x: Matrix, neighbours: int, shrink: float, block: int) -> Matrix:
@@ -184,7 +184,15 @@ def _top_per_column(sim: Matrix, n: int) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def _top(row: Matrix, items: Sequence[ItemId], k: int) -> list[ItemId]:
-    """The ``k`` best finite scores of ``row``; ties by position (= item id order)."""
+def top_k(
+    row: Matrix,
+    items: Sequence[ItemId],
+    k: int,
+    excluded: npt.NDArray[np.bool_] | None = None,
+) -> list[ItemId]:
+    """The items of the ``k`` best finite scores of ``row``, ``excluded`` columns (a mask)
+    left out; ties by position (= item id order)."""
+    if excluded is not None:
+        row = np.where(excluded, np.float32(-np.inf), row)
     order = np.argsort(-row, kind="stable")[:k]
     return [items[int(i)] for i in order if np.isfinite(row[i])]

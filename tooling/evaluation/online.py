@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from workers.evaluation.metrics import rank_of
+from tooling.evaluation.metrics import rank_of
 
 
 @dataclass(frozen=True)

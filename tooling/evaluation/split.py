@@ -2,7 +2,7 @@
 
 In: events as mappings with ``user_id``, ``item_id`` (and ``ts``), already in stream
 order, i.e. stably sorted by ``ts`` with ties kept in file order (what
-``streams.datasets`` produces). This module never re-sorts: the input order *is* the
+``tooling.datasets`` produces). This module never re-sorts: the input order *is* the
 time order, so tied timestamps keep their order.
 
 Out: a :class:`Split`. Per user, in stream order: the last event is the test target,

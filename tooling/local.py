@@ -13,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, create_topics, start_broker
 from streams.settings import KafkaConfig
+from tooling.broker import EmbeddedBroker, create_topics, start_broker
+from tooling.consume import group_lag
 
 
 @dataclass
@@ -32,7 +33,12 @@ class LocalStack:
 
     @property
     def kafka(self) -> KafkaConfig:
-        return KafkaConfig(broker=self.broker.url, partitions=self.partitions)
+        """The workers' Kafka settings; ``app_id`` (their consumer group) follows
+        ``STREAMREC_KAFKA__APP_ID`` when ``env`` sets it, as the workers' does."""
+        given: dict[str, object] = {"broker": self.broker.url, "partitions": self.partitions}
+        if app_id := self.env.get("STREAMREC_KAFKA__APP_ID"):
+            given["app_id"] = app_id
+        return KafkaConfig.model_validate(given)
 
     @property
     def bootstrap(self) -> list[str]:
@@ -80,6 +86,20 @@ class LocalStack:
                 raise TimeoutError(f"worker not ready after {timeout}s: {self.log_tail(index)}")
             time.sleep(0.1)
         return proc
+
+    def wait_consumed(
+        self,
+        topic: str,
+        on_lag: Callable[[int], None] | None = None,
+        interval: float = 0.5,
+    ) -> None:
+        """Wait until the workers (consumer group ``kafka.app_id``) have committed every
+        record of ``topic``, e.g. the catalog indexed; ``on_lag(records left)`` between
+        checks (progress)."""
+        while (lag := group_lag(self.kafka, topic)) > 0:
+            if on_lag is not None:
+                on_lag(lag)
+            time.sleep(interval)
 
     def log_tail(self, index: int = 0, lines: int = 40) -> str:
         path = self.workdir / f"worker-{index}.log"

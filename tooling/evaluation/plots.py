@@ -8,8 +8,8 @@ input raises ValueError with the reason, before anything is written.
 * :func:`plot_prequential`: run name -> :class:`PrequentialResult`; HR@K and NDCG@K per
   window (solid) and cumulative (dashed) over stream time (events processed), one
   colour per run, a dotted vertical line where each new model version was first served.
-* :func:`plot_latency`: run name -> ``latency_ms`` values; their CDFs, p50/p95/p99 in
-  the legend.
+* :func:`plot_latency`: run name -> ``latency_ms`` values; their CDFs, p50/p95/p99
+  (nearest-rank percentiles, ``latency.py``) in the legend.
 * :func:`plot_vs_peers`: model name -> test :class:`RankingMetrics` and the peers'
   rows (model -> ``"NDCG@10"``/``"Recall@10"`` -> value); NDCG@K and Recall@K bars.
 
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workers.evaluation.latency import check_latencies, latency_summary
-from workers.evaluation.metrics import RankingMetrics
-from workers.evaluation.online import PrequentialResult
+from tooling.evaluation.latency import PERCENTILES_NOTE, check_latencies, latency_summary
+from tooling.evaluation.metrics import RankingMetrics
+from tooling.evaluation.online import PrequentialResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -106,7 +106,7 @@ def plot_latency(latencies_ms: Mapping[str, Sequence[float]], path: str | Path) 
     ax.set_xlabel("latency per recommendation (ms)")
     ax.set_ylabel("fraction of recommendations")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Serving latency (CDF)")
+    ax.set_title(f"Serving latency (CDF; legend: {PERCENTILES_NOTE})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, out)

@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from tooling.evaluation import Observation, PrequentialResult, Split, prequential
+from tooling.evaluation.baselines import top_k
 from workers.adapters import RecAdapter
-from workers.evaluation import Observation, PrequentialResult, Split, prequential
 from workers.training.buffer import Sample
 from workers.training.config import TrainingConfig
 from workers.training.trainer import OnlineTrainer, RoundReport
@@ -99,7 +100,7 @@ def simulate(
             state = adapter.step_items(state, catalog.rec[catalog.column[item]].unsqueeze(0))
             states[user] = (adapter.version, state)
             scores = (catalog.rec @ adapter.readout(state)[0]).numpy()
-            served[user] = _top(scores, excluded, catalog.ids, k)
+            served[user] = top_k(scores, catalog.ids, k, excluded)
             result.serve_seconds += time.perf_counter() - started
         history.append(item)
         now = n / events_per_second
@@ -141,13 +142,6 @@ def _fetch_missing(
         trainer.add_base_vectors(found, {i: scenarios[i] for i in found if i in scenarios})
 
 
-def _top(scores: Vector, excluded: npt.NDArray[np.bool_], ids: Sequence[str], k: int) -> list[str]:
-    """Best ``k`` ids by score, ``excluded`` columns removed; ties by column order."""
-    masked = np.where(excluded, -np.inf, scores)
-    order = np.argsort(-masked, kind="stable")[:k]
-    return [ids[int(i)] for i in order if np.isfinite(masked[i])]
-
-
 def leave_one_out_lists(
     adapter: RecAdapter,
     split: Split,
@@ -173,7 +167,7 @@ def leave_one_out_lists(
         for n, user in enumerate(users):
             excluded = np.zeros(len(catalog.ids), dtype=np.bool_)
             excluded[[catalog.column[i] for i in split.history(user, phase)]] = True
-            lists[user] = _top(scores[n], excluded, catalog.ids, k)
+            lists[user] = top_k(scores[n], catalog.ids, k, excluded)
         out.append(lists)
     return out[0], out[1]
 

@@ -3,8 +3,9 @@
 Leave-one-out by time, full ranking over the catalog, the user's history excluded,
 metrics @K over users with >= 3 events (``shared/data/README.md``), with RecBole's
 semantics (see ``split.py``); deterministic baselines, cold-start slices, prequential
-metrics for the live stream, latency percentiles, PNG plots and a markdown report
-beside peers' numbers. Pure Python + numpy (matplotlib for ``plots.py`` only).
+metrics for the live stream, nearest-rank latency percentiles (``latency.py``, the one
+percentile of the tooling), PNG plots and a markdown report beside peers' numbers.
+Pure Python + numpy (matplotlib, the ``tooling`` extra, for ``plots.py`` only).
 
 The report of one ``streamrec eval`` run, in four steps:
 
@@ -17,10 +18,15 @@ The report of one ``streamrec eval`` run, in four steps:
    ``shared/data/PEERS.md`` and ``split_sizes(split)``.
 """
 
-from workers.evaluation.baselines import item_knn, most_popular, recbole_pop
-from workers.evaluation.latency import LatencySummary, latency_summary
-from workers.evaluation.metrics import RankingMetrics, evaluate, rank_of
-from workers.evaluation.online import (
+from tooling.evaluation.baselines import item_knn, most_popular, recbole_pop
+from tooling.evaluation.latency import (
+    PERCENTILES_NOTE,
+    LatencySummary,
+    latency_summary,
+    percentile,
+)
+from tooling.evaluation.metrics import RankingMetrics, evaluate, rank_of
+from tooling.evaluation.online import (
     Observation,
     PrequentialPoint,
     PrequentialResult,
@@ -28,8 +34,8 @@ from workers.evaluation.online import (
     observations_from_stream,
     prequential,
 )
-from workers.evaluation.plots import plot_latency, plot_prequential, plot_vs_peers
-from workers.evaluation.report import (
+from tooling.evaluation.plots import plot_latency, plot_prequential, plot_vs_peers
+from tooling.evaluation.report import (
     Evaluation,
     parse_peer_notes,
     parse_peers,
@@ -37,12 +43,13 @@ from workers.evaluation.report import (
     render_evaluation,
     split_sizes,
 )
-from workers.evaluation.results import ModelResult, StreamRun, Transfer, score_model
-from workers.evaluation.slices import COLD_START_SLICES, SliceSpec, evaluate_slices, slice_targets
-from workers.evaluation.split import Split, leave_one_out
+from tooling.evaluation.results import ModelResult, StreamRun, Transfer, score_model
+from tooling.evaluation.slices import COLD_START_SLICES, SliceSpec, evaluate_slices, slice_targets
+from tooling.evaluation.split import Split, leave_one_out
 
 __all__ = [
     "COLD_START_SLICES",
+    "PERCENTILES_NOTE",
     "Evaluation",
     "LatencySummary",
     "ModelResult",
@@ -64,6 +71,7 @@ __all__ = [
     "observations_from_stream",
     "parse_peer_notes",
     "parse_peers",
+    "percentile",
     "plot_latency",
     "plot_prequential",
     "plot_vs_peers",

@@ -22,10 +22,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 
-from workers.evaluation.latency import check_latencies
-from workers.evaluation.markdown import cell
-from workers.evaluation.metrics import RankingMetrics
-from workers.evaluation.report_sections import (
+from tooling.evaluation.latency import check_latencies
+from tooling.evaluation.markdown import cell
+from tooling.evaluation.metrics import RankingMetrics
+from tooling.evaluation.report_sections import (
     latency_section,
     model_tables,
     notes_section,
@@ -35,9 +35,9 @@ from workers.evaluation.report_sections import (
     slices_section,
     transfer_section,
 )
-from workers.evaluation.results import ModelResult, StreamRun, Transfer
-from workers.evaluation.slices import COLD_START_SLICES, SliceSpec
-from workers.evaluation.split import Split
+from tooling.evaluation.results import ModelResult, StreamRun, Transfer
+from tooling.evaluation.slices import COLD_START_SLICES, SliceSpec
+from tooling.evaluation.split import Split
 
 Peers = dict[str, dict[str, dict[str, float]]]
 
