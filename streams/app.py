@@ -33,7 +33,7 @@ class Pipeline:
 
     app: faust.App
     topics: Topics
-    users: Any  # faust Table: user_id -> UserState.to_dict()
+    users: Any  # faust Table: user_id -> schemas.encode_state(UserState)
     settings: Settings
 
 

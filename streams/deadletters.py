@@ -1,19 +1,19 @@
-"""Routing of records that cannot be processed to the dead-letter topic."""
+"""Routing of records that cannot be processed to the dead-letter topic.
+
+A dead letter is bounded whatever the record: its key, reason and raw record are cut
+(`KEY_LIMIT`, `ERROR_LIMIT`, `RAW_LIMIT` bytes, each at most 6 JSON bytes per byte), so it
+always fits the producer's message limit. Sending it is not guarded here: a failed send
+is a broker failure and propagates, so the record's offset is not committed.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from streams.schemas import DeadLetter, SourceRef, dumps, truncate_raw
+from streams.schemas import ERROR_LIMIT, DeadLetter, SourceRef, dumps, key_text, truncate_raw
 
 log = logging.getLogger(__name__)
-
-
-def _key_text(key: bytes | str | None) -> str | None:
-    if key is None:
-        return None
-    return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
 
 
 def from_message(message: Any, error: str) -> DeadLetter:
@@ -22,8 +22,8 @@ def from_message(message: Any, error: str) -> DeadLetter:
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=_key_text(message.key),
-        error=error,
+        key=key_text(message.key),
+        error=truncate_raw(error, ERROR_LIMIT),
         raw=truncate_raw(message.value),
     )
 
@@ -34,14 +34,14 @@ def from_source(source: SourceRef, error: str, raw: bytes | str | None) -> DeadL
         topic=source.topic,
         partition=source.partition,
         offset=source.offset,
-        key=source.key,
-        error=error,
+        key=key_text(source.key),
+        error=truncate_raw(error, ERROR_LIMIT),
         raw=truncate_raw(raw),
     )
 
 
 async def send(topic: Any, letter: DeadLetter) -> None:
-    """Produce one dead letter (key = the original key) and log it."""
+    """Produce one dead letter (key = the original key, cut) and log it."""
     log.warning(
         "dead letter %s[%d]@%d: %s", letter.topic, letter.partition, letter.offset, letter.error
     )

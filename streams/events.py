@@ -1,15 +1,24 @@
-"""Event agents: validate and repartition by user, then recommend in micro-batches."""
+"""Event agents: validate and repartition by user, then recommend in micro-batches.
+
+    events ──ingest──► <app>-events-by-user (key user_id)        invalid ──► dead-letters
+    by-user ──recommend, a micro-batch at a time──► RecommenderActor
+            ──► users table (changelog), recommendations, trainer samples
+
+The agents are thin loops; what they do with a record or a batch is `route_event` and
+`recommend_batch`, which tests drive in-process with fake topics and actors.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
 from streams import deadletters
-from streams.app import Pipeline
+from streams.app import Pipeline, Topics
 from streams.remote import call_with_retries, describe
 from streams.schemas import (
     InvalidRecord,
@@ -17,18 +26,41 @@ from streams.schemas import (
     Recommendation,
     ScoredItem,
     SourceRef,
+    StateFormatError,
     decode_event,
+    decode_state,
     dumps,
+    encode_state,
+    key_text,
 )
 from workers.actors import Actors
-from workers.recommender import EventIn, RecResult
+from workers.recommender import EventIn, RecResult, UserState
 from workers.training import Sample
 
 log = logging.getLogger(__name__)
 
 
-def _key_text(key: bytes | None) -> str | None:
-    return key.decode("utf-8", "replace") if key is not None else None
+async def route_event(message: Any, topics: Topics) -> None:
+    """One `events` record (faust Message) -> the by-user topic, keyed by user, or a
+    dead letter with the reason."""
+    try:
+        record = decode_event(
+            message.value,
+            default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
+        )
+    except InvalidRecord as exc:
+        await deadletters.send(topics.dead_letters, deadletters.from_message(message, str(exc)))
+        return
+    source = SourceRef(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=key_text(message.key),
+        timestamp=message.timestamp,
+    )
+    # (user_id, KeyedEvent): co-partitioned with the users table
+    keyed = KeyedEvent(event=record, source=source)
+    await topics.by_user.send(key=record.user_id.encode(), value=dumps(keyed))
 
 
 def register_ingest(pipeline: Pipeline) -> Any:
@@ -37,24 +69,7 @@ def register_ingest(pipeline: Pipeline) -> Any:
 
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
-            msg = event.message
-            try:
-                record = decode_event(
-                    msg.value, default_event_id=f"{msg.topic}-{msg.partition}-{msg.offset}"
-                )
-            except InvalidRecord as exc:
-                await deadletters.send(topics.dead_letters, deadletters.from_message(msg, str(exc)))
-                continue
-            source = SourceRef(
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                key=_key_text(msg.key),
-                timestamp=msg.timestamp,
-            )
-            keyed = KeyedEvent(event=record, source=source)
-            # (user_id, KeyedEvent): co-partitioned with the users table
-            await topics.by_user.send(key=record.user_id.encode(), value=dumps(keyed))
+            await route_event(event.message, topics)
 
     return pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
 
@@ -69,6 +84,19 @@ def to_recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> Recom
         model_version=result.model_version,
         ts=now,
         latency_ms=max(0.0, (now - keyed.source.timestamp) * 1000.0),
+    )
+
+
+def event_in(keyed: KeyedEvent) -> EventIn:
+    """The part of a validated event the recommender reads."""
+    e = keyed.event
+    return EventIn(
+        event_id=e.event_id or "",
+        user_id=e.user_id,
+        item_id=e.item_id,
+        scenario=e.scenario,
+        weight=e.weight,
+        text=e.text,
     )
 
 
@@ -87,6 +115,69 @@ async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:
         log.warning("trainer did not take %d samples: %s", len(samples), describe(exc))
 
 
+async def _dead(topics: Topics, keyed: Sequence[KeyedEvent], reason: str) -> None:
+    for k in keyed:
+        letter = deadletters.from_source(k.source, reason, k.event.model_dump_json())
+        await deadletters.send(topics.dead_letters, letter)
+
+
+async def recommend_batch(
+    messages: Sequence[Any],
+    *,
+    topics: Topics,
+    users: MutableMapping[str, Any],
+    actors: Actors,
+    retry_backoff: float = 0.5,
+) -> None:
+    """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
+    table), one recommendation per event, samples to the trainer.
+
+    Every message ends as a recommendation or a dead letter with its reason: a message
+    the ingest agent did not write, a user whose stored state cannot be read, or a batch
+    the recommender still fails after retries.
+    """
+    # [faust Message] -> [KeyedEvent] (internal topic, written by the ingest agent)
+    keyed: list[KeyedEvent] = []
+    for message in messages:
+        try:
+            keyed.append(KeyedEvent.model_validate_json(message.value))
+        except ValueError as exc:  # not written by a compatible ingest agent
+            letter = deadletters.from_message(message, f"bad internal record: {exc}")
+            await deadletters.send(topics.dead_letters, letter)
+    # {user_id: UserState | None}; users whose stored state is unreadable are set aside
+    states: dict[str, UserState | None] = {}
+    unreadable: dict[str, str] = {}
+    for uid in dict.fromkeys(k.event.user_id for k in keyed):
+        try:
+            states[uid] = decode_state(uid, users.get(uid))
+        except StateFormatError as exc:
+            unreadable[uid] = f"unreadable user state: {exc}"
+    for uid, reason in unreadable.items():
+        await _dead(topics, [k for k in keyed if k.event.user_id == uid], reason)
+    keyed = [k for k in keyed if k.event.user_id not in unreadable]
+    if not keyed:
+        return
+    inputs = [event_in(k) for k in keyed]
+    try:
+        # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
+        out = await call_with_retries(
+            partial(actors.recommender.recommend.remote, inputs, states),
+            what="recommend",
+            backoff=retry_backoff,
+        )
+    except Exception as exc:
+        await _dead(topics, keyed, f"recommendation failed: {describe(exc)}")
+        return
+    for uid, state in out.states.items():
+        users[uid] = encode_state(state)
+    now = time.time()
+    for k, result in zip(keyed, out.results, strict=True):
+        rec = to_recommendation(k, result, now)
+        await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))
+    if actors.trainer is not None and out.samples:
+        await feed_trainer(actors.trainer, out.samples)
+
+
 def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
     """by-user events -> users table update + one recommendation per event."""
     kafka = pipeline.settings.kafka
@@ -94,47 +185,7 @@ def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
 
     async def recommend(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-            # [faust Event] -> [KeyedEvent] (internal topic, written by the ingest agent)
-            keyed: list[KeyedEvent] = []
-            for e in batch:
-                try:
-                    keyed.append(KeyedEvent.model_validate_json(e.message.value))
-                except ValueError as exc:  # not written by a compatible ingest agent
-                    letter = deadletters.from_message(e.message, f"bad internal record: {exc}")
-                    await deadletters.send(topics.dead_letters, letter)
-            if not keyed:
-                continue
-            inputs = [
-                EventIn(
-                    event_id=k.event.event_id or "",
-                    user_id=k.event.user_id,
-                    item_id=k.event.item_id,
-                    scenario=k.event.scenario,
-                    weight=k.event.weight,
-                    text=k.event.text,
-                )
-                for k in keyed
-            ]
-            states = {uid: users.get(uid) for uid in {i.user_id for i in inputs}}
-            try:
-                # ([EventIn], {user_id: state}) -> Batch(results, new states, samples)
-                batch_out = await call_with_retries(
-                    partial(actors.recommender.recommend.remote, inputs, states),
-                    what="recommend",
-                )
-            except Exception as exc:
-                reason = f"recommendation failed: {describe(exc)}"
-                for k in keyed:
-                    letter = deadletters.from_source(k.source, reason, k.event.model_dump_json())
-                    await deadletters.send(topics.dead_letters, letter)
-                continue
-            for uid, state in batch_out.states.items():
-                users[uid] = state
-            now = time.time()
-            for k, result in zip(keyed, batch_out.results, strict=True):
-                rec = to_recommendation(k, result, now)
-                await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))
-            if actors.trainer is not None and batch_out.samples:
-                await feed_trainer(actors.trainer, batch_out.samples)
+            messages = [e.message for e in batch]
+            await recommend_batch(messages, topics=topics, users=users, actors=actors)
 
     return pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

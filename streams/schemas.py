@@ -1,22 +1,34 @@
-"""Every message shape of streamrec's Kafka contract, in one typed module.
+"""Every message shape of streamrec's Kafka topics, in one typed module.
 
 Inbound records (`ItemRecord`, `Event`) are validated strictly: a record that is not
 JSON, misses a field, has a wrong type or an empty id raises `InvalidRecord` with a
 human-readable reason, and the caller routes it to the dead-letter topic.
+
+The users table's values (its changelog topic) are `UserState`s written by
+`encode_state` in the current ``STATE_FORMAT`` and read back by `decode_state`, which
+upgrades older formats and rejects unknown ones with `StateFormatError`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from workers.model import Vector
+from workers.recommender import UserState
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 AttributeValue = str | int | float | bool | list[str | int | float | bool]
 
 RAW_LIMIT = 2048  # bytes of the original record kept in a dead letter
+KEY_LIMIT = 1024  # bytes of the original key kept in a dead letter (and as its key)
+ERROR_LIMIT = 2048  # bytes of the reason kept in a dead letter
 
 
 class InvalidRecord(ValueError):
@@ -143,12 +155,111 @@ def decode_event(raw: bytes | str | None, *, default_event_id: str) -> Event:
 
 
 def truncate_raw(raw: bytes | str | None, limit: int = RAW_LIMIT) -> str:
-    """The original record as text for a dead letter, cut to ``limit`` bytes."""
+    """Bytes or text as text, cut to ``limit`` UTF-8 bytes ("…" marks a cut)."""
     if raw is None:
         return ""
     data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
     text = data[:limit].decode("utf-8", "replace")
     return text + ("…" if len(data) > limit else "")
+
+
+def key_text(key: bytes | str | None) -> str | None:
+    """A Kafka key as text (undecodable bytes replaced), cut to ``KEY_LIMIT`` bytes."""
+    return None if key is None else truncate_raw(key, KEY_LIMIT)
+
+
+# -- the users table ---------------------------------------------------------------------
+
+STATE_FORMAT: Literal[2] = 2
+
+
+class StateFormatError(ValueError):
+    """A stored user state this worker cannot read (unknown format or malformed)."""
+
+
+class _StoredStateV1(_Contract):
+    """Format 1: written before formats were numbered (no "format" key, no weights)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    history: list[str]
+    pending: list[str]
+    vector: str | None
+    events: int
+    scenario: str
+    version: int
+
+
+class _StoredState(_StoredStateV1):
+    """Format 2: every history item keeps its event's weight."""
+
+    format: Literal[2]
+    weights: list[float]
+
+
+def _encode_vector(vector: Vector | None) -> str | None:
+    if vector is None:
+        return None
+    return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _decode_vector(text: str | None) -> Vector | None:
+    if text is None:
+        return None
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4").astype(np.float32)
+
+
+def encode_state(state: UserState) -> dict[str, Any]:
+    """UserState -> the users table's JSON value, in ``STATE_FORMAT``."""
+    return _StoredState(
+        format=STATE_FORMAT,
+        history=list(state.history),
+        weights=[float(w) for w in state.weights],
+        pending=list(state.pending),
+        vector=_encode_vector(state.vector),
+        events=state.events,
+        scenario=state.scenario,
+        version=state.version,
+    ).model_dump()
+
+
+def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | None:
+    """The users table's value -> UserState (None: no state yet, a new user).
+
+    Format 1 is upgraded (each history item weighs 1.0, as it did when folded); an
+    unknown format or a value missing a field raises `StateFormatError`: a state is never
+    silently replaced by defaults.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise StateFormatError(f"user {user_id!r}: stored state is not an object")
+    fmt = value.get("format", 1)
+    try:
+        if fmt == 1:
+            old = _StoredStateV1.model_validate({k: v for k, v in value.items() if k != "format"})
+            stored = _StoredState(**old.model_dump(), format=2, weights=[1.0] * len(old.history))
+        elif fmt == STATE_FORMAT:
+            stored = _StoredState.model_validate(value)
+        else:
+            raise StateFormatError(
+                f"user {user_id!r}: stored state has format {fmt!r}; this worker reads "
+                f"formats 1..{STATE_FORMAT} (a newer worker wrote it?)"
+            )
+        return UserState(
+            history=list(stored.history),
+            weights=list(stored.weights),
+            pending=list(stored.pending),
+            vector=_decode_vector(stored.vector),
+            events=stored.events,
+            scenario=stored.scenario,
+            version=stored.version,
+        )
+    except (ValidationError, ValueError) as exc:
+        if isinstance(exc, StateFormatError):
+            raise
+        reason = _reason(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise StateFormatError(f"user {user_id!r}: stored state format {fmt}: {reason}") from exc
 
 
 def dumps(record: BaseModel) -> bytes:

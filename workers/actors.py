@@ -1,15 +1,16 @@
-"""The one place where the worker classes become Ray actors.
+"""The one place where the plain worker classes become Ray actors.
 
-`start_actors` connects the encoder, the store, the trainer and the recommenders:
+`start_actors` connects the encoder, the catalog, the trainer and the recommender:
 
-    catalog batch ──► EncoderActor.encode ──► StoreActor.index
-    event batch   ──► RecommenderActor.recommend ──► (StoreActor.lookup/search_at,
+    catalog batch ──► EncoderActor.encode ──► CatalogActor.index
+    event batch   ──► RecommenderActor.recommend ──► (CatalogActor.lookup/search_at,
                                                       EncoderActor.encode for event text)
-    samples       ──► TrainerActor.add ··· round ··► StoreActor.reproject(v+1)
+    samples       ──► TrainerActor.add ··· round ··► CatalogActor.reproject(v+1)
 
-The encoder, the store and the trainer are named, detached actors (``get_if_exists``),
+The encoder, the catalog and the trainer are named, detached actors (``get_if_exists``),
 so every streamrec worker process attached to the same Ray cluster shares one catalog
-and one online model.
+and one online model. An actor reaches another through `RemoteCatalog`/`RemoteEncoder`,
+which give a handle the plain interface the classes were written against.
 """
 
 from __future__ import annotations
@@ -20,21 +21,22 @@ from typing import Any
 
 import ray
 
+from workers.catalog import Catalog
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.encoder import TextEncoder
-from workers.services import RecommenderService, StoreService
+from workers.model import Vector
+from workers.recommender import Recommender
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService
 from workers.training import TrainingConfig
-from workers.user_math import Vector
 
 ENCODER_NAME = "streamrec-encoder"
-STORE_NAME = "streamrec-store"
+CATALOG_NAME = "streamrec-catalog"
 TRAINER_NAME = "streamrec-trainer"
 
 
-class RemoteStore:
-    """`Catalog` and `TrainingCatalog` over a store actor handle (inside another actor:
+class RemoteCatalog:
+    """`CatalogReader` and `TrainingCatalog` over a catalog actor handle (inside another actor:
     these block that actor's thread, never an event loop)."""
 
     def __init__(self, handle: Any) -> None:
@@ -67,25 +69,11 @@ class RemoteEncoder:
         return result
 
 
-class _RecommenderActor(RecommenderService):
-    def __init__(
-        self, config: RecommendConfig, store: Any, encoder: Any, adapters: AdapterStoreConfig
-    ) -> None:
-        super().__init__(config, RemoteStore(store), RemoteEncoder(encoder), adapters)
-
-
-class _TrainerActor(TrainerService):
-    def __init__(
-        self, config: TrainingConfig, adapters: AdapterStoreConfig, store: Any, dim: int
-    ) -> None:
-        super().__init__(config, adapters, RemoteStore(store), dim)
-
-
 # Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
 EncoderActor: Any = ray.remote(TextEncoder)
-StoreActor: Any = ray.remote(StoreService)
-RecommenderActor: Any = ray.remote(_RecommenderActor)
-TrainerActor: Any = ray.remote(_TrainerActor)
+CatalogActor: Any = ray.remote(Catalog)
+RecommenderActor: Any = ray.remote(Recommender)
+TrainerActor: Any = ray.remote(TrainerService)
 
 
 @dataclass(frozen=True)
@@ -93,9 +81,8 @@ class Actors:
     """Handles the streams side holds (the only state it shares with Ray)."""
 
     encoder: Any
-    store: Any
+    catalog: Any
     recommender: Any
-    dim: int
     trainer: Any | None = None  # None in zero-shot mode
 
 
@@ -110,8 +97,6 @@ def start_actors(
     recommend: RecommendConfig,
     adapters: AdapterStoreConfig | None = None,
     training: TrainingConfig | None = None,
-    *,
-    namespace_prefix: str = "",
 ) -> Actors:
     """Create (or attach to) the encoder, store and trainer actors; start a recommender.
 
@@ -121,24 +106,26 @@ def start_actors(
     training = training or TrainingConfig()
     enc = _shared(
         EncoderActor,
-        namespace_prefix + ENCODER_NAME,
+        ENCODER_NAME,
         num_gpus=encoder.num_gpus,
         num_cpus=encoder.num_cpus,
         max_concurrency=1,
     ).remote(encoder)
     dim = int(ray.get(enc.dimension.remote()))
-    st = _shared(StoreActor, namespace_prefix + STORE_NAME, num_cpus=0).remote(store, dim, adapters)
-    ray.get(st.count.remote())  # surface a bad store URL now, not on the first event
+    cat = _shared(CatalogActor, CATALOG_NAME, num_cpus=0).remote(store, dim, adapters)
+    ray.get(cat.count.remote())  # surface a bad store URL now, not on the first event
     trainer = None
     if training.mode == "online":
         trainer = _shared(
             TrainerActor,
-            namespace_prefix + TRAINER_NAME,
+            TRAINER_NAME,
             num_cpus=training.num_cpus,
             num_gpus=training.num_gpus,
             max_concurrency=4,  # add() keeps flowing while train_now() runs
-        ).remote(training, adapters, st, dim)
+        ).remote(training, adapters, RemoteCatalog(cat), dim)
         ray.get(trainer.version.remote())
     # One recommender per streamrec worker process: it serves that worker's partitions.
-    rec = RecommenderActor.options(num_cpus=0).remote(recommend, st, enc, adapters)
-    return Actors(encoder=enc, store=st, recommender=rec, dim=dim, trainer=trainer)
+    rec = RecommenderActor.options(num_cpus=0).remote(
+        recommend, RemoteCatalog(cat), RemoteEncoder(enc), dim=dim, adapters_root=adapters.path
+    )
+    return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

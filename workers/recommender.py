@@ -9,26 +9,17 @@ table, i.e. changelog-backed); this class only computes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from workers.config import RecommendConfig
-from workers.serving_model import ServingModel
+from workers.model import ServingModel, Vector, decayed_sum, is_usable, load_model, unit
 from workers.store.base import Hit, SearchRequest
 from workers.training import Sample
-from workers.user_math import (
-    Vector,
-    bounded_history,
-    decode_vector,
-    encode_vector,
-    fold,
-    is_usable,
-    normalized,
-)
 
 
-class Catalog(Protocol):
+class CatalogReader(Protocol):
     """The catalog as a server reads it: every answer says which model version it is at."""
 
     def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]: ...
@@ -62,41 +53,47 @@ class RecResult:
 
 @dataclass
 class UserState:
-    """What is kept per user (JSON-friendly through `to_dict`/`from_dict`).
+    """What is kept per user (the Faust table stores it through a versioned codec).
 
-    ``vector`` is the running user state of model ``version``: the decayed fold of rec
-    vectors at version 0, the adapter aggregator's state above. A state of another
-    version is recomputed from ``history`` on the user's next event.
+    ``history`` holds the recent item ids, oldest first, and ``weights`` each one's event
+    weight (so a recompute weighs them as the events did). ``vector`` is the running user
+    state of model ``version`` (None: the empty state); a state of another version is
+    recomputed from the history on the user's next event.
     """
 
-    history: list[str] = field(default_factory=list)  # recent item ids, oldest first
+    history: list[str] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # history items not yet in the catalog
     vector: Vector | None = None
     events: int = 0
     scenario: str = "default"
     version: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "history": list(self.history),
-            "pending": list(self.pending),
-            "vector": encode_vector(self.vector),
-            "events": self.events,
-            "scenario": self.scenario,
-            "version": self.version,
-        }
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.history):
+            raise ValueError(f"{len(self.history)} history items but {len(self.weights)} weights")
+        if not set(self.pending) <= set(self.history):
+            raise ValueError("pending items must be in the history")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> UserState:
-        if not data:
-            return cls()
-        return cls(
-            history=list(data.get("history", [])),
-            pending=list(data.get("pending", [])),
-            vector=decode_vector(data.get("vector")),
-            events=int(data.get("events", 0)),
-            scenario=str(data.get("scenario", "default")),
-            version=int(data.get("version", 0)),
+    def remember(self, item_id: str, weight: float, size: int) -> None:
+        """Append ``item_id`` (moving it to the end if present), keep the last ``size``."""
+        kept = [(i, w) for i, w in zip(self.history, self.weights, strict=True) if i != item_id]
+        kept.append((item_id, weight))
+        kept = kept[-size:]
+        self.history = [i for i, _ in kept]
+        self.weights = [w for _, w in kept]
+
+    def weight_of(self, item_id: str) -> float:
+        return self.weights[self.history.index(item_id)]
+
+    def copy(self) -> UserState:
+        vector = None if self.vector is None else self.vector.copy()
+        return replace(
+            self,
+            history=list(self.history),
+            weights=list(self.weights),
+            pending=list(self.pending),
+            vector=vector,
         )
 
 
@@ -109,7 +106,7 @@ class Batch:
     """The output of one `Recommender.recommend` call."""
 
     results: list[RecResult]
-    states: dict[str, dict[str, Any]]
+    states: dict[str, UserState]
     samples: list[Sample]  # (history before the event -> its item), for the trainer
 
 
@@ -118,7 +115,8 @@ class Recommender:
 
     Follows the catalog's model version: when the catalog answers at a version this
     server does not hold, it loads that version (``adapters_root``) and recomputes each
-    user's state from their stored history on the user's next event.
+    user's state from their stored history on the user's next event. Every version,
+    the frozen language model (0) included, is served through one `ServingModel` path.
     """
 
     attempts = 3
@@ -126,26 +124,27 @@ class Recommender:
     def __init__(
         self,
         config: RecommendConfig,
-        catalog: Catalog,
+        catalog: CatalogReader,
         encoder: TextEmbedder,
+        *,
+        dim: int,
         adapters_root: str | Path = ".streamrec/adapters",
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.encoder = encoder
-        self.model = ServingModel(adapters_root)
+        self.dim = dim
+        self.adapters_root = Path(adapters_root)
+        self.model: ServingModel = load_model(
+            self.adapters_root, 0, dim=dim, recency=config.recency
+        )
         # Per-scenario decayed sum of recently interacted item vectors: the query for a
         # user with nothing usable yet ("what is being watched now"). Soft state.
         self.trend: dict[str, Vector] = {}
 
-    @property
-    def model_version(self) -> int:
-        return self.model.version
-
-    def recommend(
-        self, events: Sequence[EventIn], states: Mapping[str, Mapping[str, Any] | None]
-    ) -> Batch:
-        """[event] + {user_id: state} -> one result per event, new states, samples.
+    def recommend(self, events: Sequence[EventIn], states: Mapping[str, UserState | None]) -> Batch:
+        """[event] + {user_id: state or None (new user)} -> one result per event, the
+        users' new states, and training samples.
 
         Pure with respect to ``states``: the caller stores the returned ones.
         """
@@ -157,13 +156,18 @@ class Recommender:
 
     def _follow(self, version: int) -> None:
         if version != self.model.version:
-            self.model = self.model.load(version)
+            self.model = load_model(
+                self.adapters_root, version, dim=self.dim, recency=self.config.recency
+            )
             self.trend.clear()  # trend vectors live in the old version's space
 
     def _attempt(
-        self, events: Sequence[EventIn], states: Mapping[str, Mapping[str, Any] | None]
+        self, events: Sequence[EventIn], states: Mapping[str, UserState | None]
     ) -> Batch | None:
-        users = {uid: UserState.from_dict(states.get(uid)) for uid in {e.user_id for e in events}}
+        users: dict[str, UserState] = {}
+        for uid in {e.user_id for e in events}:
+            given = states.get(uid)
+            users[uid] = UserState() if given is None else given.copy()
         wanted = {e.item_id for e in events}
         for state in users.values():
             wanted.update(state.pending)
@@ -226,7 +230,7 @@ class Recommender:
                     model_version=version,
                 )
             )
-        return Batch(results, {uid: s.to_dict() for uid, s in users.items()}, samples)
+        return Batch(results, users, samples)
 
     def _text_vectors(self, texts: list[str], events: Sequence[EventIn]) -> Vector:
         """Event texts -> vectors in this version's space (text-only projection)."""
@@ -236,21 +240,18 @@ class Recommender:
         return self.model.item_vectors(ids, base, scenarios)
 
     def _fold(self, state: UserState, item: Vector, weight: float) -> None:
-        """One item into the state, O(d), in this version's way."""
-        if self.model.version == 0:
-            state.vector = fold(state.vector, item, weight, self.config.recency)
-            return
+        """One item into the state, O(d), with the event's weight."""
         if state.vector is None:
             state.vector = self.model.initial_state()
-        state.vector = self.model.step(state.vector, item)
+        state.vector = self.model.step(state.vector, item, weight)
 
     def _recompute(self, state: UserState, item_vectors: Mapping[str, Vector]) -> None:
         """Rebuild a state of another version from the stored history (oldest first)."""
         state.vector = None
-        for item_id in state.history:
+        for item_id, weight in zip(state.history, state.weights, strict=True):
             vec = item_vectors.get(item_id)
             if vec is not None:
-                self._fold(state, vec, 1.0)
+                self._fold(state, vec, weight)
 
     def _apply(
         self,
@@ -266,8 +267,8 @@ class Recommender:
             vec = item_vectors.get(pid)
             if vec is None:
                 still_pending.append(pid)
-            else:  # its catalog record arrived since: it counts now
-                self._fold(state, vec, 1.0)
+            else:  # its catalog record arrived since: it counts now, with its event's weight
+                self._fold(state, vec, state.weight_of(pid))
         item = item_vectors.get(event.item_id)
         if item is None:
             if event.item_id not in still_pending:
@@ -275,26 +276,22 @@ class Recommender:
         else:
             self._fold(state, item, event.weight)
         if text_vector is not None and cfg.text_weight > 0:
-            if self.model.version == 0:
-                state.vector = fold(state.vector, text_vector, cfg.text_weight * event.weight, 1.0)
-            else:
-                self._fold(state, text_vector, cfg.text_weight * event.weight)
-        state.history = bounded_history(state.history, event.item_id, cfg.history_size)
+            self._fold(state, text_vector, cfg.text_weight * event.weight)
+        state.remember(event.item_id, event.weight, cfg.history_size)
         kept = set(state.history)
         state.pending = [p for p in still_pending if p in kept]
         state.events += 1
         state.scenario = event.scenario
 
     def _query(self, state: UserState, scenario: str) -> Vector | None:
-        if is_usable(state.vector):
-            assert state.vector is not None
-            if self.model.version == 0:
-                return normalized(state.vector)
+        if state.vector is not None and is_usable(state.vector):
             query = self.model.readout(state.vector)
             if is_usable(query):
                 return query
         trend = self.trend.get(scenario)
-        return normalized(trend) if trend is not None and is_usable(trend) else None
+        return unit(trend) if trend is not None and is_usable(trend) else None
 
     def _update_trend(self, scenario: str, item: Vector) -> None:
-        self.trend[scenario] = fold(self.trend.get(scenario), item, 1.0, self.config.trend_recency)
+        self.trend[scenario] = decayed_sum(
+            self.trend.get(scenario), item, 1.0, self.config.trend_recency
+        )

@@ -22,12 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from workers.adapters import AdapterConfig, RecAdapter
-from workers.adapters.io import load_latest, save_adapter
+from workers.adapters.io import load_latest, prune_versions, save_adapter
 from workers.config import AdapterStoreConfig
 from workers.encoder import pick_device
-from workers.serving_model import prune_versions
+from workers.model import Vector
 from workers.training import OnlineTrainer, RoundReport, Sample, TrainingConfig
-from workers.user_math import Vector
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Online versions end to end on the real classes behind the actors (no Ray, no Kafka):
 
-`StoreService` (qdrant-client local mode) + `Recommender` + `TrainerService` with a
+`Catalog` (qdrant-client local mode) + `Recommender` + `TrainerService` with a
 real (small) adapter. A trained round publishes version v+1 on disk, the catalog is
 re-projected from its stored base vectors, servers follow and label their results,
 users are recomputed from their history, versions never go back, and a restart
@@ -17,15 +17,20 @@ import numpy as np
 import pytest
 import torch
 
-from workers.adapters.io import latest_version, load_adapter, version_dir
+from workers.adapters.io import (
+    CONFIG_NAME,
+    latest_version,
+    load_adapter,
+    prune_versions,
+    version_dir,
+)
+from workers.catalog import Catalog, CatalogItem
 from workers.config import AdapterStoreConfig, RecommendConfig, StoreConfig
-from workers.recommender import EventIn, Recommender, UserState
-from workers.services import CatalogItem, StoreService
-from workers.serving_model import ServingModel, prune_versions
+from workers.model import Vector, load_model
+from workers.recommender import EventIn, Recommender
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService
 from workers.training import TrainingConfig
-from workers.user_math import Vector
 
 DIM = 16
 N_ITEMS = 40
@@ -56,10 +61,18 @@ def training(**overrides: Any) -> TrainingConfig:
     return TrainingConfig(**fields)
 
 
-def events(user: str, items: Sequence[int], start: int = 0) -> list[EventIn]:
+def events(
+    user: str, items: Sequence[int], start: int = 0, weights: Sequence[float] = ()
+) -> list[EventIn]:
+    weights = list(weights) or [1.0] * len(items)
     return [
-        EventIn(f"{user}-{start + n}", user, f"i{i}", scenario="shop") for n, i in enumerate(items)
+        EventIn(f"{user}-{start + n}", user, f"i{i}", scenario="shop", weight=w)
+        for n, (i, w) in enumerate(zip(items, weights, strict=True))
     ]
+
+
+def version_of(catalog: Catalog) -> int:
+    return catalog.lookup([])[0]
 
 
 @pytest.fixture
@@ -68,8 +81,8 @@ def adapters(tmp_path: Path) -> AdapterStoreConfig:
 
 
 @pytest.fixture
-def store(tmp_path: Path, adapters: AdapterStoreConfig) -> Iterator[StoreService]:
-    service = StoreService(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
+def store(tmp_path: Path, adapters: AdapterStoreConfig) -> Iterator[Catalog]:
+    service = Catalog(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
     items, base = catalog_items()
     service.index(items, base)
     try:
@@ -78,16 +91,16 @@ def store(tmp_path: Path, adapters: AdapterStoreConfig) -> Iterator[StoreService
         service.close()
 
 
-def serve(store: StoreService, adapters: AdapterStoreConfig) -> Recommender:
+def serve(store: Catalog, adapters: AdapterStoreConfig) -> Recommender:
     config = RecommendConfig(top_k=5, exact_search=True)
-    return Recommender(config, store, NoText(), adapters.path)
+    return Recommender(config, store, NoText(), dim=DIM, adapters_root=adapters.path)
 
 
 def test_a_round_publishes_a_version_and_servers_follow(
-    store: StoreService, adapters: AdapterStoreConfig
+    store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     rec = serve(store, adapters)
-    first = rec.recommend(events("u1", [1, 2, 3, 4, 5]), {})
+    first = rec.recommend(events("u1", [1, 2, 3, 4, 5], weights=[1.0, 3.0, 0.5, 1.0, 2.0]), {})
     assert {r.model_version for r in first.results} == {0}
     # one sample per event with a history: (i1) -> i2, (i1, i2) -> i3, ...
     assert [(s.history, s.target) for s in first.samples][:2] == [
@@ -102,7 +115,7 @@ def test_a_round_publishes_a_version_and_servers_follow(
     report = trainer.step(now=2.0)
     assert report is not None and report.version == 1 and report.steps > 0
     assert latest_version(adapters.path) == 1
-    assert store.current_version() == 1
+    assert version_of(store) == 1
     # The catalog is the published adapter's projection of the stored base vectors.
     published = load_adapter(version_dir(adapters.path, 1))
     items, base = catalog_items()
@@ -117,13 +130,19 @@ def test_a_round_publishes_a_version_and_servers_follow(
     # The server follows on its next batch; the user's state is recomputed at v1.
     nxt = rec.recommend(events("u1", [6], start=5), first.states)
     (result,) = nxt.results
-    assert result.model_version == 1 and rec.model_version == 1
-    state = UserState.from_dict(nxt.states["u1"])
+    assert result.model_version == 1 and rec.model.version == 1
+    state = nxt.states["u1"]
     assert state.version == 1 and state.history == ["i1", "i2", "i3", "i4", "i5", "i6"]
-    model = ServingModel(adapters.path).load(1)
+    # Recomputed with each event's weight (the state keeps them beside the history).
+    assert state.weights == [1.0, 3.0, 0.5, 1.0, 2.0, 1.0]
+    model = load_model(adapters.path, 1, dim=DIM, recency=0.95)
     expected = model.initial_state()
+    for item_id, weight in zip(state.history, state.weights, strict=True):
+        expected = model.step(expected, stored[item_id], weight)
+    unweighted = model.initial_state()
     for item_id in state.history:
-        expected = model.step(expected, stored[item_id])
+        unweighted = model.step(unweighted, stored[item_id], 1.0)
+    assert not np.allclose(unweighted, expected, atol=1e-4)  # the weights do count
     assert state.vector is not None
     np.testing.assert_allclose(state.vector, expected, atol=1e-5)
     query = model.readout(expected)
@@ -133,19 +152,19 @@ def test_a_round_publishes_a_version_and_servers_follow(
 
 
 def test_versions_only_move_forward_and_a_restart_resumes(
-    tmp_path: Path, store: StoreService, adapters: AdapterStoreConfig
+    tmp_path: Path, store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     rec = serve(store, adapters)
     trainer = TrainerService(training(), adapters, store, DIM, background=False)
     trainer.add(rec.recommend(events("u", list(range(25))), {}).samples)
     assert trainer.step(now=1.0) is not None
     assert store.reproject(0) == 1  # never backwards
-    assert store.current_version() == 1
+    assert version_of(store) == 1
     store.close()
 
     # Restart: a new store opens the same data and resumes at the newest version.
-    again = StoreService(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
-    assert again.current_version() == 1
+    again = Catalog(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
+    assert version_of(again) == 1
     resumed = TrainerService(training(), adapters, again, DIM, background=False)
     assert resumed.version() == 1  # loaded, not retrained from scratch
     server = serve(again, adapters)
@@ -154,21 +173,21 @@ def test_versions_only_move_forward_and_a_restart_resumes(
     resumed.add(out.samples)
     report = resumed.step(now=5.0)
     assert report is not None and report.version == 2
-    assert again.current_version() == 2
+    assert version_of(again) == 2
     again.close()
 
 
-def test_zero_shot_mode_never_trains(store: StoreService, adapters: AdapterStoreConfig) -> None:
+def test_zero_shot_mode_never_trains(store: Catalog, adapters: AdapterStoreConfig) -> None:
     rec = serve(store, adapters)
     trainer = TrainerService(training(mode="zero-shot"), adapters, store, DIM, background=False)
     trainer.add(rec.recommend(events("u", list(range(30))), {}).samples)
     assert trainer.step(now=1e9) is None
     assert trainer.train_now() == 0
-    assert latest_version(adapters.path) is None and store.current_version() == 0
+    assert latest_version(adapters.path) is None and version_of(store) == 0
 
 
 def test_train_now_publishes_what_was_received(
-    store: StoreService, adapters: AdapterStoreConfig
+    store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     rec = serve(store, adapters)
     trainer = TrainerService(training(), adapters, store, DIM, background=False)
@@ -181,7 +200,7 @@ def test_train_now_publishes_what_was_received(
 class MovingCatalog:
     """A catalog that moves to version 1 between a batch's lookup and its search."""
 
-    def __init__(self, store: StoreService, trainer: TrainerService) -> None:
+    def __init__(self, store: Catalog, trainer: TrainerService) -> None:
         self.store, self.trainer, self.moved = store, trainer, False
 
     def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
@@ -195,24 +214,26 @@ class MovingCatalog:
 
 
 def test_a_batch_that_sees_two_versions_is_recomputed_at_the_new_one(
-    store: StoreService, adapters: AdapterStoreConfig
+    store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     seed = serve(store, adapters)
     trainer = TrainerService(training(), adapters, store, DIM, background=False)
     trainer.add(seed.recommend(events("x", list(range(12))), {}).samples)
     moving = MovingCatalog(store, trainer)
-    rec = Recommender(RecommendConfig(top_k=5, exact_search=True), moving, NoText(), adapters.path)
+    config = RecommendConfig(top_k=5, exact_search=True)
+    rec = Recommender(config, moving, NoText(), dim=DIM, adapters_root=adapters.path)
     out = rec.recommend(events("u", [1, 2, 3]), {})
     # The first attempt read vectors at 0 but searched at 1: it is thrown away and the
     # whole batch is recomputed at 1 (user vectors and catalog of one version).
-    assert moving.moved and store.current_version() == 1
+    assert moving.moved and version_of(store) == 1
     assert {r.model_version for r in out.results} == {1}
-    assert UserState.from_dict(out.states["u"]).version == 1
+    assert out.states["u"].version == 1
 
 
 def test_prune_keeps_the_newest_versions(tmp_path: Path) -> None:
     root = tmp_path / "a"
     for v in (1, 2, 3, 4, 5):
-        (version_dir(root, v)).mkdir(parents=True)
+        version_dir(root, v).mkdir(parents=True)
+        (version_dir(root, v) / CONFIG_NAME).write_text("{}")
     assert prune_versions(root, keep=2) == [1, 2, 3]
     assert sorted(p.name for p in root.iterdir()) == ["v000004", "v000005"]

@@ -7,7 +7,6 @@ items come back is predictable.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -15,9 +14,9 @@ import numpy as np
 import pytest
 
 from workers.config import RecommendConfig
+from workers.model import Vector
 from workers.recommender import EventIn, Recommender, RecResult, UserState
 from workers.store import Hit, ItemPoint, SearchRequest, VectorStore, open_store
-from workers.user_math import Vector
 
 DIM = 8
 
@@ -94,13 +93,13 @@ class Pairs:
 
     def recommend(
         self, events: Sequence[EventIn], states: dict[str, Any]
-    ) -> tuple[list[RecResult], dict[str, dict[str, Any]]]:
+    ) -> tuple[list[RecResult], dict[str, UserState]]:
         batch = self.recommender.recommend(events, states)
         return batch.results, batch.states
 
 
 def make(store: VectorStore, encoder: FakeEncoder, **config: Any) -> Pairs:
-    return Pairs(Recommender(RecommendConfig(**config), StaticCatalog(store), encoder))
+    return Pairs(Recommender(RecommendConfig(**config), StaticCatalog(store), encoder, dim=DIM))
 
 
 def ev(event_id: str, user: str, item: str, **kw: Any) -> EventIn:
@@ -115,7 +114,7 @@ def test_recommends_nearest_items_excluding_history(
     store: VectorStore, encoder: FakeEncoder
 ) -> None:
     rec = make(store, encoder, top_k=10)
-    state = UserState(history=["s2"], vector=SPACE["s2"].copy(), events=1).to_dict()
+    state = UserState(history=["s2"], weights=[1.0], vector=SPACE["s2"].copy(), events=1)
     results, states = rec.recommend([ev("e1", "u1", "s1")], {"u1": state})
     (result,) = results
     assert (result.event_id, result.user_id) == ("e1", "u1")
@@ -124,9 +123,9 @@ def test_recommends_nearest_items_excluding_history(
     assert set(got) == {"s3", "f1", "f2", "f3"}  # history s1, s2 excluded; b1 other scenario
     scores = [s for _, s in result.items]
     assert scores == sorted(scores, reverse=True)
-    assert states["u1"]["history"] == ["s2", "s1"]
-    assert states["u1"]["events"] == 2
-    assert states["u1"]["scenario"] == "movies"
+    assert states["u1"].history == ["s2", "s1"]
+    assert states["u1"].events == 2
+    assert states["u1"].scenario == "movies"
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 3])
@@ -156,13 +155,13 @@ def test_state_is_threaded_through_events_of_one_user_in_a_batch(
     # The second event of u1 sees the first: s1 is excluded, and the query is
     # 0.5 * s1 + f1, so the food items lead and the space items follow.
     assert ids(results[2].items) == ["f2", "f3", "s2", "s3"]
-    assert states["u1"]["history"] == ["s1", "f1"]
-    assert states["u1"]["events"] == 2
-    assert states["u2"]["history"] == ["f1"]
+    assert states["u1"].history == ["s1", "f1"]
+    assert states["u1"].events == 2
+    assert states["u2"].history == ["f1"]
     expected = 0.5 * (SPACE["s1"] / np.linalg.norm(SPACE["s1"])) + FOOD["f1"] / np.linalg.norm(
         FOOD["f1"]
     )
-    got = UserState.from_dict(states["u1"]).vector
+    got = states["u1"].vector
     assert got is not None
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -171,18 +170,18 @@ def test_unknown_item_stays_pending_until_catalogued(
     store: VectorStore, encoder: FakeEncoder
 ) -> None:
     rec = make(store, encoder, top_k=3, recency=0.5)
-    state = UserState(history=["s1"], vector=SPACE["s1"].copy(), events=1).to_dict()
+    state = UserState(history=["s1"], weights=[1.0], vector=SPACE["s1"].copy(), events=1)
     results, states = rec.recommend([ev("e1", "u1", "new-food")], {"u1": state})
     assert ids(results[0].items)[:2] == ["s2", "s3"]  # from the old state
-    assert states["u1"]["pending"] == ["new-food"]
-    assert states["u1"]["history"] == ["s1", "new-food"]
-    np.testing.assert_array_equal(UserState.from_dict(states["u1"]).vector, SPACE["s1"])
+    assert states["u1"].pending == ["new-food"]
+    assert states["u1"].history == ["s1", "new-food"]
+    np.testing.assert_array_equal(states["u1"].vector, SPACE["s1"])
 
     store.upsert([point("new-food", axis(1, 5))])
     # A later batch, about another item: the pending one is folded in and cleared.
     results, states = rec.recommend([ev("e2", "u1", "f1")], states)
-    assert states["u1"]["pending"] == []
-    vector = UserState.from_dict(states["u1"]).vector
+    assert states["u1"].pending == []
+    vector = states["u1"].vector
     assert vector is not None
     unit = axis(1, 5) / np.linalg.norm(axis(1, 5))
     f1 = FOOD["f1"] / np.linalg.norm(FOOD["f1"])
@@ -201,10 +200,12 @@ def test_event_text_moves_the_query_towards_the_text(
     texted, states = rec.recommend([ev("e", "u", "s1", text="pasta recipes")], {})
     assert encoder.calls == [["pasta recipes"]]
     assert ids(texted[0].items) == ["f1"]
-    vector = UserState.from_dict(states["u"]).vector
+    vector = states["u"].vector
     assert vector is not None
     s1 = SPACE["s1"] / np.linalg.norm(SPACE["s1"])
-    np.testing.assert_allclose(vector, s1 + 3.0 * axis(1), rtol=1e-5, atol=1e-6)
+    # The text folds in as one more step of the model (at every version), after the item:
+    # the item decays once by the recency (default 0.95).
+    np.testing.assert_allclose(vector, 0.95 * s1 + 3.0 * axis(1), rtol=1e-5, atol=1e-6)
 
 
 def test_blank_text_is_not_encoded(store: VectorStore, encoder: FakeEncoder) -> None:
@@ -220,8 +221,8 @@ def test_new_user_with_unknown_item_gets_the_scenario_trend(
     results, states = rec.recommend([ev("e3", "newbie", "never-seen")], {})
     # food is what is being watched (f2, the latest, weighs most)
     assert ids(results[0].items) == ["f2", "f1"]
-    assert states["newbie"]["vector"] is None
-    assert states["newbie"]["pending"] == ["never-seen"]
+    assert states["newbie"].vector is None
+    assert states["newbie"].pending == ["never-seen"]
     # The trend is per scenario: nothing is known about "books".
     books, _ = rec.recommend([EventIn("e4", "reader", "never-seen", scenario="books")], {})
     assert books[0].items == []
@@ -231,41 +232,33 @@ def test_nothing_known_gives_an_empty_list(store: VectorStore, encoder: FakeEnco
     results, states = make(store, encoder).recommend([ev("e1", "u", "unknown")], {"u": None})
     assert results[0].items == []
     assert results[0].event_id == "e1"
-    assert states["u"]["history"] == ["unknown"]
-
-
-def test_user_state_round_trips_through_json() -> None:
-    state = UserState(
-        history=["a", "b"],
-        pending=["b"],
-        vector=np.array([0.1, -2.5, 3.0], dtype=np.float32),
-        events=7,
-        scenario="movies",
-    )
-    back = UserState.from_dict(json.loads(json.dumps(state.to_dict())))
-    assert (back.history, back.pending, back.events, back.scenario) == (
-        ["a", "b"],
-        ["b"],
-        7,
-        "movies",
-    )
-    assert back.vector is not None and state.vector is not None
-    assert back.vector.tobytes() == state.vector.tobytes()
-    empty = UserState.from_dict(None)
-    assert (empty.history, empty.vector, empty.events, empty.scenario) == ([], None, 0, "default")
-    assert UserState.from_dict(json.loads(json.dumps(UserState().to_dict()))) == UserState()
+    assert states["u"].history == ["unknown"]
 
 
 def test_input_states_are_not_mutated(store: VectorStore, encoder: FakeEncoder) -> None:
     states = {
-        "u1": UserState(history=["s1"], pending=["later"], vector=SPACE["s1"].copy()).to_dict(),
+        "u1": UserState(
+            history=["s1", "later"],
+            weights=[1.0, 1.0],
+            pending=["later"],
+            vector=SPACE["s1"].copy(),
+        ),
         "u2": None,
     }
     before = copy.deepcopy(states)
     _, new = make(store, encoder).recommend([ev("e1", "u1", "s2"), ev("e2", "u2", "f1")], states)
-    assert states == before
+    given, kept = states["u1"], before["u1"]
+    assert given is not None and kept is not None and states["u2"] is None
+    assert (given.history, given.weights, given.pending, given.events) == (
+        kept.history,
+        kept.weights,
+        kept.pending,
+        kept.events,
+    )
+    assert given.vector is not None and kept.vector is not None
+    assert given.vector.tobytes() == kept.vector.tobytes()
     assert new["u1"] is not states["u1"]
-    assert new["u1"]["history"] == ["s1", "s2"]
+    assert new["u1"].history == ["s1", "later", "s2"]
 
 
 def test_batching_does_not_change_results(store: VectorStore, encoder: FakeEncoder) -> None:

@@ -12,9 +12,9 @@ import torch
 
 from workers.adapters.io import load_adapter, version_dir
 from workers.config import AdapterStoreConfig
+from workers.model import Vector
 from workers.trainer_service import TrainerService
 from workers.training import Sample, TrainingConfig
-from workers.user_math import Vector
 
 pytestmark = pytest.mark.gpu
 

@@ -128,24 +128,28 @@ class SequenceAggregator(nn.Module):
         """(batch, state_size) zeros: the empty history."""
         return torch.zeros(batch, self.state_size, device=device)
 
-    def step(self, state: Tensor, item: Tensor) -> Tensor:
-        """(b, state_size) state, (b, d) adapted item -> new state; O(d) per row.
+    def step(self, state: Tensor, item: Tensor, weight: Tensor | None = None) -> Tensor:
+        """(b, state_size) state, (b, d) adapted item, (b,) positive weights (None = 1)
+        -> new state; O(d) per row. Pure: ``state`` is not modified.
 
-        Pure: ``state`` is not modified.
+        A weight ``w`` counts the item ``w`` times as much as a weight of 1: ``mean`` adds
+        ``w * item`` and ``w`` to the count, ``attention`` multiplies the item's attention
+        weight by ``w`` (adds ``log w`` to its score), ``gru`` reads ``w * item``.
         """
         d = self.dim
+        w = torch.ones_like(item[:, :1]) if weight is None else weight.reshape(-1, 1).to(item)
         if self.kind == "mean":
-            return torch.cat([state[:, :d] + item, state[:, d:] + 1.0], dim=-1)
+            return torch.cat([state[:, :d] + w * item, state[:, d:] + w], dim=-1)
         if self.kind == "attention":
             assert self.query is not None
             num, den, shift = state[:, :d], state[:, d : d + 1], state[:, d + 1 :]
-            score = (item @ self.query).unsqueeze(-1)  # (b, 1)
+            score = (item @ self.query).unsqueeze(-1) + torch.log(w)  # (b, 1)
             # The empty state (num = den = 0) has shift 0: its factor multiplies zeros.
             new_shift = torch.maximum(shift - self.decay, score)
             old = torch.exp(shift - self.decay - new_shift)  # <= 1
             cur = torch.exp(score - new_shift)  # <= 1
             return torch.cat([old * num + cur * item, old * den + cur, new_shift], dim=-1)
-        return self._gru_step(state, item, torch.ones_like(item[:, 0], dtype=torch.bool))
+        return self._gru_step(state, w * item, torch.ones_like(item[:, 0], dtype=torch.bool))
 
     def readout(self, state: Tensor) -> Tensor:
         """(b, state_size) -> (b, d) unit user vectors (zero for the empty state)."""

@@ -1,7 +1,7 @@
 """`RecAdapter`: the whole learnable part on top of the frozen language model.
 
     item:  base (n, dim) --WhitenedMoE(scenario) [+ ID residual]--> rec (n, out_dim), unit
-    user:  history base (b, L, dim) --MoE per item--> (b, L, out) --aggregator--> (b, out)
+    user:  history rec (b, L, out) --aggregator--> (b, out)
 
 Serving (no grad, eval mode, never registers scenarios or items): `item_vectors`
 re-projects the catalog after a new version; `user_from_items` recomputes users from
@@ -153,17 +153,6 @@ class RecAdapter(nn.Module):
         mixed = F.normalize(out + self.item_residual(rows), dim=-1)
         return torch.where((rows > 0).unsqueeze(-1), mixed, out)
 
-    def user(self, history: Tensor, mask: Tensor | None = None, scenario: Scenario = 0) -> Tensor:
-        """(b, L, dim) history base vectors (oldest first), (b, L) bool mask, scenario
-        int | (b,) -> (b, out_dim) unit user vectors (zero for an empty history)."""
-        if history.ndim != 3 or history.shape[2] != self.config.dim:
-            raise ValueError(f"history must be (b, L, {self.config.dim}), got {history.shape}")
-        b, length, dim = history.shape
-        idx = self._scenario_tensor(scenario, b, history.device)
-        items = self.project(history.reshape(b * length, dim), idx.repeat_interleave(length))
-        out: Tensor = self.aggregator(items.reshape(b, length, -1), mask)
-        return out
-
     # -- serving (no grad, eval mode, never registers) -----------------------------------
 
     @contextmanager
@@ -222,63 +211,18 @@ class RecAdapter(nn.Module):
         """(batch, state_size) empty user states."""
         return self.aggregator.initial_state(batch, self.moe.weight.device)
 
-    def step_items(self, state: Tensor, rec_items: Tensor) -> Tensor:
-        """Fold one already-projected rec vector per row: (b, state_size), (b, out_dim)
-        -> new state, O(d) (O(d^2) for 'gru'). Pure, no grad."""
+    def step_items(self, state: Tensor, rec_items: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Fold one already-projected rec vector per row: (b, state_size), (b, out_dim),
+        (b,) event weights (None = 1) -> new state, O(d) (O(d^2) for 'gru'). Pure, no grad."""
         if rec_items.ndim != 2 or rec_items.shape[1] != self.config.out_features:
             raise ValueError(
                 f"rec_items must be (b, {self.config.out_features}), got {rec_items.shape}"
             )
         with self._serving():
-            new: Tensor = self.aggregator.step(state, rec_items.to(self.moe.weight.dtype))
-        return new
-
-    def step(self, state: Tensor, base_item: Tensor, scenario: Scenario = 0) -> Tensor:
-        """Fold one event per row: (b, state_size), (b, dim) base item -> new state, O(d)."""
-        item = self.project(base_item, scenario)
-        new: Tensor = self.aggregator.step(state, item)
+            new: Tensor = self.aggregator.step(state, rec_items.to(self.moe.weight.dtype), weights)
         return new
 
     def readout(self, state: Tensor) -> Tensor:
         """(b, state_size) -> (b, out_dim) unit user vectors."""
         out: Tensor = self.aggregator.readout(state)
         return out
-
-    # -- training ------------------------------------------------------------------------
-
-    def loss(
-        self,
-        history: Tensor,
-        mask: Tensor | None,
-        positives: Tensor,
-        negatives: Tensor | None = None,
-        scenario: Scenario = 0,
-    ) -> Tensor:
-        """InfoNCE over (history -> next item): scalar mean loss.
-
-        history (b, L, dim), mask (b, L), positives (b, dim) base vectors of each row's
-        next item, negatives (b, m, dim) sampled base vectors or None. Row i's candidates
-        are every row's positive (in-batch negatives) plus its own negatives; another
-        row's positive that is the same vector as row i's is not counted as a negative.
-        """
-        b = history.shape[0]
-        if positives.shape != (b, self.config.dim):
-            raise ValueError(f"positives must be ({b}, {self.config.dim}), got {positives.shape}")
-        idx = self._scenario_tensor(scenario, b, history.device)
-        users = self.user(history, mask, idx)  # (b, out)
-        pos = self.project(positives, idx)  # (b, out)
-        logits = users @ pos.T  # (b, b)
-        # Duplicate positives (two rows whose next item is the same) are not negatives
-        # of each other. torch.unique groups equal rows in O(b log b * dim).
-        _, group = torch.unique(positives.detach(), dim=0, return_inverse=True)
-        same = group.unsqueeze(1) == group.unsqueeze(0)
-        same.fill_diagonal_(False)
-        logits = logits.masked_fill(same, float("-inf"))
-        if negatives is not None:
-            if negatives.ndim != 3 or negatives.shape[0] != b:
-                raise ValueError(f"negatives must be ({b}, m, dim), got {negatives.shape}")
-            m = negatives.shape[1]
-            neg = self.project(negatives.reshape(b * m, -1), idx.repeat_interleave(m))
-            logits = torch.cat([logits, torch.einsum("bd,bmd->bm", users, neg.view(b, m, -1))], 1)
-        target = torch.arange(b, device=logits.device)
-        return F.cross_entropy(logits / self.config.temperature, target)

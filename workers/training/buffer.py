@@ -51,10 +51,3 @@ class ReplayBuffer:
         size = len(self._ring)
         picks = rng.permutation(size) if n >= size else rng.choice(size, size=n, replace=False)
         return [self._ring[int(i)] for i in picks]
-
-    def newest(self, n: int) -> list[Sample]:
-        """The ``n`` most recent samples, oldest first."""
-        if n <= 0:
-            return []
-        ordered = list(self)
-        return ordered[-n:]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.unit.adapters.helpers import DIM, cfg, scramble, unit
+from tests.unit.adapters.helpers import DIM, cfg, scramble, training_loss, unit, user_vectors
 from workers.adapters import (
     RecAdapter,
     SequenceAggregator,
 )
-from workers.user_math import fold
+from workers.model import decayed_sum as fold
 
 
 def fold_steps(agg: SequenceAggregator, items: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ def test_step_is_pure() -> None:
         assert torch.equal(state, kept) and state.shape == (2, agg.state_size)
 
 
-def test_model_step_matches_user() -> None:
+def test_model_step_items_matches_the_batch_user() -> None:
     model = RecAdapter(cfg(aggregator="attention")).eval()
     scramble(model)
     history = torch.randn(3, 6, DIM)
@@ -115,9 +115,9 @@ def test_model_step_matches_user() -> None:
     with torch.no_grad():
         state = model.initial_state(3)
         for t in range(6):
-            state = model.step(state, history[:, t], books)
+            state = model.step_items(state, model.project(history[:, t], books))
         torch.testing.assert_close(
-            model.readout(state), model.user(history, None, books), atol=1e-5, rtol=0
+            model.readout(state), user_vectors(model, history, None, books), atol=1e-5, rtol=0
         )
 
 
@@ -129,13 +129,13 @@ def test_per_row_scenarios_match_row_by_row_calls() -> None:
     history, pos, neg = torch.randn(3, 4, DIM), torch.randn(3, DIM), torch.randn(3, 2, DIM)
     mask = torch.tensor([[True] * 4, [False, True, True, True], [False, False, False, True]])
     with torch.no_grad():
-        users = model.user(history, mask, idx)
+        users = user_vectors(model, history, mask, idx)
         for i, sc in enumerate(idx.tolist()):
-            one = model.user(history[i : i + 1], mask[i : i + 1], sc)
+            one = user_vectors(model, history[i : i + 1], mask[i : i + 1], sc)
             torch.testing.assert_close(users[i : i + 1], one, atol=1e-6, rtol=0)
-        assert (users[0] - model.user(history[:1], mask[:1], 0)[0]).abs().max() > 1e-4
-        per_row = model.loss(history, mask, pos, neg, idx)
-        assert not torch.isclose(per_row, model.loss(history, mask, pos, neg, 0))
+        assert (users[0] - user_vectors(model, history[:1], mask[:1], 0)[0]).abs().max() > 1e-4
+        per_row = training_loss(model, history, pos, neg.reshape(-1, DIM), names)
+        assert not torch.isclose(per_row, training_loss(model, history, pos, neg.reshape(-1, DIM)))
 
 
 # -- loss --------------------------------------------------------------------------------

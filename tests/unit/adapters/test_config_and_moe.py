@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.unit.adapters.helpers import DIM, cfg, scramble, unit
+from tests.unit.adapters.helpers import DIM, cfg, scramble, training_loss, unit, user_vectors
 from workers.adapters import (
     AdapterConfig,
     RecAdapter,
@@ -96,7 +96,7 @@ def test_project_never_mutates_its_input() -> None:
     history = torch.randn(2, 4, DIM)
     kept, kept_history = base.clone(), history.clone()
     model.project(base, 2).sum().backward()
-    model.user(history, torch.ones(2, 4, dtype=torch.bool), 1)
+    user_vectors(model, history, torch.ones(2, 4, dtype=torch.bool), 1)
     assert torch.equal(base, kept) and torch.equal(history, kept_history)
 
 
@@ -113,10 +113,10 @@ def test_unknown_scenario_is_exactly_shared_until_its_gate_trains() -> None:
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     history = unit(torch.randn(8, 3, DIM))
-    mixed = torch.tensor([0, books] * 4)  # the shared rows train the shared part only
+    mixed = ["shared", "books"] * 4  # the shared rows train the shared part only
     for _ in range(5):
         opt.zero_grad()
-        model.loss(history, None, unit(torch.randn(8, DIM)), scenario=mixed).backward()
+        training_loss(model, history, unit(torch.randn(8, DIM)), None, mixed).backward()
         opt.step()
     model.eval()
     assert model.moe.scenario_gate is not None

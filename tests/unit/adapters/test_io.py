@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.unit.adapters.helpers import DIM, cfg, scramble
+from tests.unit.adapters.helpers import DIM, cfg, scramble, user_vectors
 from workers import adapters
 from workers.adapters import (
     CONFIG_NAME,
@@ -49,8 +49,12 @@ def test_save_load_round_trip_every_variant(
             m.eval()
         for sc in (0, books):
             assert torch.equal(loaded.project(base, sc), model.project(base, sc))
-            assert torch.equal(loaded.user(history, mask, sc), model.user(history, mask, sc))
-        assert not torch.allclose(fresh.user(history, mask), model.user(history, mask))
+            assert torch.equal(
+                user_vectors(loaded, history, mask, sc), user_vectors(model, history, mask, sc)
+            )
+        assert not torch.allclose(
+            user_vectors(fresh, history, mask), user_vectors(model, history, mask)
+        )
 
 
 def test_scenario_map_is_persisted(tmp_path: Path) -> None:

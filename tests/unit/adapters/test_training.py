@@ -1,4 +1,4 @@
-"""The contrastive loss and a short training run against the frozen cosine."""
+"""The trainer's contrastive loss and a short training run against the frozen cosine."""
 
 from __future__ import annotations
 
@@ -7,30 +7,30 @@ import math
 import pytest
 import torch
 
-from tests.unit.adapters.helpers import DIM, cfg, scramble, unit
+from tests.unit.adapters.helpers import DIM, cfg, scramble, training_loss, unit, user_vectors
 from workers.adapters import (
     RecAdapter,
 )
 
 
-def test_loss_is_infonce_with_in_batch_and_sampled_negatives() -> None:
+def test_the_training_loss_is_infonce_over_the_batch_s_items_and_sampled_negatives() -> None:
     model = RecAdapter(cfg(aggregator="mean", temperature=0.5)).eval()
     scramble(model)
-    history, pos, neg = torch.randn(4, 3, DIM), torch.randn(4, DIM), torch.randn(4, 2, DIM)
-    pos[2] = pos[0]  # rows 0 and 2 share their next item: not each other's negative
-    idx = torch.tensor([1, 0, 2, 1])  # every row's items go through its own scenario
+    history, pos, neg = torch.randn(4, 3, DIM), torch.randn(4, DIM), torch.randn(2, DIM)
+    names = ["books", "shared", "books", "music"]
+    pos[2] = pos[0]  # rows 0 and 2 share their next item: one candidate, not a negative
+    idx = model.scenario_indices(names)  # every row's items go through its own scenario
     with torch.no_grad():
-        users, p = model.user(history, None, idx), model.project(pos, idx)
-        n = model.project(neg.reshape(8, DIM), idx.repeat_interleave(2)).reshape(4, 2, -1)
+        users, p = user_vectors(model, history, None, idx), model.project(pos, idx)
+        cands = torch.cat([p[[0, 1, 3]], model.project(neg, 0)])
+        own = [0, 1, 0, 2]
         expected = 0.0
         for i in range(4):
-            cands = [p[j] for j in range(4) if j == i or not torch.equal(pos[j], pos[i])]
-            logits = torch.stack([users[i] @ c for c in [*cands, *n[i]]]) / 0.5
-            own = [j for j in range(4) if j == i or not torch.equal(pos[j], pos[i])].index(i)
-            expected -= float(torch.log_softmax(logits, 0)[own]) / 4
-        got = float(model.loss(history, None, pos, neg, idx))
+            logits = (users[i] @ cands.T) / 0.5
+            expected -= float(torch.log_softmax(logits, 0)[own[i]]) / 4
+        got = float(training_loss(model, history, pos, neg, names))
         assert math.isclose(got, expected, rel_tol=1e-5)
-        assert float(model.loss(history, None, pos, None, idx)) < got  # more negatives
+        assert float(training_loss(model, history, pos, None, names)) < got  # more negatives
 
 
 def synthetic_task(
@@ -80,9 +80,9 @@ def test_training_beats_the_frozen_cosine(kind: str) -> None:
     def evaluate() -> tuple[float, float]:
         model.eval()
         with torch.no_grad():
-            users = model.user(history)
+            users = user_vectors(model, history)
             acc = top1(users, model.project(items), seen, target)
-            return float(model.loss(history, None, items[target])), acc
+            return float(training_loss(model, history, items[target])), acc
 
     loss0, acc0 = evaluate()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -90,7 +90,7 @@ def test_training_beats_the_frozen_cosine(kind: str) -> None:
         model.train()
         h, _, t = task_batch(items, keep, g, 128)
         opt.zero_grad()
-        model.loss(h, None, items[t]).backward()
+        training_loss(model, h, items[t]).backward()
         opt.step()
     loss1, acc1 = evaluate()
     assert raw < 0.1 and acc0 < 0.1  # the frozen space really fails here

@@ -1,24 +1,25 @@
-"""The plain classes behind the Ray actors (heavy setup in ``__init__``, batch methods).
+"""The catalog: the vector store of every item, at one model version.
 
-Tests call them directly; `workers.actors` is the one place that wraps them in
-``ray.remote``.
+    catalog agent ──index(items, base vectors)──► Catalog ──► vector store (Qdrant)
+    trainer ──reproject(v)──► Catalog: every item's rec = model v's projection of its base
+    recommenders ──lookup / search_at──► (version, answer)
+
+A plain class (tests call it directly); `workers.actors` makes it the store actor.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from workers.config import AdapterStoreConfig, RecommendConfig, StoreConfig
-from workers.recommender import Batch, Catalog, EventIn, Recommender, TextEmbedder
-from workers.serving_model import ServingModel
+from workers.adapters.io import latest_version
+from workers.config import AdapterStoreConfig, StoreConfig
+from workers.model import ServingModel, Vector, load_model
 from workers.store import Hit, ItemPoint, SearchRequest, open_store
-from workers.user_math import Vector
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class CatalogItem:
     scenario: str = "default"
 
 
-class StoreService:
+class Catalog:
     """Owns the vector store (one per cluster for the in-process Qdrant engine).
 
     It also owns the catalog's model version: every item's ``rec`` vector is the
@@ -46,29 +47,29 @@ class StoreService:
         self.store = open_store(
             config.url, dim=dim, collection=config.collection, api_key=config.api_key
         )
-        self.model = ServingModel(adapters.path)
-        latest = self.model.latest()
-        if latest > 0:  # a restart resumes at the newest published version
+        self.adapters_root = adapters.path
+        self.dim = dim
+        self.model: ServingModel = self._load(0)
+        latest = latest_version(self.adapters_root)
+        if latest is not None:  # a restart resumes at the newest published version
             self.reproject(latest)
 
-    def current_version(self) -> int:
-        return self.model.version
+    def _load(self, version: int) -> ServingModel:
+        # The catalog only projects items: the user aggregator's recency is not used.
+        return load_model(self.adapters_root, version, dim=self.dim, recency=1.0)
 
     def index(self, items: Sequence[CatalogItem], base: Vector) -> int:
         """Upsert items with their language-model vectors; returns the catalog size."""
         if len(items) != len(base):
             raise ValueError(f"{len(items)} items but {len(base)} vectors")
-        latest = {item.item_id: i for i, item in enumerate(items)}  # last record wins
-        kept = [items[i] for i in latest.values()]
-        base_kept = np.asarray(base, dtype=np.float32)[list(latest.values())]
+        matrix = np.asarray(base, dtype=np.float32)
         rec = self.model.item_vectors(
-            [i.item_id for i in kept], base_kept, [i.scenario for i in kept]
+            [i.item_id for i in items], matrix, [i.scenario for i in items]
         )
         points = [
-            ItemPoint(i.item_id, i.scenario, i.text, base_kept[n], rec[n])
-            for n, i in enumerate(kept)
+            ItemPoint(i.item_id, i.scenario, i.text, matrix[n], rec[n]) for n, i in enumerate(items)
         ]
-        self.store.upsert(points)
+        self.store.upsert(points)  # the store keeps the last record of a repeated id
         return self.store.count()
 
     def reproject(self, version: int) -> int:
@@ -79,7 +80,7 @@ class StoreService:
         """
         if version <= self.model.version:
             return self.model.version
-        model = self.model.load(version)
+        model = self._load(version)
         started, moved = time.perf_counter(), 0
         for page in list(self.store.scan()):
             rec = model.item_vectors(
@@ -103,9 +104,6 @@ class StoreService:
         )
         return version
 
-    def vectors(self, item_ids: Sequence[str], using: str = "rec") -> dict[str, Vector]:
-        return self.store.vectors(item_ids, using=using)
-
     def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
         """(model version, {item_id: rec vector}) read together."""
         return self.model.version, self.store.vectors(item_ids, using="rec")
@@ -113,9 +111,6 @@ class StoreService:
     def items(self, item_ids: Sequence[str]) -> dict[str, tuple[Vector, str]]:
         """{item_id: (base vector, scenario)} of the present ids (what the trainer needs)."""
         return {k: (p.base, p.scenario) for k, p in self.store.get(item_ids).items()}
-
-    def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        return self.store.search(requests)
 
     def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
         """(model version, hits) read together."""
@@ -126,24 +121,3 @@ class StoreService:
 
     def close(self) -> None:
         self.store.close()
-
-
-class RecommenderService:
-    """A `Recommender` whose catalog and encoder are reached through given adapters."""
-
-    def __init__(
-        self,
-        config: RecommendConfig,
-        catalog: Catalog,
-        encoder: TextEmbedder,
-        adapters: AdapterStoreConfig,
-    ) -> None:
-        self.recommender = Recommender(config, catalog, encoder, adapters.path)
-
-    def recommend(
-        self, events: Sequence[EventIn], states: Mapping[str, Mapping[str, Any] | None]
-    ) -> Batch:
-        return self.recommender.recommend(events, states)
-
-    def model_version(self) -> int:
-        return self.recommender.model_version

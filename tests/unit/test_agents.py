@@ -1,0 +1,261 @@
+"""The agents' batch handlers, in-process: fake topics and actors, real records.
+
+The Faust agents are thin loops over `route_event`, `recommend_batch` and `index_batch`;
+these tests drive the handlers with real Kafka-shaped messages and a recommender (or an
+encoder) that raises, so the error branches run without a broker: a failed Ray call, a
+bad internal record, an unreadable stored state, an oversized dead letter, a dead letter
+that cannot be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streams.app import Topics
+from streams.catalog import index_batch
+from streams.events import recommend_batch, route_event
+from streams.schemas import (
+    ERROR_LIMIT,
+    KEY_LIMIT,
+    RAW_LIMIT,
+    DeadLetter,
+    KeyedEvent,
+    Recommendation,
+    decode_state,
+    encode_state,
+)
+from workers.actors import Actors
+from workers.recommender import Batch, EventIn, RecResult, UserState
+from workers.training import Sample
+
+PRODUCER_LIMIT = 1_048_576  # Kafka's default max.request.size / message.max.bytes
+
+
+@dataclass
+class Message:
+    """The fields of a faust Message the handlers read."""
+
+    value: bytes | None
+    key: bytes | None = b"u1"
+    topic: str = "events"
+    partition: int = 0
+    offset: int = 0
+    timestamp: float = 1000.0
+
+
+@dataclass
+class FakeTopic:
+    sent: list[tuple[Any, bytes]] = field(default_factory=list)
+    fail: Exception | None = None
+
+    async def send(self, *, key: Any, value: bytes) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append((key, value))
+
+    def values(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for _, v in self.sent]
+
+
+def fake_topics() -> Topics:
+    return Topics(
+        items=FakeTopic(),
+        events=FakeTopic(),
+        by_user=FakeTopic(),
+        recommendations=FakeTopic(),
+        dead_letters=FakeTopic(),
+    )
+
+
+def sent(topic: Any) -> list[dict[str, Any]]:
+    assert isinstance(topic, FakeTopic)
+    return topic.values()
+
+
+class Remote:
+    """``actor.method.remote(*args)`` -> an awaitable, like a Ray ObjectRef (refs given as
+    arguments are resolved first, as Ray does)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.calls = 0
+
+    def remote(self, *args: Any) -> Any:
+        self.calls += 1
+
+        async def run() -> Any:
+            resolved = [await a if asyncio.iscoroutine(a) else a for a in args]
+            return self.fn(*resolved)
+
+        return run()
+
+
+class FakeRecommender:
+    """Serves every event with one fixed item; raises while ``failures`` > 0."""
+
+    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error or RuntimeError("ray actor died")
+        self.recommend = Remote(self._recommend)
+        self.seen_states: list[dict[str, UserState | None]] = []
+
+    def _recommend(self, events: list[EventIn], states: dict[str, UserState | None]) -> Batch:
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.error
+        self.seen_states.append(dict(states))
+        out: dict[str, UserState] = {}
+        for e in events:
+            state = out.get(e.user_id) or (states[e.user_id] or UserState()).copy()
+            state.remember(e.item_id, e.weight, 200)
+            state.events += 1
+            out[e.user_id] = state
+        results = [RecResult(e.event_id, e.user_id, [("x", 0.5)], 0) for e in events]
+        return Batch(results, out, [Sample(("a",), "b", "default")])
+
+
+def actors(
+    recommender: Any = None, trainer: Any = None, encoder: Any = None, catalog: Any = None
+) -> Actors:
+    return Actors(encoder=encoder, catalog=catalog, recommender=recommender, trainer=trainer)
+
+
+def by_user(event_id: str, user: str = "u1", item: str = "i1", offset: int = 0) -> Message:
+    """A by-user record as the ingest agent writes it."""
+    value = {"event_id": event_id, "user_id": user, "item_id": item, "ts": 1.0}
+    route = fake_topics()
+    asyncio.run(route_event(Message(json.dumps(value).encode(), offset=offset), route))
+    ((_, keyed),) = route.by_user.sent  # type: ignore[attr-defined]
+    return Message(keyed, key=user.encode(), topic="app-events-by-user", offset=offset)
+
+
+def run_batch(
+    messages: list[Message], users: dict[str, Any], recommender: Any, **kw: Any
+) -> Topics:
+    topics = fake_topics()
+    asyncio.run(
+        recommend_batch(
+            messages,
+            topics=topics,
+            users=users,
+            actors=actors(recommender, **kw),
+            retry_backoff=0.0,
+        )
+    )
+    return topics
+
+
+def test_a_batch_is_served_and_its_states_stored() -> None:
+    users: dict[str, Any] = {}
+    rec = FakeRecommender()
+    topics = run_batch([by_user("e1"), by_user("e2", "u2"), by_user("e3")], users, rec)
+    recs = [Recommendation.model_validate(v) for v in sent(topics.recommendations)]
+    assert [r.event_id for r in recs] == ["e1", "e2", "e3"]
+    assert sent(topics.dead_letters) == []
+    state = decode_state("u1", users["u1"])
+    assert state is not None and state.events == 2  # stored through the codec
+
+
+def test_a_failed_ray_call_is_retried_then_served() -> None:
+    rec = FakeRecommender(failures=2)  # fewer failures than attempts
+    topics = run_batch([by_user("e1"), by_user("e2")], {}, rec)
+    assert rec.recommend.calls == 3
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e2"]
+    assert sent(topics.dead_letters) == []
+
+
+def test_a_ray_call_that_keeps_failing_dead_letters_every_event_with_the_reason() -> None:
+    users: dict[str, Any] = {}
+    rec = FakeRecommender(failures=10, error=ValueError("boom"))
+    topics = run_batch([by_user("e1", offset=5), by_user("e2", "u2", offset=6)], users, rec)
+    assert sent(topics.recommendations) == [] and users == {}
+    letters = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert [(d.topic, d.offset) for d in letters] == [("events", 5), ("events", 6)]
+    assert all(d.error == "recommendation failed: ValueError: boom" for d in letters)
+    assert json.loads(letters[0].raw)["event_id"] == "e1"  # the event, for a replay
+
+
+def test_a_bad_internal_record_is_dead_lettered_and_its_batch_still_served() -> None:
+    bad = Message(b'{"not": "a keyed event"}', topic="app-events-by-user", offset=3)
+    topics = run_batch([by_user("e1"), bad, by_user("e2")], {}, FakeRecommender())
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e2"]
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 3 and letter.error.startswith("bad internal record:")
+
+
+def test_an_unreadable_stored_state_dead_letters_that_user_s_events_only() -> None:
+    users: dict[str, Any] = {"u1": {"format": 99}, "u2": None}
+    rec = FakeRecommender()
+    topics = run_batch([by_user("e1"), by_user("e2", "u2"), by_user("e3")], users, rec)
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e2"]
+    letters = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert [json.loads(d.raw)["event_id"] for d in letters] == ["e1", "e3"]
+    assert all("format 99" in d.error for d in letters)
+    assert users["u1"] == {"format": 99}  # left as it was, never replaced by defaults
+    assert "u1" not in rec.seen_states[0]
+
+
+def test_stored_states_reach_the_recommender_typed() -> None:
+    stored = encode_state(UserState(history=["a"], weights=[2.0], vector=np.ones(4, np.float32)))
+    rec = FakeRecommender()
+    run_batch([by_user("e1")], {"u1": stored}, rec)
+    state = rec.seen_states[0]["u1"]
+    assert isinstance(state, UserState) and state.weights == [2.0]
+
+
+def test_an_oversized_record_gets_a_bounded_dead_letter() -> None:
+    huge_key = b"k" * 3_000_000
+    value = b'{"user_id": "' + b"\x00" * 2_000_000 + b'"'  # not JSON, mostly control chars
+    topics = fake_topics()
+    asyncio.run(route_event(Message(value, key=huge_key, offset=9), topics))
+    ((key, raw),) = topics.dead_letters.sent  # type: ignore[attr-defined]
+    letter = DeadLetter.model_validate_json(raw)
+    assert letter.offset == 9 and letter.error.startswith("not valid UTF-8 JSON")
+    assert len(key.encode()) <= KEY_LIMIT + 3 and letter.key == key
+    assert len(letter.raw.encode()) <= RAW_LIMIT + 3
+    assert len(letter.error.encode()) <= ERROR_LIMIT + 3
+    assert len(raw) + len(key.encode()) < PRODUCER_LIMIT
+
+
+def test_a_dead_letter_that_cannot_be_sent_fails_the_batch_instead_of_losing_it() -> None:
+    """A failed send is a broker failure: it propagates, so the agent stops before its
+    batch is acknowledged and the record is read again (never silently dropped)."""
+    topics = fake_topics()
+    topics.dead_letters.fail = ConnectionError("broker gone")  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionError):
+        asyncio.run(route_event(Message(b"not json"), topics))
+
+
+def test_a_trainer_that_refuses_samples_does_not_lose_recommendations() -> None:
+    trainer = type("T", (), {"add": Remote(lambda samples: 1 / 0)})()
+    topics = run_batch([by_user("e1")], {}, FakeRecommender(), trainer=trainer)
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1"]
+    assert sent(topics.dead_letters) == []
+
+
+def test_an_indexing_failure_dead_letters_the_items_and_bad_items_go_alone() -> None:
+    dead = FakeTopic()
+    encoder = type("E", (), {"encode": Remote(lambda texts: 1 / 0)})()
+    catalog = type("C", (), {"index": Remote(lambda items, vectors: len(items))})()
+    good = Message(json.dumps({"item_id": "i1", "text": "a film"}).encode(), topic="items")
+    bad = Message(b'{"item_id": "i2"}', topic="items", offset=1)
+    both = actors(encoder=encoder, catalog=catalog)
+    asyncio.run(index_batch([good, bad], dead_letters=dead, actors=both, retry_backoff=0))
+    letters = [DeadLetter.model_validate(v) for v in dead.values()]
+    assert [(d.offset, d.error) for d in letters] == [
+        (1, "text: Field required"),
+        (0, "indexing failed: ZeroDivisionError: division by zero"),
+    ]
+    assert encoder.encode.calls == 3  # retried before giving up
+
+
+def test_keyed_event_round_trip_is_what_the_recommend_agent_reads() -> None:
+    keyed = KeyedEvent.model_validate_json(by_user("e7", "u9").value or b"")
+    assert (keyed.event.event_id, keyed.event.user_id, keyed.source.topic) == ("e7", "u9", "events")

@@ -1,0 +1,160 @@
+"""The serving model's arithmetic: one interface for the frozen model and adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workers.adapters import AdapterConfig, RecAdapter, save_adapter
+from workers.model import AdapterModel, FrozenModel, is_usable, load_model, unit
+from workers.model import decayed_sum as fold
+from workers.recommender import UserState
+
+normalized = unit
+
+
+def vec(*values: float) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def test_fold_from_empty_state_is_weighted_unit_item() -> None:
+    out = fold(None, vec(3.0, 4.0), weight=2.0, recency=0.5)
+    np.testing.assert_allclose(out, [1.2, 1.6], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_fold_decays_previous_vector_exactly() -> None:
+    v = vec(1.0, 2.0, -1.0)
+    x = vec(0.0, 0.0, 5.0)
+    out = fold(v, x, weight=0.5, recency=0.9)
+    np.testing.assert_allclose(out, 0.9 * v + 0.5 * vec(0.0, 0.0, 1.0), rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_fold_item_scale_does_not_matter() -> None:
+    v = vec(0.3, -0.2)
+    np.testing.assert_allclose(fold(v, vec(1.0, 1.0), 1.0, 0.8), fold(v, vec(50.0, 50.0), 1.0, 0.8))
+
+
+def test_fold_sequence_weights_recent_items_more() -> None:
+    a, b = vec(1.0, 0.0), vec(0.0, 1.0)
+    v = fold(fold(None, a, 1.0, 0.5), b, 1.0, 0.5)
+    np.testing.assert_allclose(v, [0.5, 1.0])
+    assert v[1] > v[0]
+
+
+def test_fold_and_normalized_never_mutate_inputs() -> None:
+    v, x = vec(1.0, 2.0), vec(3.0, 4.0)
+    v_before, x_before = v.copy(), x.copy()
+    out = fold(v, x, 1.0, 0.5)
+    unit = normalized(x)
+    np.testing.assert_array_equal(v, v_before)
+    np.testing.assert_array_equal(x, x_before)
+    assert out is not v
+    assert unit is not x
+    zero = vec(0.0, 0.0)
+    assert normalized(zero) is not zero
+
+
+def test_fold_of_zero_item_only_decays() -> None:
+    v = vec(2.0, 2.0)
+    np.testing.assert_allclose(fold(v, vec(0.0, 0.0), 1.0, 0.5), [1.0, 1.0])
+
+
+def test_normalized_gives_unit_length() -> None:
+    out = normalized(vec(3.0, 4.0))
+    np.testing.assert_allclose(out, [0.6, 0.8], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_normalized_of_zero_vector_stays_zero() -> None:
+    out = normalized(vec(0.0, 0.0, 0.0))
+    np.testing.assert_array_equal(out, [0.0, 0.0, 0.0])
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(
+    ("vector", "usable"),
+    [
+        (None, False),
+        (vec(0.0, 0.0), False),
+        (vec(np.nan, 1.0), False),
+        (vec(np.inf, 1.0), False),
+        (vec(1e-3, 0.0), True),
+        (vec(-1.0, 0.0), True),
+    ],
+)
+def test_is_usable(vector: np.ndarray | None, usable: bool) -> None:
+    assert is_usable(vector) is usable
+
+
+def remembered(history: list[str], item_id: str, size: int) -> list[str]:
+    state = UserState(history=list(history), weights=[1.0] * len(history))
+    state.remember(item_id, 1.0, size)
+    return state.history
+
+
+def test_remember_appends() -> None:
+    assert remembered(["a", "b"], "c", 10) == ["a", "b", "c"]
+
+
+def test_remember_moves_repeat_to_end_without_duplicates() -> None:
+    assert remembered(["a", "b", "c"], "a", 10) == ["b", "c", "a"]
+
+
+def test_remember_keeps_last_n() -> None:
+    assert remembered(["a", "b", "c"], "d", 2) == ["c", "d"]
+    assert remembered([], "x", 1) == ["x"]
+
+
+def test_remember_keeps_each_item_s_weight() -> None:
+    state = UserState(history=["a", "b"], weights=[2.0, 0.5])
+    state.remember("a", 3.0, 10)
+    state.remember("c", 0.25, 3)
+    assert (state.history, state.weights) == (["b", "a", "c"], [0.5, 3.0, 0.25])
+    with pytest.raises(ValueError, match="weights"):
+        UserState(history=["a"], weights=[])
+
+
+def test_frozen_model_is_identity_projection_and_decayed_sum() -> None:
+    model = FrozenModel(dim=2, recency=0.5)
+    assert model.version == 0
+    np.testing.assert_allclose(
+        model.item_vectors(["a", "b"], np.array([[3.0, 4.0], [0.0, 2.0]]), [None, None]),
+        [[0.6, 0.8], [0.0, 1.0]],
+        rtol=1e-6,
+    )
+    state = model.step(model.initial_state(), vec(3.0, 4.0), 2.0)
+    np.testing.assert_allclose(state, [1.2, 1.6], rtol=1e-6)
+    state = model.step(state, vec(0.0, 1.0), 1.0)
+    np.testing.assert_allclose(state, [0.6, 1.8], rtol=1e-6)
+    np.testing.assert_allclose(model.readout(state), unit(vec(0.6, 1.8)), rtol=1e-6)
+    assert not is_usable(model.readout(model.initial_state()))
+
+
+@pytest.mark.parametrize("kind", ["mean", "attention", "gru"])
+def test_the_event_weight_counts_at_every_version(kind: str, tmp_path: Path) -> None:
+    """A heavier event pulls the user further towards its item, for the frozen model
+    (version 0) and for an adapter of every aggregator kind (version >= 1)."""
+    torch.manual_seed(0)
+    adapter = RecAdapter(AdapterConfig(dim=4, n_experts=2, aggregator=kind, dropout=0.0))
+    save_adapter(adapter, tmp_path, 1)
+    a, b = unit(vec(1.0, 0.0, 0.0, 0.0)), unit(vec(0.0, 1.0, 0.0, 0.0))
+    for model in (
+        load_model(tmp_path, 0, dim=4, recency=0.9),
+        load_model(tmp_path, 1, dim=4, recency=0.9),
+    ):
+        rec = model.item_vectors(["a", "b"], np.stack([a, b]), [None, None])
+
+        def pull(weight: float, model: object = model, rec: np.ndarray = rec) -> float:
+            state = model.step(model.initial_state(), rec[0], 1.0)  # type: ignore[attr-defined]
+            state = model.step(state, rec[1], weight)  # type: ignore[attr-defined]
+            return float(model.readout(state) @ rec[1])  # type: ignore[attr-defined]
+
+        assert pull(3.0) > pull(1.0) + 1e-3 > pull(0.3) + 2e-3, (model.version, kind)
+        same = model.step(model.initial_state(), rec[0], 1.0)
+        assert np.allclose(same, model.step(model.initial_state(), rec[0], 1.0))
+    assert isinstance(load_model(tmp_path, 1, dim=4, recency=0.9), AdapterModel)

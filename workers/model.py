@@ -1,0 +1,146 @@
+"""The model a server reads items and users through: one interface for every version.
+
+Version 0 is the frozen language model (`FrozenModel`): an item's rec vector is its unit
+base vector (identity projection) and a user is the decayed sum ``v <- r * v + w * unit(x)``.
+Version v >= 1 is an adapter the trainer published (`AdapterModel`). Both answer the
+same calls, so the serving code has one path and the event's weight counts at every
+version::
+
+    item_vectors(ids, base (n, d), scenarios) -> (n, d) unit rec vectors
+    initial_state()                           -> the empty user state
+    step(state, rec_item, weight)             -> the state with one more item, O(d)
+    readout(state)                            -> the unit query (zero when nothing is known)
+
+Pure numpy/torch; `load_model` reads a published version (`workers.adapters.io`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from workers.adapters import RecAdapter
+from workers.adapters.io import load_adapter, version_dir
+
+Vector = npt.NDArray[np.float32]
+
+
+def unit(vector: Vector) -> Vector:
+    """Unit-length copy (a zero vector stays zero); never modifies its input."""
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        return vector.astype(np.float32, copy=True)
+    return (vector / norm).astype(np.float32)
+
+
+def unit_rows(matrix: Vector) -> Vector:
+    """(n, d) -> (n, d) with unit rows (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def is_usable(vector: Vector | None) -> bool:
+    """A vector that can serve as a query (present, finite, non-zero)."""
+    return (
+        vector is not None
+        and bool(np.all(np.isfinite(vector)))
+        and float(np.linalg.norm(vector)) > 0.0
+    )
+
+
+def decayed_sum(vector: Vector | None, item: Vector, weight: float, recency: float) -> Vector:
+    """``recency * vector + weight * unit(item)``; ``None`` is the empty sum."""
+    added = weight * unit(item)
+    if vector is None:
+        return added.astype(np.float32)
+    return (recency * vector + added).astype(np.float32)
+
+
+class ServingModel(Protocol):
+    """What a server needs of a model version (see the module docstring)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def item_vectors(
+        self, item_ids: Sequence[str], base: Vector, scenarios: Sequence[str | None]
+    ) -> Vector: ...
+
+    def initial_state(self) -> Vector: ...
+
+    def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector: ...
+
+    def readout(self, state: Vector) -> Vector: ...
+
+
+class FrozenModel:
+    """Version 0: identity projection, decayed-sum aggregator with per-event ``recency``."""
+
+    version = 0
+
+    def __init__(self, dim: int, recency: float) -> None:
+        self.dim = dim
+        self.recency = recency
+
+    def item_vectors(
+        self, item_ids: Sequence[str], base: Vector, scenarios: Sequence[str | None]
+    ) -> Vector:
+        return unit_rows(np.asarray(base, dtype=np.float32).reshape(len(item_ids), -1))
+
+    def initial_state(self) -> Vector:
+        return np.zeros(self.dim, dtype=np.float32)
+
+    def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
+        return decayed_sum(state, rec_item, weight, self.recency)
+
+    def readout(self, state: Vector) -> Vector:
+        return unit(state)
+
+
+class AdapterModel:
+    """Version v >= 1: a published `RecAdapter` (whitened MoE + sequence aggregator)."""
+
+    def __init__(self, adapter: RecAdapter) -> None:
+        self.adapter = adapter.eval()
+
+    @property
+    def version(self) -> int:
+        return self.adapter.version
+
+    def item_vectors(
+        self, item_ids: Sequence[str], base: Vector, scenarios: Sequence[str | None]
+    ) -> Vector:
+        matrix = np.asarray(base, dtype=np.float32).reshape(len(item_ids), -1)
+        out = self.adapter.item_vectors(item_ids, torch.from_numpy(matrix), scenarios)
+        return out.numpy().astype(np.float32)
+
+    def initial_state(self) -> Vector:
+        return self.adapter.initial_state(1)[0].numpy().astype(np.float32)
+
+    def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
+        new = self.adapter.step_items(
+            torch.from_numpy(state[None, :]),
+            torch.from_numpy(rec_item[None, :]),
+            torch.tensor([weight], dtype=torch.float32),
+        )
+        return new[0].numpy().astype(np.float32)
+
+    def readout(self, state: Vector) -> Vector:
+        with torch.no_grad():
+            out = self.adapter.readout(torch.from_numpy(state[None, :]))
+        return out[0].numpy().astype(np.float32)
+
+
+def load_model(root: str | Path, version: int, *, dim: int, recency: float) -> ServingModel:
+    """The model of ``version``: `FrozenModel` for 0, else the adapter under ``root``."""
+    if version == 0:
+        return FrozenModel(dim, recency)
+    adapter = load_adapter(version_dir(root, version))
+    if adapter.version != version:
+        raise ValueError(f"{version_dir(root, version)} holds version {adapter.version}")
+    return AdapterModel(adapter)
