@@ -33,7 +33,7 @@ class Pipeline:
 
     app: faust.App
     topics: Topics
-    users: Any  # faust Table: user_id -> schemas.encode_state(UserState)
+    users: Any  # faust Table: user_id (UTF-8 bytes) -> schemas.encode_state(UserState)
     settings: Settings
 
 
@@ -94,10 +94,14 @@ def create_app(settings: Settings) -> Pipeline:
         "users",
         default=None,
         partitions=kafka.partitions,
-        # No key/value types: JSON restores plain str keys and dict values (a non-Record
-        # value_type such as dict breaks changelog recovery with `dict.from_data`).
-        # Partition the changelog by the key's hash, exactly as the by-user topic is
-        # partitioned, instead of by "the current event" (a micro-batch has many).
+        # Keys are the raw UTF-8 user ids (bytes), exactly the by-user topic's keys, and
+        # the changelog is partitioned by the producer's partitioner on them (murmur2, as
+        # the Java client): a user's state sits on the partition number of their events
+        # for any partition count, so a worker owning a by-user partition owns its users'
+        # state. (A str key would be JSON-encoded, quotes included, and hash elsewhere.)
+        # Values: no value_type, JSON restores plain dicts (a non-Record value_type such
+        # as dict breaks changelog recovery with `dict.from_data`); see schemas.encode_state.
+        key_type=bytes,
         use_partitioner=True,
     )
     return Pipeline(app=app, topics=topics, users=users, settings=settings)

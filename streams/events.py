@@ -125,12 +125,13 @@ async def recommend_batch(
     messages: Sequence[Any],
     *,
     topics: Topics,
-    users: MutableMapping[str, Any],
+    users: MutableMapping[bytes, Any],
     actors: Actors,
     retry_backoff: float = 0.5,
 ) -> None:
     """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
-    table), one recommendation per event, samples to the trainer.
+    table, keyed by the UTF-8 user id), one recommendation per event, samples to the
+    trainer.
 
     Every message ends as a recommendation or a dead letter with its reason: a message
     the ingest agent did not write, a user whose stored state cannot be read, or a batch
@@ -149,7 +150,7 @@ async def recommend_batch(
     unreadable: dict[str, str] = {}
     for uid in dict.fromkeys(k.event.user_id for k in keyed):
         try:
-            states[uid] = decode_state(uid, users.get(uid))
+            states[uid] = decode_state(uid, users.get(uid.encode()))
         except StateFormatError as exc:
             unreadable[uid] = f"unreadable user state: {exc}"
     for uid, reason in unreadable.items():
@@ -169,7 +170,7 @@ async def recommend_batch(
         await _dead(topics, keyed, f"recommendation failed: {describe(exc)}")
         return
     for uid, state in out.states.items():
-        users[uid] = encode_state(state)
+        users[uid.encode()] = encode_state(state)
     now = time.time()
     for k, result in zip(keyed, out.results, strict=True):
         rec = to_recommendation(k, result, now)

@@ -137,7 +137,7 @@ def by_user(event_id: str, user: str = "u1", item: str = "i1", offset: int = 0) 
 
 
 def run_batch(
-    messages: list[Message], users: dict[str, Any], recommender: Any, **kw: Any
+    messages: list[Message], users: dict[bytes, Any], recommender: Any, **kw: Any
 ) -> Topics:
     topics = fake_topics()
     asyncio.run(
@@ -153,13 +153,13 @@ def run_batch(
 
 
 def test_a_batch_is_served_and_its_states_stored() -> None:
-    users: dict[str, Any] = {}
+    users: dict[bytes, Any] = {}
     rec = FakeRecommender()
     topics = run_batch([by_user("e1"), by_user("e2", "u2"), by_user("e3")], users, rec)
     recs = [Recommendation.model_validate(v) for v in sent(topics.recommendations)]
     assert [r.event_id for r in recs] == ["e1", "e2", "e3"]
     assert sent(topics.dead_letters) == []
-    state = decode_state("u1", users["u1"])
+    state = decode_state("u1", users[b"u1"])
     assert state is not None and state.events == 2  # stored through the codec
 
 
@@ -172,7 +172,7 @@ def test_a_failed_ray_call_is_retried_then_served() -> None:
 
 
 def test_a_ray_call_that_keeps_failing_dead_letters_every_event_with_the_reason() -> None:
-    users: dict[str, Any] = {}
+    users: dict[bytes, Any] = {}
     rec = FakeRecommender(failures=10, error=ValueError("boom"))
     topics = run_batch([by_user("e1", offset=5), by_user("e2", "u2", offset=6)], users, rec)
     assert sent(topics.recommendations) == [] and users == {}
@@ -191,21 +191,21 @@ def test_a_bad_internal_record_is_dead_lettered_and_its_batch_still_served() -> 
 
 
 def test_an_unreadable_stored_state_dead_letters_that_user_s_events_only() -> None:
-    users: dict[str, Any] = {"u1": {"format": 99}, "u2": None}
+    users: dict[bytes, Any] = {b"u1": {"format": 99}, b"u2": None}
     rec = FakeRecommender()
     topics = run_batch([by_user("e1"), by_user("e2", "u2"), by_user("e3")], users, rec)
     assert [v["event_id"] for v in sent(topics.recommendations)] == ["e2"]
     letters = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
     assert [json.loads(d.raw)["event_id"] for d in letters] == ["e1", "e3"]
     assert all("format 99" in d.error for d in letters)
-    assert users["u1"] == {"format": 99}  # left as it was, never replaced by defaults
+    assert users[b"u1"] == {"format": 99}  # left as it was, never replaced by defaults
     assert "u1" not in rec.seen_states[0]
 
 
 def test_stored_states_reach_the_recommender_typed() -> None:
     stored = encode_state(UserState(history=["a"], weights=[2.0], vector=np.ones(4, np.float32)))
     rec = FakeRecommender()
-    run_batch([by_user("e1")], {"u1": stored}, rec)
+    run_batch([by_user("e1")], {b"u1": stored}, rec)
     state = rec.seen_states[0]["u1"]
     assert isinstance(state, UserState) and state.weights == [2.0]
 
