@@ -191,10 +191,12 @@ class _StoredStateV1(_Contract):
 
 
 class _StoredState(_StoredStateV1):
-    """Format 2: every history item keeps its event's weight."""
+    """Format 2: every history item keeps its event's weight, and the user's recently
+    applied event ids are kept (an event re-processed after a crash is applied once)."""
 
     format: Literal[2]
     weights: list[float]
+    recent_events: list[str]
 
 
 def _encode_vector(vector: Vector | None) -> str | None:
@@ -216,6 +218,7 @@ def encode_state(state: UserState) -> dict[str, Any]:
         history=list(state.history),
         weights=[float(w) for w in state.weights],
         pending=list(state.pending),
+        recent_events=list(state.recent_events),
         vector=_encode_vector(state.vector),
         events=state.events,
         scenario=state.scenario,
@@ -226,7 +229,8 @@ def encode_state(state: UserState) -> dict[str, Any]:
 def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | None:
     """The users table's value -> UserState (None: no state yet, a new user).
 
-    Format 1 is upgraded (each history item weighs 1.0, as it did when folded); an
+    Format 1 is upgraded (each history item weighs 1.0, as it did when folded, and no
+    event id is remembered); an
     unknown format or a value missing a field raises `StateFormatError`: a state is never
     silently replaced by defaults.
     """
@@ -238,7 +242,8 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
     try:
         if fmt == 1:
             old = _StoredStateV1.model_validate({k: v for k, v in value.items() if k != "format"})
-            stored = _StoredState(**old.model_dump(), format=2, weights=[1.0] * len(old.history))
+            weights = [1.0] * len(old.history)  # how format-1 states were folded
+            stored = _StoredState(**old.model_dump(), format=2, weights=weights, recent_events=[])
         elif fmt == STATE_FORMAT:
             stored = _StoredState.model_validate(value)
         else:
@@ -250,6 +255,7 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
             history=list(stored.history),
             weights=list(stored.weights),
             pending=list(stored.pending),
+            recent_events=list(stored.recent_events),
             vector=_decode_vector(stored.vector),
             events=stored.events,
             scenario=stored.scenario,

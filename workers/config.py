@@ -88,6 +88,12 @@ class RecommendConfig(BaseModel):
         le=1.0,
         description="Decay of the per-scenario trend vector used for users with no history.",
     )
+    dedup_window: int = Field(
+        default=100,
+        ge=1,
+        description="Most recent event ids kept per user: an event seen again (a batch "
+        "re-processed after a crash or an outage) is served but changes the state only once.",
+    )
 
 
 class AdapterStoreConfig(BaseModel):

@@ -64,6 +64,7 @@ class UserState:
     history: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # history items not yet in the catalog
+    recent_events: list[str] = field(default_factory=list)  # event ids applied, oldest first
     vector: Vector | None = None
     events: int = 0
     scenario: str = "default"
@@ -83,6 +84,15 @@ class UserState:
         self.history = [i for i, _ in kept]
         self.weights = [w for _, w in kept]
 
+    def applied(self, event_id: str) -> bool:
+        """Whether this event already changed the state (a re-processed batch)."""
+        return event_id in self.recent_events
+
+    def mark_applied(self, event_id: str, window: int) -> None:
+        self.recent_events = (
+            [*self.recent_events[-(window - 1) :], event_id] if window > 1 else [event_id]
+        )
+
     def weight_of(self, item_id: str) -> float:
         return self.weights[self.history.index(item_id)]
 
@@ -93,6 +103,7 @@ class UserState:
             history=list(self.history),
             weights=list(self.weights),
             pending=list(self.pending),
+            recent_events=list(self.recent_events),
             vector=vector,
         )
 
@@ -146,6 +157,9 @@ class Recommender:
         """[event] + {user_id: state or None (new user)} -> one result per event, the
         users' new states, and training samples.
 
+        An event whose id the user's state already holds (a batch re-processed after a
+        crash or an outage) is served again but changes nothing and yields no sample.
+
         Pure with respect to ``states``: the caller stores the returned ones.
         """
         for _ in range(self.attempts):
@@ -192,6 +206,10 @@ class Recommender:
         samples: list[Sample] = []
         for event in events:
             state = users[event.user_id]
+            if state.applied(event.event_id):  # seen before: served again, applied once
+                queries.append(self._query(state, event.scenario))
+                excluded.append(tuple(state.history))
+                continue
             if state.history:
                 history = tuple(state.history[-self.config.sample_history :])
                 samples.append(Sample(history, event.item_id, event.scenario))
@@ -282,6 +300,7 @@ class Recommender:
         state.pending = [p for p in still_pending if p in kept]
         state.events += 1
         state.scenario = event.scenario
+        state.mark_applied(event.event_id, cfg.dedup_window)
 
     def _query(self, state: UserState, scenario: str) -> Vector | None:
         if state.vector is not None and is_usable(state.vector):

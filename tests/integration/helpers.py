@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -90,3 +91,27 @@ def event(
         "scenario": scenario,
         **extra,
     }
+
+
+def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """user_id -> the newest value of their state in the users table's changelog."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = f"{stack.kafka.app_id}-users-changelog"
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        latest: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    latest[r.key.decode()] = json.loads(r.value)
+        return latest
+    finally:
+        consumer.close()

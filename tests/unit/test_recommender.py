@@ -275,3 +275,30 @@ def test_batching_does_not_change_results(store: VectorStore, encoder: FakeEncod
     assert [r.items for r in together] == [r.items for r in one_by_one]
     first = [item for item, _ in together[0].items]
     assert "s2" in first, "s2 comes later in the batch: it must still be recommendable at e1"
+
+
+def test_an_event_seen_again_is_served_but_applied_once(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    """A batch re-processed after a crash: the state and the samples change once."""
+    rec = make(store, encoder)
+    stream = [ev("e1", "u", "s1"), ev("e2", "u", "s2")]
+    first = rec.recommender.recommend(stream, {})
+    again = rec.recommender.recommend([*stream, ev("e3", "u", "f1")], first.states)
+    state = again.states["u"]
+    assert [r.event_id for r in again.results] == ["e1", "e2", "e3"]  # all served
+    assert state.events == 3 and state.history == ["s1", "s2", "f1"]
+    assert state.recent_events == ["e1", "e2", "e3"]
+    # e1 and e2 yield no second sample; e3's sample has the history as of e3.
+    assert [(s.history, s.target) for s in again.samples] == [(("s1", "s2"), "f1")]
+    once = rec.recommender.recommend([ev("e3", "u", "f1")], first.states)
+    assert state.vector is not None and once.states["u"].vector is not None
+    assert state.vector.tobytes() == once.states["u"].vector.tobytes()
+
+
+def test_the_dedup_window_is_bounded(store: VectorStore, encoder: FakeEncoder) -> None:
+    rec = make(store, encoder, dedup_window=2)
+    out = rec.recommender.recommend([ev(f"e{n}", "u", "s1") for n in range(5)], {})
+    assert out.states["u"].recent_events == ["e3", "e4"]
+    late = rec.recommender.recommend([ev("e0", "u", "s2")], out.states)  # beyond the window
+    assert late.states["u"].events == 6

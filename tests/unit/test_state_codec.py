@@ -24,6 +24,7 @@ def test_round_trip_is_exact() -> None:
         history=["a", "b"],
         weights=[2.5, 1.0],
         pending=["b"],
+        recent_events=["e1", "e2"],
         vector=vector,
         events=7,
         scenario="movies",
@@ -38,7 +39,7 @@ def test_round_trip_is_exact() -> None:
         7,
         "movies",
     )
-    assert back.version == 3
+    assert back.version == 3 and back.recent_events == ["e1", "e2"]
     assert back.vector.dtype == np.float32 and back.vector.tobytes() == vector.tobytes()
     back.vector[0] = 5.0  # writable (frombuffer alone would be read-only)
     empty = through_json(UserState())
@@ -71,6 +72,7 @@ def test_format_1_is_upgraded_with_unit_weights() -> None:
     state = decode_state("u", format_1())
     assert state is not None
     assert (state.history, state.weights, state.events) == (["a", "b"], [1.0, 1.0], 2)
+    assert state.recent_events == []
     assert state.vector is not None and state.vector.tolist() == [1.0]
 
 
@@ -80,7 +82,9 @@ def test_format_1_is_upgraded_with_unit_weights() -> None:
         ({**format_1(), "format": 99}, "format 99"),
         ({"history": ["a"]}, "pending"),  # a field missing: never silently defaulted
         ({**format_1(), "format": 2}, "weights"),
-        ({**format_1(), "format": 2, "weights": [1.0]}, "weights"),  # 2 items, 1 weight
+        # 2 items, 1 weight
+        ({**format_1(), "format": 2, "weights": [1.0], "recent_events": []}, "weights"),
+        ({**format_1(), "format": 2, "weights": [1.0, 1.0]}, "recent_events"),
         ({**format_1(), "vector": "not base64!"}, "vector|Invalid|base64"),
         ({**format_1(), "pending": ["zz"]}, "pending"),
         ("a string", "not an object"),
