@@ -9,7 +9,7 @@ from typing import Any
 
 from streams import deadletters
 from streams.app import Pipeline
-from streams.remote import call_with_retries, describe
+from streams.remote import RetryConfig, call_until_done, describe, in_halves
 from streams.schemas import InvalidRecord, ItemRecord, decode_item
 from workers.actors import Actors
 from workers.catalog import CatalogItem
@@ -24,9 +24,13 @@ def _index(actors: Actors, items: list[CatalogItem]) -> Any:
 
 
 async def index_batch(
-    messages: Sequence[Any], *, dead_letters: Any, actors: Actors, retry_backoff: float = 0.5
+    messages: Sequence[Any], *, dead_letters: Any, actors: Actors, retry: RetryConfig
 ) -> None:
-    """A micro-batch of `items` messages -> indexed items, or dead letters with reasons."""
+    """A micro-batch of `items` messages -> indexed items, or dead letters with reasons.
+
+    Failures of Ray or the store are waited out; an item the encoder or the catalog fails
+    on is found by indexing the batch in halves, and only it is dead-lettered.
+    """
     # [faust Message(items record)] -> [(Message, ItemRecord)]
     good: list[tuple[Any, ItemRecord]] = []
     for message in messages:
@@ -34,27 +38,29 @@ async def index_batch(
             good.append((message, decode_item(message.value)))
         except InvalidRecord as exc:
             await deadletters.send(dead_letters, deadletters.from_message(message, str(exc)))
-    if not good:
-        return
-    items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in good]
-    try:
+
+    async def index(part: Sequence[tuple[Any, ItemRecord]]) -> None:
+        items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in part]
         # encoder.encode(texts) -> (n, d); catalog.index(items, vectors) -> catalog size
-        await call_with_retries(
-            partial(_index, actors, items), what="catalog indexing", backoff=retry_backoff
-        )
-    except Exception as exc:
+        await call_until_done(partial(_index, actors, items), retry, what="catalog indexing")
+
+    async def reject(part: Sequence[tuple[Any, ItemRecord]], exc: BaseException) -> None:
         reason = f"indexing failed: {describe(exc)}"
-        for message, _ in good:
+        for message, _ in part:
             await deadletters.send(dead_letters, deadletters.from_message(message, reason))
+
+    if good:
+        await in_halves(good, index, reject)
 
 
 def register(pipeline: Pipeline, actors: Actors) -> Any:
     """Attach the catalog agent to the app; returns the agent."""
-    kafka = pipeline.settings.kafka
+    kafka, retry = pipeline.settings.kafka, pipeline.settings.retry
     dead = pipeline.topics.dead_letters
 
     async def catalog(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-            await index_batch([e.message for e in batch], dead_letters=dead, actors=actors)
+            messages = [e.message for e in batch]
+            await index_batch(messages, dead_letters=dead, actors=actors, retry=retry)
 
     return pipeline.app.agent(pipeline.topics.items, name="streamrec.catalog")(catalog)

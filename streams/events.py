@@ -19,7 +19,7 @@ from typing import Any
 
 from streams import deadletters
 from streams.app import Pipeline, Topics
-from streams.remote import call_with_retries, describe
+from streams.remote import RetryConfig, call_until_done, describe, in_halves
 from streams.schemas import (
     InvalidRecord,
     KeyedEvent,
@@ -34,7 +34,7 @@ from streams.schemas import (
     key_text,
 )
 from workers.actors import Actors
-from workers.recommender import EventIn, RecResult, UserState
+from workers.recommender import EventIn, RecResult
 from workers.training import Sample
 
 log = logging.getLogger(__name__)
@@ -127,15 +127,16 @@ async def recommend_batch(
     topics: Topics,
     users: MutableMapping[bytes, Any],
     actors: Actors,
-    retry_backoff: float = 0.5,
+    retry: RetryConfig,
 ) -> None:
     """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
     table, keyed by the UTF-8 user id), one recommendation per event, samples to the
     trainer.
 
     Every message ends as a recommendation or a dead letter with its reason: a message
-    the ingest agent did not write, a user whose stored state cannot be read, or a batch
-    the recommender still fails after retries.
+    the ingest agent did not write, a user whose stored state cannot be read, or an
+    event the recommender fails on (found by serving the batch in halves). Failures of
+    Ray or the store are waited out (`streams.remote.call_until_done`).
     """
     # [faust Message] -> [KeyedEvent] (internal topic, written by the ingest agent)
     keyed: list[KeyedEvent] = []
@@ -145,30 +146,48 @@ async def recommend_batch(
         except ValueError as exc:  # not written by a compatible ingest agent
             letter = deadletters.from_message(message, f"bad internal record: {exc}")
             await deadletters.send(topics.dead_letters, letter)
-    # {user_id: UserState | None}; users whose stored state is unreadable are set aside
-    states: dict[str, UserState | None] = {}
+
+    # Users whose stored state is unreadable: their events go to dead letters, once.
     unreadable: dict[str, str] = {}
     for uid in dict.fromkeys(k.event.user_id for k in keyed):
         try:
-            states[uid] = decode_state(uid, users.get(uid.encode()))
+            decode_state(uid, users.get(uid.encode()))
         except StateFormatError as exc:
             unreadable[uid] = f"unreadable user state: {exc}"
     for uid, reason in unreadable.items():
         await _dead(topics, [k for k in keyed if k.event.user_id == uid], reason)
     keyed = [k for k in keyed if k.event.user_id not in unreadable]
-    if not keyed:
-        return
+
+    async def serve(part: Sequence[KeyedEvent]) -> None:
+        await _serve(part, topics=topics, users=users, actors=actors, retry=retry)
+
+    async def reject(part: Sequence[KeyedEvent], exc: BaseException) -> None:
+        await _dead(topics, part, f"recommendation failed: {describe(exc)}")
+
+    if keyed:
+        await in_halves(keyed, serve, reject)
+
+
+async def _serve(
+    keyed: Sequence[KeyedEvent],
+    *,
+    topics: Topics,
+    users: MutableMapping[bytes, Any],
+    actors: Actors,
+    retry: RetryConfig,
+) -> None:
+    """Events -> recommender -> states, recommendations, samples; writes nothing if the
+    recommender raises (so the caller can serve the events again in halves)."""
+    # {user_id: UserState | None}, readable (checked by the caller)
+    states = {
+        uid: decode_state(uid, users.get(uid.encode()))
+        for uid in dict.fromkeys(k.event.user_id for k in keyed)
+    }
     inputs = [event_in(k) for k in keyed]
-    try:
-        # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
-        out = await call_with_retries(
-            partial(actors.recommender.recommend.remote, inputs, states),
-            what="recommend",
-            backoff=retry_backoff,
-        )
-    except Exception as exc:
-        await _dead(topics, keyed, f"recommendation failed: {describe(exc)}")
-        return
+    # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
+    out = await call_until_done(
+        partial(actors.recommender.recommend.remote, inputs, states), retry, what="recommend"
+    )
     for uid, state in out.states.items():
         users[uid.encode()] = encode_state(state)
     now = time.time()
@@ -181,12 +200,12 @@ async def recommend_batch(
 
 def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
     """by-user events -> users table update + one recommendation per event."""
-    kafka = pipeline.settings.kafka
+    kafka, retry = pipeline.settings.kafka, pipeline.settings.retry
     topics, users = pipeline.topics, pipeline.users
 
     async def recommend(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
             messages = [e.message for e in batch]
-            await recommend_batch(messages, topics=topics, users=users, actors=actors)
+            await recommend_batch(messages, topics=topics, users=users, actors=actors, retry=retry)
 
     return pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

@@ -1,36 +1,151 @@
-"""Awaiting Ray work from the event loop, with bounded retries."""
+"""Awaiting Ray work from the event loop: transient failures wait, bad records are found.
+
+A failure is *transient* when the cluster, not the record, is at fault: an actor died,
+restarts or is unreachable, a node or an object was lost, a timeout, a connection or the
+vector store failed, or the catalog kept moving between model versions. Those are
+retried with capped exponential backoff until they work (or for ``give_up_after``
+seconds when set), so the partitions this agent reads wait meanwhile. Any other error
+was raised by the worker code for this input: `in_halves` splits the batch until the
+record that causes it is alone, and only that record goes to dead letters.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import ray.exceptions as rex
+from pydantic import BaseModel, Field
+
+from workers.recommender import VersionMoved
+from workers.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-async def call_with_retries(
-    submit: Callable[[], Any], *, attempts: int = 3, backoff: float = 0.5, what: str = "ray call"
-) -> Any:
-    """``await submit()`` (a Ray ObjectRef) up to ``attempts`` times.
+class RetryConfig(BaseModel):
+    """How a worker waits out failures of Ray, the store or the broker."""
 
-    Never ``ray.get``: awaiting the ref keeps the event loop free. The last error is
-    re-raised for the caller to dead-letter the batch.
+    backoff: float = Field(
+        default=0.2, gt=0, description="First wait after a transient failure, s (doubles)."
+    )
+    max_backoff: float = Field(default=10.0, gt=0, description="Longest wait between tries, s.")
+    give_up_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds of transient failures after which a batch is dead-lettered "
+        "(None: retry until it works).",
+    )
+
+
+class GaveUp(RuntimeError):
+    """Transient failures lasted longer than ``give_up_after``."""
+
+
+class InputFailed(RuntimeError):
+    """The worker code raised for this input (``cause``): not the cluster's fault."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.cause = cause
+
+
+# The cluster's faults. A RayTaskError carries the worker code's exception as ``cause``
+# (and Ray's dynamic subclass is an instance of it too), so an actor that died under a
+# task of another actor still counts as transient.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    rex.RayActorError,  # ActorDiedError, ActorUnavailableError
+    rex.ActorHandleNotFoundError,
+    rex.ActorUnschedulableError,
+    rex.GetTimeoutError,
+    rex.LocalRayletDiedError,
+    rex.NodeDiedError,
+    rex.ObjectLostError,  # OwnerDiedError, ObjectFetchTimedOutError, ...
+    rex.ObjectStoreFullError,
+    rex.OutOfMemoryError,
+    rex.RaySystemError,
+    rex.RpcError,
+    rex.TaskUnschedulableError,
+    rex.WorkerCrashedError,
+    ConnectionError,
+    TimeoutError,
+    StoreError,  # the vector store's engine or server
+    VersionMoved,  # the catalog kept changing model version under a batch
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, through Ray's task errors) is the cluster's fault."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _TRANSIENT):
+            return True
+        current = getattr(current, "cause", None) or current.__cause__
+    return False
+
+
+async def call_until_done(
+    submit: Callable[[], Awaitable[T]], retry: RetryConfig, *, what: str = "ray call"
+) -> T:
+    """``await submit()`` (a Ray ObjectRef) until it works; never ``ray.get``.
+
+    Transient failures are retried (`is_transient`); `GaveUp` once ``give_up_after``
+    passes. Any other error is raised at once as `InputFailed`, for the caller to find
+    the bad record.
     """
-    for attempt in range(1, attempts + 1):
+    started = time.monotonic()
+    wait = retry.backoff
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return await submit()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if attempt == attempts:
-                raise
-            log.warning("%s failed (attempt %d/%d): %r", what, attempt, attempts, exc)
-            await asyncio.sleep(backoff * attempt)
-    raise AssertionError("unreachable")
+            if not is_transient(exc):
+                raise InputFailed(exc) from exc
+            waited = time.monotonic() - started
+            if retry.give_up_after is not None and waited + wait > retry.give_up_after:
+                raise GaveUp(f"{what} still failing after {waited:.0f} s: {describe(exc)}") from exc
+            log.warning(
+                "%s failed (attempt %d), retrying in %.1f s: %s", what, attempt, wait, describe(exc)
+            )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, retry.max_backoff)
+
+
+async def in_halves(
+    records: Sequence[T],
+    serve: Callable[[Sequence[T]], Awaitable[None]],
+    reject: Callable[[Sequence[T], BaseException], Awaitable[None]],
+) -> None:
+    """``serve(records)``; if its work fails for its input (`InputFailed`), serve each
+    half in order, down to single records, and ``reject`` only a record that fails alone
+    (with the cause), or a batch that `GaveUp`. Any other error (the broker's, when
+    writing outputs) propagates: the batch is not acknowledged and is read again.
+
+    ``serve`` must write nothing before its work is done.
+    """
+    try:
+        await serve(records)
+    except GaveUp as exc:
+        await reject(records, exc)
+    except InputFailed as exc:
+        if len(records) == 1:
+            await reject(records, exc.cause)
+            return
+        log.warning("a batch of %d failed (%s): serving it in halves", len(records), describe(exc))
+        mid = len(records) // 2
+        await in_halves(records[:mid], serve, reject)
+        await in_halves(records[mid:], serve, reject)
 
 
 def describe(exc: BaseException) -> str:

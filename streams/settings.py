@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.remote import RetryConfig
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.training import TrainingConfig
 
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     adapters: AdapterStoreConfig = Field(default_factory=AdapterStoreConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> Settings:

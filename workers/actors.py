@@ -86,9 +86,16 @@ class Actors:
     trainer: Any | None = None  # None in zero-shot mode
 
 
+# Every actor is restarted by Ray when its process or node dies (its state is rebuilt in
+# __init__: the model reloads, the catalog reopens its store, the trainer resumes from
+# the newest version); a call in flight fails and the caller waits and retries it
+# (streams.remote), so handles stay valid and nothing is re-resolved by hand.
+RESTART = {"max_restarts": -1, "max_task_retries": 0}
+
+
 def _shared(actor: Any, name: str, **resources: Any) -> Any:
     """The one named, detached instance of ``actor`` in the cluster (created if absent)."""
-    return actor.options(name=name, get_if_exists=True, lifetime="detached", **resources)
+    return actor.options(name=name, get_if_exists=True, lifetime="detached", **RESTART, **resources)
 
 
 def start_actors(
@@ -125,7 +132,7 @@ def start_actors(
         ).remote(training, adapters, RemoteCatalog(cat), dim)
         ray.get(trainer.version.remote())
     # One recommender per streamrec worker process: it serves that worker's partitions.
-    rec = RecommenderActor.options(num_cpus=0).remote(
+    rec = RecommenderActor.options(num_cpus=0, **RESTART).remote(
         recommend, RemoteCatalog(cat), RemoteEncoder(enc), dim=dim, adapters_root=adapters.path
     )
     return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

@@ -2,9 +2,10 @@
 
 The Faust agents are thin loops over `route_event`, `recommend_batch` and `index_batch`;
 these tests drive the handlers with real Kafka-shaped messages and a recommender (or an
-encoder) that raises, so the error branches run without a broker: a failed Ray call, a
-bad internal record, an unreadable stored state, an oversized dead letter, a dead letter
-that cannot be sent.
+encoder) that raises, so the error branches run without a broker: Ray calls that fail
+for a while (waited out) or for one record (found in halves, dead-lettered alone), a bad
+internal record, an unreadable stored state, an oversized dead letter, a dead letter or
+a recommendation that cannot be sent.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import ray.exceptions as rex
 
 from streams.app import Topics
 from streams.catalog import index_batch
 from streams.events import recommend_batch, route_event
+from streams.remote import RetryConfig, is_transient
 from streams.schemas import (
     ERROR_LIMIT,
     KEY_LIMIT,
@@ -36,6 +39,7 @@ from workers.recommender import Batch, EventIn, RecResult, UserState
 from workers.training import Sample
 
 PRODUCER_LIMIT = 1_048_576  # Kafka's default max.request.size / message.max.bytes
+FAST = RetryConfig(backoff=0.001, max_backoff=0.01)
 
 
 @dataclass
@@ -98,11 +102,15 @@ class Remote:
 
 
 class FakeRecommender:
-    """Serves every event with one fixed item; raises while ``failures`` > 0."""
+    """Serves every event with one fixed item; raises ``error`` while ``failures`` > 0
+    (an actor that died, by default), and a ValueError for any batch with ``poison``."""
 
-    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
+    def __init__(
+        self, failures: int = 0, error: Exception | None = None, poison: str | None = None
+    ) -> None:
         self.failures = failures
-        self.error = error or RuntimeError("ray actor died")
+        self.error = error or rex.ActorDiedError()
+        self.poison = poison
         self.recommend = Remote(self._recommend)
         self.seen_states: list[dict[str, UserState | None]] = []
 
@@ -110,6 +118,8 @@ class FakeRecommender:
         if self.failures > 0:
             self.failures -= 1
             raise self.error
+        if any(e.item_id == self.poison for e in events):
+            raise ValueError(f"cannot serve {self.poison}")
         self.seen_states.append(dict(states))
         out: dict[str, UserState] = {}
         for e in events:
@@ -137,18 +147,16 @@ def by_user(event_id: str, user: str = "u1", item: str = "i1", offset: int = 0) 
 
 
 def run_batch(
-    messages: list[Message], users: dict[bytes, Any], recommender: Any, **kw: Any
+    messages: list[Message],
+    users: dict[bytes, Any],
+    recommender: Any,
+    retry: RetryConfig = FAST,
+    topics: Topics | None = None,
+    **kw: Any,
 ) -> Topics:
-    topics = fake_topics()
-    asyncio.run(
-        recommend_batch(
-            messages,
-            topics=topics,
-            users=users,
-            actors=actors(recommender, **kw),
-            retry_backoff=0.0,
-        )
-    )
+    topics = topics or fake_topics()
+    both = actors(recommender, **kw)
+    asyncio.run(recommend_batch(messages, topics=topics, users=users, actors=both, retry=retry))
     return topics
 
 
@@ -163,23 +171,69 @@ def test_a_batch_is_served_and_its_states_stored() -> None:
     assert state is not None and state.events == 2  # stored through the codec
 
 
-def test_a_failed_ray_call_is_retried_then_served() -> None:
-    rec = FakeRecommender(failures=2)  # fewer failures than attempts
+def test_a_failing_cluster_is_waited_out_not_dead_lettered() -> None:
+    rec = FakeRecommender(failures=12)  # an actor that died, then came back
     topics = run_batch([by_user("e1"), by_user("e2")], {}, rec)
-    assert rec.recommend.calls == 3
+    assert rec.recommend.calls == 13
     assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e2"]
     assert sent(topics.dead_letters) == []
 
 
-def test_a_ray_call_that_keeps_failing_dead_letters_every_event_with_the_reason() -> None:
+def test_a_record_the_recommender_fails_on_is_found_and_dead_lettered_alone() -> None:
     users: dict[bytes, Any] = {}
-    rec = FakeRecommender(failures=10, error=ValueError("boom"))
-    topics = run_batch([by_user("e1", offset=5), by_user("e2", "u2", offset=6)], users, rec)
-    assert sent(topics.recommendations) == [] and users == {}
+    rec = FakeRecommender(poison="bad-item")
+    batch = [
+        by_user("e1", offset=1),
+        by_user("e2", "u2", offset=2),
+        by_user("e3", "u3", item="bad-item", offset=3),
+        by_user("e4", offset=4),
+        by_user("e5", "u2", offset=5),
+    ]
+    topics = run_batch(batch, users, rec)
+    assert sorted(v["event_id"] for v in sent(topics.recommendations)) == ["e1", "e2", "e4", "e5"]
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 3
+    assert letter.error == "recommendation failed: ValueError: cannot serve bad-item"
+    assert json.loads(letter.raw)["event_id"] == "e3"  # the event, for a replay
+    state = decode_state("u1", users[b"u1"])
+    assert state is not None and state.events == 2 and b"u3" not in users  # order kept
+
+
+def test_a_failure_lasting_past_give_up_after_dead_letters_the_batch_with_the_reason() -> None:
+    rec = FakeRecommender(failures=10**6, error=rex.GetTimeoutError("no answer"))
+    bounded = RetryConfig(backoff=0.01, max_backoff=0.02, give_up_after=0.2)
+    topics = run_batch([by_user("e1", offset=5), by_user("e2", "u2", offset=6)], {}, rec, bounded)
+    assert sent(topics.recommendations) == []
     letters = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
-    assert [(d.topic, d.offset) for d in letters] == [("events", 5), ("events", 6)]
-    assert all(d.error == "recommendation failed: ValueError: boom" for d in letters)
-    assert json.loads(letters[0].raw)["event_id"] == "e1"  # the event, for a replay
+    assert [d.offset for d in letters] == [5, 6]
+    assert all(d.error.startswith("recommendation failed: GaveUp: recommend") for d in letters)
+
+
+def test_a_recommendation_that_cannot_be_sent_fails_the_batch_and_is_not_bisected() -> None:
+    topics = fake_topics()
+    topics.recommendations.fail = ConnectionError("broker gone")  # type: ignore[attr-defined]
+    rec = FakeRecommender()
+    with pytest.raises(ConnectionError):
+        run_batch([by_user("e1"), by_user("e2")], {}, rec, topics=topics)
+    assert rec.recommend.calls == 1 and sent(topics.dead_letters) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (rex.ActorDiedError(), True),
+        (rex.ActorUnavailableError("restarting", None), True),
+        (rex.GetTimeoutError(), True),
+        (rex.RayTaskError("recommend", "tb", rex.ActorDiedError()), True),  # died under it
+        (rex.RayTaskError("recommend", "tb", ConnectionError("store")), True),
+        (rex.RayTaskError("recommend", "tb", ValueError("bad")), False),
+        (ConnectionError("broker"), True),
+        (ValueError("bad"), False),
+        (KeyError("x"), False),
+    ],
+)
+def test_what_counts_as_the_cluster_s_fault(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient
 
 
 def test_a_bad_internal_record_is_dead_lettered_and_its_batch_still_served() -> None:
@@ -247,13 +301,13 @@ def test_an_indexing_failure_dead_letters_the_items_and_bad_items_go_alone() -> 
     good = Message(json.dumps({"item_id": "i1", "text": "a film"}).encode(), topic="items")
     bad = Message(b'{"item_id": "i2"}', topic="items", offset=1)
     both = actors(encoder=encoder, catalog=catalog)
-    asyncio.run(index_batch([good, bad], dead_letters=dead, actors=both, retry_backoff=0))
+    asyncio.run(index_batch([good, bad], dead_letters=dead, actors=both, retry=FAST))
     letters = [DeadLetter.model_validate(v) for v in dead.values()]
     assert [(d.offset, d.error) for d in letters] == [
         (1, "text: Field required"),
         (0, "indexing failed: ZeroDivisionError: division by zero"),
     ]
-    assert encoder.encode.calls == 3  # retried before giving up
+    assert encoder.encode.calls == 1  # the code's own error: not retried, the item is alone
 
 
 def test_keyed_event_round_trip_is_what_the_recommend_agent_reads() -> None:

@@ -1,0 +1,66 @@
+"""A failure of the cluster under the stream is waited out: the catalog actor (the vector
+store's owner, on every event's path) killed mid-stream is restarted by Ray, and every
+event is still served, none dead-lettered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration import themes
+from tests.integration.helpers import (
+    event,
+    item,
+    read,
+    recommendations_for,
+    send_events,
+    send_items,
+    unique,
+)
+from tooling.consume import TopicReader
+from tooling.local import LocalStack, local_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def own_stack(tmp_path) -> Iterator[LocalStack]:
+    env = {"STREAMREC_TRAINING__MODE": "zero-shot"}
+    with local_stack(partitions=2, env=env, workdir=tmp_path / "stack") as running:
+        yield running
+
+
+def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(own_stack) -> None:
+    import ray
+
+    stack = own_stack
+    stack.start_worker()
+    scenario = unique("actor")
+    catalog = [item(f"{scenario}-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]
+    send_items(stack, catalog)
+    events = [
+        event(
+            unique("e"), f"{scenario}-u{n % 20}", catalog[n % len(catalog)]["item_id"], n, scenario
+        )
+        for n in range(2000)
+    ]
+    ids = {e["event_id"] for e in events}
+    send_events(stack, events)
+    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+        reader.read_until(lambda got: sum(r.value["event_id"] in ids for r in got) >= 200, 120)
+
+    # The worker's local Ray is the newest cluster on this machine.
+    ray.init(address="auto", namespace="streamrec", log_to_driver=False)
+    try:
+        ray.kill(ray.get_actor("streamrec-catalog"), no_restart=False)
+    finally:
+        ray.shutdown()
+
+    recs = recommendations_for(stack, ids, timeout=300)
+    lost = ids - set(recs)
+    assert not lost, f"lost {len(lost)} events; worker:\n{stack.log_tail(0, 60)}"
+    letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
+    assert not letters, [d.value for d in letters][:3]
+    log = (stack.workdir / "worker-0.log").read_text()
+    assert "retrying in" in log, "the kill never reached the stream: nothing was tested"
