@@ -41,9 +41,10 @@ class _App(faust.App):
     """faust.App whose Kafka transport takes streamrec's fetch long-poll setting."""
 
     fetch_max_wait_ms: int = 1500
+    bootstrap: list[str] = []  # noqa: RUF012 (set per instance in create_app)
 
     def _new_transport(self) -> Any:
-        cls = transport_class(self.fetch_max_wait_ms)
+        cls = transport_class(self.fetch_max_wait_ms, self.bootstrap)
         return cls(self.conf.broker_consumer, self)
 
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> Pipeline:
         web_enabled=False,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.bootstrap = kafka.bootstrap_servers()
 
     def raw_topic(name: str, *, internal: bool = False) -> Any:
         return app.topic(

@@ -9,8 +9,9 @@ from typing import Any
 
 from streams import deadletters
 from streams.app import Pipeline
-from streams.remote import RetryConfig, call_until_done, describe, in_halves
+from streams.remote import call_until_done, describe, in_halves
 from streams.schemas import InvalidRecord, ItemRecord, decode_item
+from streams.settings import RetryConfig
 from workers.actors import Actors
 from workers.catalog import CatalogItem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -63,9 +64,13 @@ def broker(port: int, partitions: int | None) -> None:
 @click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
 def worker(broker: str | None) -> None:
     """Run a worker: Faust agents + Ray actors (local Ray unless STREAMREC_RAY__ADDRESS)."""
+    settings = _settings(broker=broker)
+    # Ray reads RAY_AUTH_* once, when it is imported: set them before anything imports it
+    # (streams.settings does not). An operator's own RAY_AUTH_* variables win.
+    for name, value in settings.ray.auth_env().items():
+        os.environ.setdefault(name, value)
     from streams.worker import run
 
-    settings = _settings(broker=broker)
     logging.basicConfig(level=settings.log_level)
     run(settings)
 

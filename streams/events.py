@@ -19,7 +19,7 @@ from typing import Any
 
 from streams import deadletters
 from streams.app import Pipeline, Topics
-from streams.remote import RetryConfig, call_until_done, describe, in_halves
+from streams.remote import call_until_done, describe, in_halves
 from streams.schemas import (
     InvalidRecord,
     KeyedEvent,
@@ -33,6 +33,7 @@ from streams.schemas import (
     encode_state,
     key_text,
 )
+from streams.settings import RetryConfig
 from workers.actors import Actors
 from workers.recommender import EventIn, RecResult
 from workers.training import Sample

@@ -18,29 +18,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import ray.exceptions as rex
-from pydantic import BaseModel, Field
 
+from streams.settings import RetryConfig
 from workers.recommender import VersionMoved
 from workers.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class RetryConfig(BaseModel):
-    """How a worker waits out failures of Ray, the store or the broker."""
-
-    backoff: float = Field(
-        default=0.2, gt=0, description="First wait after a transient failure, s (doubles)."
-    )
-    max_backoff: float = Field(default=10.0, gt=0, description="Longest wait between tries, s.")
-    give_up_after: float | None = Field(
-        default=None,
-        gt=0,
-        description="Seconds of transient failures after which a batch is dead-lettered "
-        "(None: retry until it works).",
-    )
 
 
 class GaveUp(RuntimeError):

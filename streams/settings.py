@@ -12,7 +12,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.remote import RetryConfig
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.training import TrainingConfig
 
@@ -65,12 +64,47 @@ class KafkaConfig(BaseModel):
         return [p.split("://", 1)[1] for p in self.broker.split(";")]
 
 
+class RetryConfig(BaseModel):
+    """How a worker waits out failures of Ray, the store or the broker."""
+
+    backoff: float = Field(
+        default=0.2, gt=0, description="First wait after a transient failure, s (doubles)."
+    )
+    max_backoff: float = Field(default=10.0, gt=0, description="Longest wait between tries, s.")
+    give_up_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds of transient failures after which a batch is dead-lettered "
+        "(None: retry until it works).",
+    )
+
+
 class RayConfig(BaseModel):
     address: str | None = Field(
         default=None, description="Ray cluster address (e.g. ray://head:10001, auto); None = local."
     )
     namespace: str = Field(default="streamrec", description="Ray namespace of named actors.")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray instance.")
+    auth_mode: str = Field(
+        default="token",
+        pattern="^(token|disabled)$",
+        description="Ray token authentication when joining a cluster (RAY_AUTH_MODE): "
+        "'token' (clusters started by `ray start` use it) or 'disabled'.",
+    )
+    auth_token_path: Path | None = Field(
+        default=None,
+        description="File holding the cluster's token (RAY_AUTH_TOKEN_PATH); "
+        "default: Ray's own, ~/.ray/auth_token.",
+    )
+
+    def auth_env(self) -> dict[str, str]:
+        """The RAY_AUTH_* variables to set before joining the cluster at ``address``."""
+        if self.address is None:
+            return {}  # a local instance: Ray's defaults
+        env = {"RAY_AUTH_MODE": self.auth_mode}
+        if self.auth_token_path is not None and self.auth_mode == "token":
+            env["RAY_AUTH_TOKEN_PATH"] = str(self.auth_token_path)
+        return env
 
 
 class Settings(BaseSettings):

@@ -1,21 +1,68 @@
-"""Faust's aiokafka transport, with the consumer's fetch long-poll made configurable.
+"""Faust's aiokafka transport, adjusted to the embedded broker (Tansu 0.6).
 
-Faust 0.15.3 hard-codes ``fetch_max_wait_ms=1500`` for worker consumers. On a broker that
-answers a fetch as soon as data arrives that costs nothing, but the embedded broker
-(Tansu 0.6) does not wake an aiokafka long-poll on new data: every hop then waits out
-the full 1.5 s (measured: aiokafka delivery 615 ms median at 1500, 15 ms at 100; see
-docs/ENVIRONMENT-NOTES.md). ``STREAMREC_KAFKA__FETCH_MAX_WAIT_MS`` sets it.
+1. Faust 0.15.3 hard-codes ``fetch_max_wait_ms=1500`` for worker consumers. On a broker
+   that answers a fetch as soon as data arrives that costs nothing, but Tansu does not
+   wake an aiokafka long-poll on new data: every hop then waits out the full 1.5 s
+   (measured: aiokafka delivery 615 ms median at 1500, 15 ms at 100; see
+   docs/ENVIRONMENT-NOTES.md). ``STREAMREC_KAFKA__FETCH_MAX_WAIT_MS`` sets it.
+2. Tansu's ListOffsets answers "first offset of the last record batch + 1", not the end
+   of the log, and Faust's table recovery reads changelogs only up to that: the last
+   batch of states written before a rebalance or a restart was not restored, so users
+   lost events (found by the 3-worker test). `true_highwaters` asks for the end that a
+   fetch reports instead; on a broker whose ListOffsets is right it finds the same.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as driver
 
+log = logging.getLogger(__name__)
 
-def transport_class(fetch_max_wait_ms: int) -> type[Any]:
-    """A faust Transport class whose worker consumers long-poll at most ``fetch_max_wait_ms``."""
+
+async def true_highwaters(
+    bootstrap: Sequence[str], reported: Mapping[Any, int], timeout: float = 10.0
+) -> dict[Any, int]:
+    """{partition: end offset as a fetch reports it}, for partitions whose ListOffsets
+    answer was ``reported`` (a lower bound). A fetch from the start of the last batch
+    (``reported - 1``) carries the partition's real high watermark. Where none arrives in
+    ``timeout`` seconds the reported value stays."""
+    if not reported:
+        return {}
+    tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=list(bootstrap), enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(tps))
+        for ktp, tp in tps.items():
+            consumer.seek(ktp, max(reported[tp] - 1, 0))
+        found: dict[Any, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found) < len(tps) and loop.time() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=1)
+            for ktp, tp in tps.items():
+                high = consumer.highwater(ktp)
+                if high is not None and tp not in found:
+                    found[tp] = max(int(high), reported[tp])
+        missing = [tp for tp in tps.values() if tp not in found]
+        if missing:
+            log.warning("no fetch high watermark for %s: using ListOffsets", missing)
+        return {tp: found.get(tp, reported[tp]) for tp in tps.values()}
+    finally:
+        await consumer.stop()
+
+
+def transport_class(fetch_max_wait_ms: int, bootstrap: Sequence[str]) -> type[Any]:
+    """A faust Transport class whose worker consumers long-poll at most
+    ``fetch_max_wait_ms`` and whose recovery reads changelogs to their real end."""
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -23,6 +70,12 @@ def transport_class(fetch_max_wait_ms: int) -> type[Any]:
             # aiokafka hands this to its Fetcher when the consumer starts.
             consumer._fetch_max_wait_ms = fetch_max_wait_ms
             return consumer
+
+        async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+            reported = await super()._highwaters(partitions)
+            if self.consumer.in_transaction:
+                return reported
+            return await true_highwaters(bootstrap, reported)
 
     class FastFetchConsumer(driver.Consumer):
         def _new_consumer_thread(self) -> Any:

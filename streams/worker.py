@@ -19,6 +19,8 @@ def init_ray(config: RayConfig) -> None:
 
     Must run before the Faust worker starts: once Faust has replaced stdout/stderr,
     ``ray.init`` fails asking them for a file descriptor (see docs/ENVIRONMENT-NOTES.md).
+    Joining a cluster needs Ray's token authentication, which Ray reads from RAY_AUTH_*
+    when it is imported: `streams.cli` sets them from ``config.auth_env()`` first.
     """
     import ray
 

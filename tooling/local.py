@@ -13,13 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.settings import KafkaConfig
-from tooling.broker import EmbeddedBroker, create_topics, start_broker
+from tooling.broker import EmbeddedBroker, create_topics, free_port, start_broker, wait_for_port
 from tooling.consume import group_lag
 
 
@@ -65,9 +65,23 @@ class LocalStack:
 
     def start_worker(self, index: int = 0, timeout: float = 180.0) -> subprocess.Popen[bytes]:
         """Start ``streamrec worker`` and wait until it is consuming."""
+        proc = self.launch_worker(index)
+        self.wait_ready(index, proc, timeout)
+        return proc
+
+    def start_workers(
+        self, indices: Iterable[int], timeout: float = 300.0
+    ) -> list[subprocess.Popen[bytes]]:
+        """Start several workers at once (one group join), then wait for each to be ready."""
+        procs = [(i, self.launch_worker(i)) for i in indices]
+        for index, proc in procs:
+            self.wait_ready(index, proc, timeout)
+        return [proc for _, proc in procs]
+
+    def launch_worker(self, index: int) -> subprocess.Popen[bytes]:
+        """Start ``streamrec worker`` number ``index`` (its own log, data dir, ready file)."""
         env = self.worker_env(index)
-        ready = Path(env["STREAMREC_READY_FILE"])
-        ready.unlink(missing_ok=True)
+        Path(env["STREAMREC_READY_FILE"]).unlink(missing_ok=True)
         log = open(self.workdir / f"worker-{index}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -78,6 +92,11 @@ class LocalStack:
         )
         log.close()
         self.workers.append(proc)
+        return proc
+
+    def wait_ready(self, index: int, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+        """Wait until worker ``index`` is consuming (its ready file exists)."""
+        ready = Path(self.worker_env(index)["STREAMREC_READY_FILE"])
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if proc.poll() is not None:
@@ -85,7 +104,6 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker not ready after {timeout}s: {self.log_tail(index)}")
             time.sleep(0.1)
-        return proc
 
     def wait_consumed(
         self,
@@ -148,3 +166,55 @@ def local_stack(
             yield stack
         finally:
             stack.stop()
+
+
+@dataclass
+class RayHead:
+    """A Ray cluster's head node started with ``ray start --head`` (token auth on)."""
+
+    process: subprocess.Popen[bytes]
+    address: str  # host:port of its GCS
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@contextmanager
+def ray_head(num_cpus: int = 4, log_path: Path | None = None) -> Iterator[RayHead]:
+    """A Ray head as an operator starts one; workers join it with
+    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user)."""
+    port = free_port()
+    ray_bin = Path(sys.executable).with_name("ray")
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            f"--num-cpus={num_cpus}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    if log_path and not isinstance(out, int):
+        out.close()
+    head = RayHead(process, f"127.0.0.1:{port}")
+    try:
+        wait_for_port("127.0.0.1", port, timeout=60)
+        yield head
+    finally:
+        head.stop()

@@ -23,7 +23,7 @@ import ray.exceptions as rex
 from streams.app import Topics
 from streams.catalog import index_batch
 from streams.events import recommend_batch, route_event
-from streams.remote import RetryConfig, is_transient
+from streams.remote import is_transient
 from streams.schemas import (
     ERROR_LIMIT,
     KEY_LIMIT,
@@ -34,6 +34,7 @@ from streams.schemas import (
     decode_state,
     encode_state,
 )
+from streams.settings import RetryConfig
 from workers.actors import Actors
 from workers.recommender import Batch, EventIn, RecResult, UserState
 from workers.training import Sample
