@@ -27,7 +27,9 @@ def init_ray(config: RayConfig) -> None:
     if ray.is_initialized():
         return
     ray.init(
-        address=config.address,
+        # "local": a new instance. None would join whatever cluster this machine started
+        # last (Ray reads /tmp/ray/ray_current_cluster), even one that has since stopped.
+        address=config.address or "local",
         namespace=config.namespace,
         num_cpus=config.num_cpus if config.address is None else None,
         include_dashboard=False,

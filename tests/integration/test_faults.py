@@ -1,0 +1,74 @@
+"""Faults under a running stream: what is lost (nothing), applied twice (nothing), dead-
+lettered (nothing: the records are good) and how long the stream takes to recover."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration import themes
+from tests.integration.helpers import (
+    event,
+    item,
+    latest_states,
+    read,
+    recommendations_for,
+    send_events,
+    send_items,
+    unique,
+)
+from tooling.consume import TopicReader
+from tooling.local import LocalStack, local_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
+
+
+@pytest.fixture
+def own_stack(tmp_path) -> Iterator[LocalStack]:
+    env = {"STREAMREC_TRAINING__MODE": "zero-shot"}
+    with local_stack(partitions=2, env=env, workdir=tmp_path / "stack") as running:
+        running.start_worker()
+        yield running
+
+
+def test_a_30_second_broker_outage_loses_nothing_and_dead_letters_nothing(own_stack) -> None:
+    stack = own_stack
+    scenario = unique("outage")
+    catalog = [item(f"{scenario}-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]
+    send_items(stack, catalog)
+    events = [
+        event(unique("e"), f"{scenario}-u{n % 40}", catalog[n % 8]["item_id"], n, scenario)
+        for n in range(3000)
+    ]
+    ids = {e["event_id"] for e in events}
+    send_events(stack, events)
+    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+        early = reader.read_until(
+            lambda got: sum(r.value["event_id"] in ids for r in got) >= 300, 120
+        )
+    assert len({r.value["event_id"] for r in early} & ids) < len(ids), "outage must be mid-stream"
+
+    broker = stack.broker.process.pid
+    os.kill(broker, signal.SIGSTOP)  # the broker freezes; its data stays
+    time.sleep(30)
+    os.kill(broker, signal.SIGCONT)
+    resumed = time.monotonic()
+
+    recs = recommendations_for(stack, ids, timeout=300)
+    recovery = time.monotonic() - resumed
+    lost = ids - set(recs)
+    assert not lost, f"lost {len(lost)}; worker:\n{stack.log_tail(0, 40)}"
+    letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
+    assert not letters, [d.value["error"] for d in letters][:3]
+    sent: dict[str, int] = {}
+    for e in events:
+        sent[e["user_id"]] = sent.get(e["user_id"], 0) + 1
+    states = latest_states(stack)
+    assert {u: states[u]["events"] for u in sent} == sent, "an event applied twice or lost"
+    assert stack.workers[0].poll() is None, "the worker died"
+    duplicates = sum(len(found) - 1 for found in recs.values())
+    print(f"broker outage 30 s: all served {recovery:.1f} s after it; duplicates {duplicates}")
