@@ -79,6 +79,17 @@ class RetryConfig(BaseModel):
     )
 
 
+class HealthConfig(BaseModel):
+    """How a worker tells probes whether it can serve."""
+
+    interval: float = Field(
+        default=5.0, gt=0, description="Seconds between checks of the worker's actors."
+    )
+    timeout: float = Field(
+        default=10.0, gt=0, description="Seconds the actors have to answer a check."
+    )
+
+
 class RayConfig(BaseModel):
     address: str | None = Field(
         default=None, description="Ray cluster address (e.g. ray://head:10001, auto); None = local."
@@ -120,8 +131,15 @@ class Settings(BaseSettings):
     log_level: str = Field(default="WARNING", description="Python log level of workers.")
     ready_file: Path | None = Field(
         default=None,
-        description="File a worker creates once consuming (readiness probe); removed on exit.",
+        description="File that exists while a worker consumes and reaches its Ray actors "
+        "(readiness probe); removed when they stop answering and on exit.",
     )
+    alive_file: Path | None = Field(
+        default=None,
+        description="File a worker touches every health interval while its event loop "
+        "runs (liveness probe: its age).",
+    )
+    health: HealthConfig = Field(default_factory=HealthConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 from streams import catalog, events
 from streams.app import Pipeline, create_app
-from streams.settings import RayConfig, Settings
+from streams.remote import describe
+from streams.settings import HealthConfig, RayConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,55 @@ def init_ray(config: RayConfig) -> None:
     )
 
 
-def build(settings: Settings) -> Pipeline:
+class Health:
+    """Readiness and liveness for probes, as files.
+
+    The ready file exists while the worker has started consuming and its actors (the
+    recommender and the catalog, on every event's path) answer within the timeout; the
+    alive file's modification time moves every check while the event loop runs.
+    """
+
+    def __init__(
+        self, actors: Any, config: HealthConfig, ready: Path | None, alive: Path | None
+    ) -> None:
+        self.actors, self.config, self.ready, self.alive = actors, config, ready, alive
+        self.started = False
+        self.reachable = True
+
+    async def actors_answer(self) -> bool:
+        """Whether the actors on the event path answer within the timeout."""
+        calls = [self.actors.recommender.model_version.remote(), self.actors.catalog.count.remote()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*calls), self.config.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("actors do not answer (%s): not ready", describe(exc))
+            return False
+        return True
+
+    async def check(self) -> bool:
+        """One check: update both files; returns readiness."""
+        self.reachable = await self.actors_answer()
+        if self.alive is not None:
+            self.alive.parent.mkdir(parents=True, exist_ok=True)
+            self.alive.touch()
+        ready = self.started and self.reachable
+        if self.ready is not None:
+            if ready:
+                self.ready.parent.mkdir(parents=True, exist_ok=True)
+                self.ready.write_text(str(os.getpid()))
+            else:
+                self.ready.unlink(missing_ok=True)
+        return ready
+
+    def clear(self) -> None:
+        for path in (self.ready, self.alive):
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+
+def build(settings: Settings) -> tuple[Pipeline, Health]:
     """Start (or attach to) the Ray actors and build the Faust app with every agent."""
     from workers.actors import start_actors
 
@@ -50,10 +100,12 @@ def build(settings: Settings) -> Pipeline:
     catalog.register(pipeline, actors)
     events.register_ingest(pipeline)
     events.register_recommend(pipeline, actors)
-    return pipeline
+    health = Health(actors, settings.health, settings.ready_file, settings.alive_file)
+    pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)
+    return pipeline, health
 
 
-def _worker_class(ready_file: Path | None) -> type[Any]:
+def _worker_class(health: Health) -> type[Any]:
     import faust
 
     class StreamrecWorker(faust.Worker):
@@ -61,9 +113,8 @@ def _worker_class(ready_file: Path | None) -> type[Any]:
 
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            if ready_file is not None:
-                ready_file.parent.mkdir(parents=True, exist_ok=True)
-                ready_file.write_text(str(os.getpid()))
+            health.started = True
+            await health.check()
 
     return StreamrecWorker
 
@@ -74,8 +125,8 @@ def run(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.ready_file is not None:
         settings.ready_file.unlink(missing_ok=True)
-    pipeline = build(settings)
-    worker = _worker_class(settings.ready_file)(
+    pipeline, health = build(settings)
+    worker = _worker_class(health)(
         pipeline.app,
         loglevel=settings.log_level,
         # Keep our stdout usable (e.g. for `streamrec demo` progress).
@@ -87,6 +138,5 @@ def run(settings: Settings) -> None:
     finally:
         import ray
 
-        if settings.ready_file is not None:
-            settings.ready_file.unlink(missing_ok=True)
+        health.clear()
         ray.shutdown()

@@ -153,6 +153,10 @@ class Recommender:
         # user with nothing usable yet ("what is being watched now"). Soft state.
         self.trend: dict[str, Vector] = {}
 
+    def model_version(self) -> int:
+        """The version this server is at (also the worker's health check of the actor)."""
+        return self.model.version
+
     def recommend(self, events: Sequence[EventIn], states: Mapping[str, UserState | None]) -> Batch:
         """[event] + {user_id: state or None (new user)} -> one result per event, the
         users' new states, and training samples.

@@ -97,6 +97,16 @@ def test_worker_readiness_probe_uses_the_ready_file() -> None:
     assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
 
 
+def test_worker_liveness_probe_checks_the_alive_file_s_age() -> None:
+    worker = container(k8s_one("Deployment", WORKER_DEPLOYMENT), "worker")
+    alive_file = configmap_data()["STREAMREC_ALIVE_FILE"]
+    script = worker["livenessProbe"]["exec"]["command"][-1]
+    assert alive_file in script and "stat -c %Y" in script
+    # Longer than a health check's interval plus its timeout, so a slow check is not death.
+    max_age = int(script.rsplit("-lt", 1)[1])
+    assert max_age > 5.0 + 10.0
+
+
 def test_worker_init_container_script_compiles() -> None:
     deployment = k8s_one("Deployment", WORKER_DEPLOYMENT)
     for init in pod_spec(deployment).get("initContainers", []):
