@@ -5,7 +5,7 @@
     catalog batch ──► EncoderActor.encode ──► CatalogActor.index
     event batch   ──► RecommenderActor.recommend ──► (CatalogActor.lookup/search_at,
                                                       EncoderActor.encode for event text)
-    samples       ──► TrainerActor.add ··· round ··► CatalogActor.reproject(v+1)
+    samples       ──► TrainerActor.add ··· round ··► CatalogActor.publish(v+1, files)
 
 The encoder, the catalog and the trainer are named, detached actors (``get_if_exists``),
 so every streamrec worker process attached to the same Ray cluster shares one catalog
@@ -21,6 +21,7 @@ from typing import Any
 
 import ray
 
+from workers.adapters.io import AdapterFiles
 from workers.catalog import Catalog
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.encoder import TextEncoder
@@ -54,8 +55,16 @@ class RemoteCatalog:
         result: dict[str, tuple[Vector, str]] = ray.get(self.handle.items.remote(list(item_ids)))
         return result
 
-    def reproject(self, version: int) -> int:
-        return int(ray.get(self.handle.reproject.remote(version)))
+    def adapter(self, version: int) -> AdapterFiles | None:
+        result: AdapterFiles | None = ray.get(self.handle.adapter.remote(version))
+        return result
+
+    def publish(self, version: int, files: AdapterFiles) -> int:
+        return int(ray.get(self.handle.publish.remote(version, files)))
+
+    def latest(self) -> tuple[int, AdapterFiles | None]:
+        result: tuple[int, AdapterFiles | None] = ray.get(self.handle.latest.remote())
+        return result
 
 
 class RemoteEncoder:
@@ -116,10 +125,13 @@ def start_actors(
         ENCODER_NAME,
         num_gpus=encoder.num_gpus,
         num_cpus=encoder.num_cpus,
+        resources=encoder.resources,
         max_concurrency=1,
     ).remote(encoder)
     dim = int(ray.get(enc.dimension.remote()))
-    cat = _shared(CatalogActor, CATALOG_NAME, num_cpus=0).remote(store, dim, adapters)
+    cat = _shared(CatalogActor, CATALOG_NAME, num_cpus=0, resources=store.resources).remote(
+        store, dim, adapters
+    )
     ray.get(cat.count.remote())  # surface a bad store URL now, not on the first event
     trainer = None
     if training.mode == "online":
@@ -128,11 +140,12 @@ def start_actors(
             TRAINER_NAME,
             num_cpus=training.num_cpus,
             num_gpus=training.num_gpus,
+            resources=training.resources,
             max_concurrency=4,  # add() keeps flowing while train_now() runs
-        ).remote(training, adapters, RemoteCatalog(cat), dim)
+        ).remote(training, RemoteCatalog(cat), dim)
         ray.get(trainer.version.remote())
     # One recommender per streamrec worker process: it serves that worker's partitions.
-    rec = RecommenderActor.options(num_cpus=0, **RESTART).remote(
-        recommend, RemoteCatalog(cat), RemoteEncoder(enc), dim=dim, adapters_root=adapters.path
+    rec = RecommenderActor.options(num_cpus=0, resources=recommend.resources, **RESTART).remote(
+        recommend, RemoteCatalog(cat), RemoteEncoder(enc), dim=dim
     )
     return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

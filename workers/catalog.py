@@ -1,8 +1,12 @@
 """The catalog: the vector store of every item, at one model version.
 
     catalog agent ──index(items, base vectors)──► Catalog ──► vector store (Qdrant)
-    trainer ──reproject(v)──► Catalog: every item's rec = model v's projection of its base
-    recommenders ──lookup / search_at──► (version, answer)
+    trainer ──publish(v, files)──► Catalog: keeps version v on its disk, every item's
+                                   rec = model v's projection of its base vector
+    recommenders ──lookup / search_at──► (version, answer); ──adapter(v)──► v's files
+
+Published versions travel as files through this actor (the one writer of both the store
+and the versions), so the trainer and the recommenders need no shared directory.
 
 A plain class (tests call it directly); `workers.actors` makes it the store actor.
 """
@@ -16,9 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.adapters.io import latest_version
+from workers.adapters.io import (
+    AdapterFiles,
+    latest_version,
+    prune_versions,
+    read_files,
+    save_files,
+)
 from workers.config import AdapterStoreConfig, StoreConfig
-from workers.model import ServingModel, Vector, load_model
+from workers.model import ServingModel, Vector, model_of
 from workers.store import Hit, ItemPoint, SearchRequest, open_store
 
 log = logging.getLogger(__name__)
@@ -47,16 +57,37 @@ class Catalog:
         self.store = open_store(
             config.url, dim=dim, collection=config.collection, api_key=config.api_key
         )
-        self.adapters_root = adapters.path
+        self.adapters = adapters
         self.dim = dim
-        self.model: ServingModel = self._load(0)
-        latest = latest_version(self.adapters_root)
+        self.model: ServingModel = self._model(0, None)
+        latest = latest_version(adapters.path)
         if latest is not None:  # a restart resumes at the newest published version
-            self.reproject(latest)
+            self._reproject(self._model(latest, read_files(adapters.path, latest)))
 
-    def _load(self, version: int) -> ServingModel:
+    def _model(self, version: int, files: AdapterFiles | None) -> ServingModel:
         # The catalog only projects items: the user aggregator's recency is not used.
-        return load_model(self.adapters_root, version, dim=self.dim, recency=1.0)
+        return model_of(version, files, dim=self.dim, recency=1.0)
+
+    def publish(self, version: int, files: AdapterFiles) -> int:
+        """Make ``version`` (its adapter files) the catalog's: kept on this actor's disk,
+        every item re-projected; returns the version now served (never backwards)."""
+        if version <= self.model.version:
+            return self.model.version
+        model = self._model(version, files)  # a bad version fails before anything changes
+        on_disk = latest_version(self.adapters.path)
+        if on_disk is None or on_disk < version:  # (a retried publish finds it there)
+            save_files(files, self.adapters.path, version)
+        self._reproject(model)
+        prune_versions(self.adapters.path, self.adapters.keep)
+        return version
+
+    def adapter(self, version: int) -> AdapterFiles | None:
+        """The files of a published ``version`` (None for 0, the frozen model)."""
+        return None if version == 0 else read_files(self.adapters.path, version)
+
+    def latest(self) -> tuple[int, AdapterFiles | None]:
+        """(the version served, its files): where a restarted trainer resumes."""
+        return self.model.version, self.adapter(self.model.version)
 
     def index(self, items: Sequence[CatalogItem], base: Vector) -> int:
         """Upsert items with their language-model vectors; returns the catalog size."""
@@ -72,15 +103,12 @@ class Catalog:
         self.store.upsert(points)  # the store keeps the last record of a repeated id
         return self.store.count()
 
-    def reproject(self, version: int) -> int:
-        """Move the catalog to ``version`` (never backwards); returns the version now served.
+    def _reproject(self, model: ServingModel) -> None:
+        """Move the whole catalog to ``model``'s version inside this one call.
 
         Cost: one adapter forward pass per item over the stored base vectors, no
         language model. On failure the previous version stays current.
         """
-        if version <= self.model.version:
-            return self.model.version
-        model = self._load(version)
         started, moved = time.perf_counter(), 0
         for page in list(self.store.scan()):
             rec = model.item_vectors(
@@ -98,11 +126,10 @@ class Catalog:
         self.model = model
         log.info(
             "catalog at model version %d: %d items re-projected in %.2f s",
-            version,
+            model.version,
             moved,
             time.perf_counter() - started,
         )
-        return version
 
     def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
         """(model version, {item_id: rec vector}) read together."""

@@ -38,6 +38,11 @@ class EncoderConfig(BaseModel):
         default=0.0, ge=0.0, description="GPUs requested per encoder actor (0 = CPU)."
     )
     num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved per encoder actor.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources the encoder actor needs (places it on the nodes "
+        "that declare them).",
+    )
     torch_threads: int = Field(
         default=0, ge=0, description="torch intra-op threads (0 = every core of the node)."
     )
@@ -56,6 +61,10 @@ class StoreConfig(BaseModel):
     )
     api_key: str | None = Field(default=None, description="Qdrant server API key.")
     collection: str = Field(default="items", description="Collection holding the catalog.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources the catalog actor (the store's owner) needs.",
+    )
 
 
 class RecommendConfig(BaseModel):
@@ -88,6 +97,10 @@ class RecommendConfig(BaseModel):
         le=1.0,
         description="Decay of the per-scenario trend vector used for users with no history.",
     )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each worker's recommender actor needs.",
+    )
     dedup_window: int = Field(
         default=100,
         ge=1,
@@ -97,15 +110,16 @@ class RecommendConfig(BaseModel):
 
 
 class AdapterStoreConfig(BaseModel):
-    """Where published adapter versions live (shared by the trainer and every server).
+    """Where the catalog actor keeps published adapter versions, on its own node.
 
-    With several Ray nodes this must be a shared filesystem path (a volume mounted on
-    every node): servers load version ``v`` from ``<path>/v<v>`` when the catalog moves.
+    Nothing else reads this directory: the trainer hands each version's files to the
+    catalog, and servers on any node fetch them from it, so no volume is shared.
     """
 
     path: Path = Field(
         default=Path(".streamrec/adapters"),
-        description="Directory of published adapter versions (one sub-directory each).",
+        description="Directory where the catalog actor keeps published adapter versions "
+        "(one sub-directory each, on its node; not shared).",
     )
     keep: int = Field(
         default=3, ge=1, description="Newest versions kept on disk; older ones are deleted."

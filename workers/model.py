@@ -11,13 +11,13 @@ version::
     step(state, rec_item, weight)             -> the state with one more item, O(d)
     readout(state)                            -> the unit query (zero when nothing is known)
 
-Pure numpy/torch; `load_model` reads a published version (`workers.adapters.io`).
+Pure numpy/torch; `model_of` builds a version from its files (`workers.adapters.io`),
+which reach every node through the catalog actor, never a shared directory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy.typing as npt
 import torch
 
 from workers.adapters import RecAdapter
-from workers.adapters.io import load_adapter, version_dir
+from workers.adapters.io import AdapterFiles, adapter_from_files
 
 Vector = npt.NDArray[np.float32]
 
@@ -136,11 +136,13 @@ class AdapterModel:
         return out[0].numpy().astype(np.float32)
 
 
-def load_model(root: str | Path, version: int, *, dim: int, recency: float) -> ServingModel:
-    """The model of ``version``: `FrozenModel` for 0, else the adapter under ``root``."""
+def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: float) -> ServingModel:
+    """The model of ``version``: `FrozenModel` for 0, else the adapter in ``files``."""
     if version == 0:
         return FrozenModel(dim, recency)
-    adapter = load_adapter(version_dir(root, version))
+    if files is None:
+        raise ValueError(f"version {version} needs its adapter files")
+    adapter = adapter_from_files(files)
     if adapter.version != version:
-        raise ValueError(f"{version_dir(root, version)} holds version {adapter.version}")
+        raise ValueError(f"the files of version {version} hold version {adapter.version}")
     return AdapterModel(adapter)

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Protocol
 
+from workers.adapters.io import AdapterFiles
 from workers.config import RecommendConfig
-from workers.model import ServingModel, Vector, decayed_sum, is_usable, load_model, unit
+from workers.model import ServingModel, Vector, decayed_sum, is_usable, model_of, unit
 from workers.store.base import Hit, SearchRequest
 from workers.training import Sample
 
 
 class CatalogReader(Protocol):
-    """The catalog as a server reads it: every answer says which model version it is at."""
+    """The catalog as a server reads it: every answer says which model version it is at,
+    and it hands out the files of a published version."""
 
     def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]: ...
 
     def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]: ...
+
+    def adapter(self, version: int) -> AdapterFiles | None: ...
 
 
 class TextEmbedder(Protocol):
@@ -125,9 +128,10 @@ class Recommender:
     """Incremental user embeddings + nearest-neighbour retrieval over the catalog.
 
     Follows the catalog's model version: when the catalog answers at a version this
-    server does not hold, it loads that version (``adapters_root``) and recomputes each
-    user's state from their stored history on the user's next event. Every version,
-    the frozen language model (0) included, is served through one `ServingModel` path.
+    server does not hold, it takes that version's files from the catalog (no shared
+    directory) and recomputes each user's state from their stored history on the user's
+    next event. Every version, the frozen language model (0) included, is served
+    through one `ServingModel` path.
     """
 
     attempts = 3
@@ -139,16 +143,12 @@ class Recommender:
         encoder: TextEmbedder,
         *,
         dim: int,
-        adapters_root: str | Path = ".streamrec/adapters",
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.encoder = encoder
         self.dim = dim
-        self.adapters_root = Path(adapters_root)
-        self.model: ServingModel = load_model(
-            self.adapters_root, 0, dim=dim, recency=config.recency
-        )
+        self.model: ServingModel = model_of(0, None, dim=dim, recency=config.recency)
         # Per-scenario decayed sum of recently interacted item vectors: the query for a
         # user with nothing usable yet ("what is being watched now"). Soft state.
         self.trend: dict[str, Vector] = {}
@@ -174,9 +174,8 @@ class Recommender:
 
     def _follow(self, version: int) -> None:
         if version != self.model.version:
-            self.model = load_model(
-                self.adapters_root, version, dim=self.dim, recency=self.config.recency
-            )
+            files = self.catalog.adapter(version) if version else None
+            self.model = model_of(version, files, dim=self.dim, recency=self.config.recency)
             self.trend.clear()  # trend vectors live in the old version's space
 
     def _attempt(

@@ -1,12 +1,12 @@
 """The plain class behind the trainer actor: online fine-tuning and publishing versions.
 
     events agent ──add(samples)──► inbox ──(background thread)──► OnlineTrainer
-        every N samples / T seconds: train a bounded round ──► save version v+1
-        ──► catalog.reproject(v+1) ──► servers follow on their next batch
+        every N samples / T seconds: train a bounded round ──► version v+1's files
+        ──► catalog.publish(v+1, files) ──► servers follow on their next batch
 
 `add` only appends to an inbox under a lock, so feeding never waits for training. A
-restart loads the newest published version and continues from it (the replay buffer
-is soft state and starts empty).
+restart continues from the version the catalog serves (the replay buffer is soft state
+and starts empty). The trainer keeps nothing on disk: it may run on any Ray node.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from workers.adapters import AdapterConfig, RecAdapter
-from workers.adapters.io import load_latest, prune_versions, save_adapter
-from workers.config import AdapterStoreConfig
+from workers.adapters.io import AdapterFiles, adapter_files, adapter_from_files
 from workers.encoder import pick_device
 from workers.model import Vector
 from workers.training import OnlineTrainer, RoundReport, Sample, TrainingConfig
@@ -36,7 +35,9 @@ class TrainingCatalog(Protocol):
 
     def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]: ...
 
-    def reproject(self, version: int) -> int: ...
+    def publish(self, version: int, files: AdapterFiles) -> int: ...
+
+    def latest(self) -> tuple[int, AdapterFiles | None]: ...
 
 
 @dataclass
@@ -64,7 +65,6 @@ class TrainerService:
     def __init__(
         self,
         config: TrainingConfig,
-        adapters: AdapterStoreConfig,
         catalog: TrainingCatalog,
         dim: int,
         *,
@@ -72,9 +72,9 @@ class TrainerService:
         poll_seconds: float = 0.2,
     ) -> None:
         self.config = config
-        self.adapters = adapters
         self.catalog = catalog
-        adapter = load_latest(adapters.path) or new_adapter(config, dim)
+        _, files = catalog.latest()
+        adapter = adapter_from_files(files) if files is not None else new_adapter(config, dim)
         if adapter.version > 0:
             log.info("trainer resumes from published version %d", adapter.version)
         self.device = pick_device(config.num_gpus)
@@ -149,9 +149,7 @@ class TrainerService:
         report = self.trainer.train_round(now)
         if report.steps == 0:  # nothing had vectors yet: no new version to publish
             return report
-        save_adapter(self._cpu_copy(), self.adapters.path, report.version)
-        self.catalog.reproject(report.version)
-        prune_versions(self.adapters.path, self.adapters.keep)
+        self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
         status = self._status
         status.version = report.version
         status.rounds += 1

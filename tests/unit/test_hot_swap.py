@@ -19,6 +19,7 @@ import torch
 
 from workers.adapters.io import (
     CONFIG_NAME,
+    AdapterFiles,
     latest_version,
     load_adapter,
     prune_versions,
@@ -26,7 +27,7 @@ from workers.adapters.io import (
 )
 from workers.catalog import Catalog, CatalogItem
 from workers.config import AdapterStoreConfig, RecommendConfig, StoreConfig
-from workers.model import Vector, load_model
+from workers.model import Vector, model_of
 from workers.recommender import EventIn, Recommender
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService
@@ -93,7 +94,7 @@ def store(tmp_path: Path, adapters: AdapterStoreConfig) -> Iterator[Catalog]:
 
 def serve(store: Catalog, adapters: AdapterStoreConfig) -> Recommender:
     config = RecommendConfig(top_k=5, exact_search=True)
-    return Recommender(config, store, NoText(), dim=DIM, adapters_root=adapters.path)
+    return Recommender(config, store, NoText(), dim=DIM)
 
 
 def test_a_round_publishes_a_version_and_servers_follow(
@@ -107,7 +108,7 @@ def test_a_round_publishes_a_version_and_servers_follow(
         (("i1",), "i2"),
         (("i1", "i2"), "i3"),
     ]
-    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer = TrainerService(training(), store, DIM, background=False)
     trainer.add(first.samples)
     assert trainer.step(now=1.0) is None  # 4 samples < N = 20: not due
     more = rec.recommend(events("u2", list(range(10, 35))), {})
@@ -135,7 +136,7 @@ def test_a_round_publishes_a_version_and_servers_follow(
     assert state.version == 1 and state.history == ["i1", "i2", "i3", "i4", "i5", "i6"]
     # Recomputed with each event's weight (the state keeps them beside the history).
     assert state.weights == [1.0, 3.0, 0.5, 1.0, 2.0, 1.0]
-    model = load_model(adapters.path, 1, dim=DIM, recency=0.95)
+    model = model_of(1, store.adapter(1), dim=DIM, recency=0.95)
     expected = model.initial_state()
     for item_id, weight in zip(state.history, state.weights, strict=True):
         expected = model.step(expected, stored[item_id], weight)
@@ -155,17 +156,19 @@ def test_versions_only_move_forward_and_a_restart_resumes(
     tmp_path: Path, store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     rec = serve(store, adapters)
-    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer = TrainerService(training(), store, DIM, background=False)
     trainer.add(rec.recommend(events("u", list(range(25))), {}).samples)
     assert trainer.step(now=1.0) is not None
-    assert store.reproject(0) == 1  # never backwards
+    # never backwards: an older version (or the same again) leaves the catalog at 1
+    assert store.publish(1, store.adapter(1) or {}) == 1
+    assert version_of(store) == 1
     assert version_of(store) == 1
     store.close()
 
     # Restart: a new store opens the same data and resumes at the newest version.
     again = Catalog(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
     assert version_of(again) == 1
-    resumed = TrainerService(training(), adapters, again, DIM, background=False)
+    resumed = TrainerService(training(), again, DIM, background=False)
     assert resumed.version() == 1  # loaded, not retrained from scratch
     server = serve(again, adapters)
     out = server.recommend(events("w", list(range(15, 40))), {})
@@ -179,7 +182,7 @@ def test_versions_only_move_forward_and_a_restart_resumes(
 
 def test_zero_shot_mode_never_trains(store: Catalog, adapters: AdapterStoreConfig) -> None:
     rec = serve(store, adapters)
-    trainer = TrainerService(training(mode="zero-shot"), adapters, store, DIM, background=False)
+    trainer = TrainerService(training(mode="zero-shot"), store, DIM, background=False)
     trainer.add(rec.recommend(events("u", list(range(30))), {}).samples)
     assert trainer.step(now=1e9) is None
     assert trainer.train_now() == 0
@@ -190,7 +193,7 @@ def test_train_now_publishes_what_was_received(
     store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     rec = serve(store, adapters)
-    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer = TrainerService(training(), store, DIM, background=False)
     assert trainer.train_now() == 0  # nothing received yet: nothing to learn
     trainer.add(rec.recommend(events("u", [1, 2, 3]), {}).samples)  # below N
     assert trainer.train_now() == 1
@@ -212,16 +215,19 @@ class MovingCatalog:
             self.trainer.train_now()
         return self.store.search_at(requests)
 
+    def adapter(self, version: int) -> AdapterFiles | None:
+        return self.store.adapter(version)
+
 
 def test_a_batch_that_sees_two_versions_is_recomputed_at_the_new_one(
     store: Catalog, adapters: AdapterStoreConfig
 ) -> None:
     seed = serve(store, adapters)
-    trainer = TrainerService(training(), adapters, store, DIM, background=False)
+    trainer = TrainerService(training(), store, DIM, background=False)
     trainer.add(seed.recommend(events("x", list(range(12))), {}).samples)
     moving = MovingCatalog(store, trainer)
     config = RecommendConfig(top_k=5, exact_search=True)
-    rec = Recommender(config, moving, NoText(), dim=DIM, adapters_root=adapters.path)
+    rec = Recommender(config, moving, NoText(), dim=DIM)
     out = rec.recommend(events("u", [1, 2, 3]), {})
     # The first attempt read vectors at 0 but searched at 1: it is thrown away and the
     # whole batch is recomputed at 1 (user vectors and catalog of one version).

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from workers.adapters import AdapterConfig, RecAdapter, save_adapter
-from workers.model import AdapterModel, FrozenModel, is_usable, load_model, unit
+from workers.adapters import AdapterConfig, RecAdapter
+from workers.adapters.io import adapter_files
+from workers.model import AdapterModel, FrozenModel, is_usable, model_of, unit
 from workers.model import decayed_sum as fold
 from workers.recommender import UserState
 
@@ -141,11 +142,11 @@ def test_the_event_weight_counts_at_every_version(kind: str, tmp_path: Path) -> 
     (version 0) and for an adapter of every aggregator kind (version >= 1)."""
     torch.manual_seed(0)
     adapter = RecAdapter(AdapterConfig(dim=4, n_experts=2, aggregator=kind, dropout=0.0))
-    save_adapter(adapter, tmp_path, 1)
+    files = adapter_files(adapter, 1)
     a, b = unit(vec(1.0, 0.0, 0.0, 0.0)), unit(vec(0.0, 1.0, 0.0, 0.0))
     for model in (
-        load_model(tmp_path, 0, dim=4, recency=0.9),
-        load_model(tmp_path, 1, dim=4, recency=0.9),
+        model_of(0, None, dim=4, recency=0.9),
+        model_of(1, files, dim=4, recency=0.9),
     ):
         rec = model.item_vectors(["a", "b"], np.stack([a, b]), [None, None])
 
@@ -157,4 +158,4 @@ def test_the_event_weight_counts_at_every_version(kind: str, tmp_path: Path) -> 
         assert pull(3.0) > pull(1.0) + 1e-3 > pull(0.3) + 2e-3, (model.version, kind)
         same = model.step(model.initial_state(), rec[0], 1.0)
         assert np.allclose(same, model.step(model.initial_state(), rec[0], 1.0))
-    assert isinstance(load_model(tmp_path, 1, dim=4, recency=0.9), AdapterModel)
+    assert isinstance(model_of(1, files, dim=4, recency=0.9), AdapterModel)

@@ -84,6 +84,9 @@ class StaticCatalog:
     def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
         return 0, self.store.search(requests)
 
+    def adapter(self, version: int) -> None:
+        raise AssertionError(f"a static catalog never moves (asked for version {version})")
+
 
 class Pairs:
     """A `Recommender` whose `recommend` returns (results, states), as these tests read."""

@@ -10,6 +10,9 @@ Layout::
 A version is written into a hidden temporary directory beside it and renamed into
 place in one step, so a reader listing ``root`` sees a version completely or not at
 all. Versions only move forward: saving one that is not above the latest raises.
+
+A version also travels between Ray nodes as its two files in memory (`AdapterFiles`,
+`adapter_files` / `adapter_from_files`), so no directory has to be shared.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_weights
+from safetensors.torch import save as dump_weights
 
 from workers.adapters.config import AdapterConfig
 from workers.adapters.model import RecAdapter
@@ -30,6 +34,8 @@ CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "streamrec-adapter/1"
 _VERSION_DIR = re.compile(r"^v(\d{6,})$")
+
+AdapterFiles = dict[str, bytes]  # {CONFIG_NAME: JSON, WEIGHTS_NAME: safetensors}
 
 
 def version_dir(root: str | os.PathLike[str], version: int) -> Path:
@@ -74,11 +80,42 @@ def prune_versions(root: str | os.PathLike[str], keep: int) -> list[int]:
     return dropped
 
 
-def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) -> Path:
-    """Write ``model`` as ``version`` under ``root`` atomically; return its directory.
+def adapter_files(model: RecAdapter, version: int) -> AdapterFiles:
+    """``model`` as ``version``'s two files, in memory (CPU tensors)."""
+    meta = {
+        "format": FORMAT,
+        "version": version,
+        "config": model.config.to_dict(),
+        "scenarios": dict(model.scenarios),
+        "items": dict(model.items),
+    }
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {
+        CONFIG_NAME: json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"),
+        WEIGHTS_NAME: dump_weights(weights, metadata={"format": FORMAT}),
+    }
 
-    Raises ValueError if ``version`` is not above `latest_version` (the model itself is
-    not changed: its ``version`` attribute is the caller's to set).
+
+def adapter_from_files(files: AdapterFiles) -> RecAdapter:
+    """The adapter of one version's files (as `adapter_files` makes them), in eval mode."""
+    missing = {CONFIG_NAME, WEIGHTS_NAME} - set(files)
+    if missing:
+        raise ValueError(f"adapter files missing: {sorted(missing)}")
+    meta = json.loads(files[CONFIG_NAME])
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{CONFIG_NAME}: not a {FORMAT} checkpoint")
+    model = RecAdapter(AdapterConfig.from_dict(meta["config"]))
+    model.load_state_dict(load_weights(files[WEIGHTS_NAME]), strict=True)
+    model.load_scenarios(meta["scenarios"])
+    model.load_items(meta.get("items", {}))  # absent in checkpoints without an ID table
+    model.version = int(meta["version"])
+    return model.eval()
+
+
+def save_files(files: AdapterFiles, root: str | os.PathLike[str], version: int) -> Path:
+    """Write one version's files under ``root`` atomically; return its directory.
+
+    Raises ValueError if ``version`` is not above `latest_version`.
     """
     root_path = Path(root)
     target = version_dir(root_path, version)
@@ -88,18 +125,8 @@ def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) 
     root_path.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root_path))
     try:
-        meta = {
-            "format": FORMAT,
-            "version": version,
-            "config": model.config.to_dict(),
-            "scenarios": dict(model.scenarios),
-            "items": dict(model.items),
-        }
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
-        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, sort_keys=True)
         for name in (WEIGHTS_NAME, CONFIG_NAME):
+            (tmp / name).write_bytes(files[name])
             _fsync(tmp / name)
         # rename(2) of a directory is atomic, and fails if a non-empty `target` exists
         # (a concurrent writer of the same version): never a mix of two writers' files.
@@ -111,19 +138,25 @@ def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) 
     return target
 
 
+def read_files(root: str | os.PathLike[str], version: int) -> AdapterFiles:
+    """One published version's files, as `save_files` wrote them."""
+    directory = version_dir(root, version)
+    return {name: (directory / name).read_bytes() for name in (CONFIG_NAME, WEIGHTS_NAME)}
+
+
+def save_adapter(model: RecAdapter, root: str | os.PathLike[str], version: int) -> Path:
+    """Write ``model`` as ``version`` under ``root`` atomically; return its directory.
+
+    Raises ValueError if ``version`` is not above `latest_version` (the model itself is
+    not changed: its ``version`` attribute is the caller's to set).
+    """
+    return save_files(adapter_files(model, version), root, version)
+
+
 def load_adapter(directory: str | os.PathLike[str]) -> RecAdapter:
     """Load one version directory (as written by `save_adapter`) in eval mode."""
     path = Path(directory)
-    with open(path / CONFIG_NAME, encoding="utf-8") as fh:
-        meta = json.load(fh)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG_NAME}: not a {FORMAT} checkpoint")
-    model = RecAdapter(AdapterConfig.from_dict(meta["config"]))
-    model.load_state_dict(load_file(str(path / WEIGHTS_NAME), device="cpu"), strict=True)
-    model.load_scenarios(meta["scenarios"])
-    model.load_items(meta.get("items", {}))  # absent in checkpoints without an ID table
-    model.version = int(meta["version"])
-    return model.eval()
+    return adapter_from_files({n: (path / n).read_bytes() for n in (CONFIG_NAME, WEIGHTS_NAME)})
 
 
 def load_latest(root: str | os.PathLike[str]) -> RecAdapter | None:

@@ -49,6 +49,9 @@ class TrainingConfig(BaseModel):
 
     num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved by the trainer actor.")
     num_gpus: float = Field(default=0.0, ge=0.0, description="GPUs reserved by the trainer actor.")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources the trainer actor needs."
+    )
 
     @model_validator(mode="after")
     def _adapter_is_valid(self) -> TrainingConfig:

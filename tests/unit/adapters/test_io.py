@@ -100,7 +100,7 @@ def test_half_written_versions_are_invisible(
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(adapters.io, "save_file", boom)
+    monkeypatch.setattr(adapters.io, "_fsync", boom)  # fails while writing the files
     with pytest.raises(OSError, match="disk full"):
         save_adapter(model, tmp_path, 2)
     assert latest_version(tmp_path) == 1
@@ -114,16 +114,17 @@ def test_a_version_appears_only_once_complete(
     model = RecAdapter(cfg())
     save_adapter(model, tmp_path, 1)
     seen: list[object] = []
-    real_save_file = adapters.io.save_file
+    real_fsync = adapters.io._fsync
 
-    def spy(*args: object, **kwargs: object) -> None:
-        real_save_file(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(path: Path) -> None:
+        real_fsync(path)
         # what a concurrent reader sees while the new version is being written:
         seen.append((latest_version(tmp_path), (tmp_path / "v000002").exists()))
 
-    monkeypatch.setattr(adapters.io, "save_file", spy)
+    monkeypatch.setattr(adapters.io, "_fsync", spy)
     save_adapter(model, tmp_path, 2)
-    assert seen == [(1, False)]
+    # each file in the hidden directory, then the root after the rename
+    assert seen == [(1, False), (1, False), (2, True)]
     assert latest_version(tmp_path) == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -135,3 +136,22 @@ def test_load_rejects_foreign_checkpoints(tmp_path: Path) -> None:
     (path / CONFIG_NAME).write_text(json.dumps({**meta, "format": "peft"}))
     with pytest.raises(ValueError, match="checkpoint"):
         load_adapter(path)
+
+
+def test_a_version_travels_as_files_in_memory(tmp_path: Path) -> None:
+    """What crosses Ray nodes: the same two files, no directory needed."""
+    model = RecAdapter(cfg(aggregator="gru"))
+    scramble(model)
+    model.scenario_index("books")
+    files = adapters.io.adapter_files(model, 4)
+    assert set(files) == {CONFIG_NAME, WEIGHTS_NAME}
+    back = adapters.io.adapter_from_files(files)
+    assert back.version == 4 and back.scenarios == {"books": 1}
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), back.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    adapters.io.save_files(files, tmp_path, 4)
+    assert adapters.io.read_files(tmp_path, 4) == files
+    with pytest.raises(ValueError, match="missing"):
+        adapters.io.adapter_from_files({CONFIG_NAME: files[CONFIG_NAME]})
