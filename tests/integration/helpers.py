@@ -115,3 +115,25 @@ def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[st
         return latest
     finally:
         consumer.close()
+
+
+def fault_report(
+    fault: str,
+    events: list[dict[str, Any]],
+    recs: dict[str, list[Received]],
+    letters: list[Received],
+    states: dict[str, dict[str, Any]],
+    recovered_s: float | None,
+) -> str:
+    """One row of docs/RELIABILITY.md: what a fault did to a stream of ``events``."""
+    sent: dict[str, int] = {}
+    for e in events:
+        sent[e["user_id"]] = sent.get(e["user_id"], 0) + 1
+    lost = len({e["event_id"] for e in events} - set(recs))
+    twice = sum(max(0, states.get(u, {}).get("events", 0) - n) for u, n in sent.items())
+    duplicates = sum(len(found) - 1 for found in recs.values())
+    took = "-" if recovered_s is None else f"{recovered_s:.1f} s"
+    return (
+        f"| {fault} | {len(events)} | {sum(len(f) for f in recs.values())} | {len(letters)} "
+        f"| {lost} | {twice} | {duplicates} | {took} |"
+    )

@@ -4,6 +4,7 @@ event is still served, none dead-lettered."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
+    fault_report,
     item,
+    latest_states,
     read,
     recommendations_for,
     send_events,
@@ -56,11 +59,15 @@ def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(own_stack) -> None
         ray.kill(ray.get_actor("streamrec-catalog"), no_restart=False)
     finally:
         ray.shutdown()
+    killed = time.monotonic()
 
     recs = recommendations_for(stack, ids, timeout=300)
+    recovered = time.monotonic() - killed
     lost = ids - set(recs)
     assert not lost, f"lost {len(lost)} events; worker:\n{stack.log_tail(0, 60)}"
     letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
     assert not letters, [d.value for d in letters][:3]
     log = (stack.workdir / "worker-0.log").read_text()
     assert "retrying in" in log, "the kill never reached the stream: nothing was tested"
+    states = latest_states(stack)
+    print(fault_report("catalog actor killed", events, recs, letters, states, recovered))

@@ -4,6 +4,7 @@ applies no event twice to it (the re-processed tail is served again, applied onc
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
+    fault_report,
     item,
     latest_states,
     read,
@@ -74,12 +76,14 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
         )
     done_before_kill = {r.value["event_id"] for r in seen} & bulk_ids
     stack.kill_worker(worker)  # SIGKILL, whole process group: no shutdown code runs
+    killed = time.monotonic()
     assert 300 <= len(done_before_kill) < len(bulk), "the kill must land mid-stream"
 
     stack.start_worker(index=1)
     probe = event(unique("e"), fan, space[8]["item_id"], 10_000.0, scenario)
     send_events(stack, [probe])
     recs = recommendations_for(stack, bulk_ids | {probe["event_id"]}, timeout=300)
+    recovered = time.monotonic() - killed
 
     lost = bulk_ids - set(recs)
     assert not lost, (
@@ -102,5 +106,8 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
     states = latest_states(stack)
     counted = {user: states[user]["events"] for user in sent}
     assert counted == sent, {u: (counted[u], n) for u, n in sent.items() if counted[u] != n}
-    duplicates = sum(len(found) - 1 for found in recs.values())
-    print(f"duplicate recommendations after the kill: {duplicates}")
+    everything = [*fan_events, *bulk, probe]
+    served = {**recommendations_for(stack, {e["event_id"] for e in fan_events}), **recs}
+    print(
+        fault_report("worker SIGKILLed, restarted", everything, served, letters, states, recovered)
+    )
