@@ -12,6 +12,7 @@ upgrades older formats and rejects unknown ones with `StateFormatError`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -213,26 +214,18 @@ def _decode_vector(text: str | None) -> Vector | None:
 
 def encode_state(state: UserState) -> dict[str, Any]:
     """UserState -> the users table's JSON value, in ``STATE_FORMAT``."""
-    return _StoredState(
-        format=STATE_FORMAT,
-        history=list(state.history),
-        weights=[float(w) for w in state.weights],
-        pending=list(state.pending),
-        recent_events=list(state.recent_events),
-        vector=_encode_vector(state.vector),
-        events=state.events,
-        scenario=state.scenario,
-        version=state.version,
-    ).model_dump()
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    fields["vector"] = _encode_vector(state.vector)
+    fields["weights"] = [float(w) for w in state.weights]
+    return _StoredState(format=STATE_FORMAT, **fields).model_dump()
 
 
 def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | None:
     """The users table's value -> UserState (None: no state yet, a new user).
 
     Format 1 is upgraded (each history item weighs 1.0, as it did when folded, and no
-    event id is remembered); an
-    unknown format or a value missing a field raises `StateFormatError`: a state is never
-    silently replaced by defaults.
+    event id is remembered); an unknown format or a value missing a field raises
+    `StateFormatError`: a state is never silently replaced by defaults.
     """
     if value is None:
         return None
@@ -251,16 +244,9 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
                 f"user {user_id!r}: stored state has format {fmt!r}; this worker reads "
                 f"formats 1..{STATE_FORMAT} (a newer worker wrote it?)"
             )
-        return UserState(
-            history=list(stored.history),
-            weights=list(stored.weights),
-            pending=list(stored.pending),
-            recent_events=list(stored.recent_events),
-            vector=_decode_vector(stored.vector),
-            events=stored.events,
-            scenario=stored.scenario,
-            version=stored.version,
-        )
+        fields = stored.model_dump(exclude={"format"})
+        fields["vector"] = _decode_vector(stored.vector)
+        return UserState(**fields)
     except (ValidationError, ValueError) as exc:
         if isinstance(exc, StateFormatError):
             raise

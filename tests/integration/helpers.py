@@ -126,9 +126,7 @@ def fault_report(
     recovered_s: float | None,
 ) -> str:
     """One row of docs/RELIABILITY.md: what a fault did to a stream of ``events``."""
-    sent: dict[str, int] = {}
-    for e in events:
-        sent[e["user_id"]] = sent.get(e["user_id"], 0) + 1
+    sent = events_per_user(events)
     lost = len({e["event_id"] for e in events} - set(recs))
     twice = sum(max(0, states.get(u, {}).get("events", 0) - n) for u, n in sent.items())
     duplicates = sum(len(found) - 1 for found in recs.values())
@@ -137,3 +135,20 @@ def fault_report(
         f"| {fault} | {len(events)} | {sum(len(f) for f in recs.values())} | {len(letters)} "
         f"| {lost} | {twice} | {duplicates} | {took} |"
     )
+
+
+def wait_served(stack: LocalStack, ids: set[str], at_least: int, timeout: float = 120) -> None:
+    """Wait until ``at_least`` of ``ids`` have a recommendation (a fault lands mid-stream)."""
+    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+        seen = reader.read_until(
+            lambda got: sum(r.value["event_id"] in ids for r in got) >= at_least, timeout
+        )
+    served = {r.value["event_id"] for r in seen} & ids
+    assert at_least <= len(served) < len(ids), "the fault must land mid-stream"
+
+
+def events_per_user(events: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e["user_id"]] = counts.get(e["user_id"], 0) + 1
+    return counts

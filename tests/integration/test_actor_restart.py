@@ -5,7 +5,6 @@ event is still served, none dead-lettered."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,24 +19,17 @@ from tests.integration.helpers import (
     send_events,
     send_items,
     unique,
+    wait_served,
 )
-from tooling.consume import TopicReader
-from tooling.local import LocalStack, local_stack
+from tooling.local import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def own_stack(tmp_path) -> Iterator[LocalStack]:
-    env = {"STREAMREC_TRAINING__MODE": "zero-shot"}
-    with local_stack(partitions=2, env=env, workdir=tmp_path / "stack") as running:
-        yield running
-
-
-def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(own_stack) -> None:
+def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(zero_shot_stack: LocalStack) -> None:
     import ray
 
-    stack = own_stack
+    stack = zero_shot_stack
     stack.start_worker()
     scenario = unique("actor")
     catalog = [item(f"{scenario}-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]
@@ -50,8 +42,7 @@ def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(own_stack) -> None
     ]
     ids = {e["event_id"] for e in events}
     send_events(stack, events)
-    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
-        reader.read_until(lambda got: sum(r.value["event_id"] in ids for r in got) >= 200, 120)
+    wait_served(stack, ids, at_least=200)
 
     # The worker's local Ray is the newest cluster on this machine.
     ray.init(address="auto", namespace="streamrec", log_to_driver=False)

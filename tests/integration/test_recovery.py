@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
+    events_per_user,
     fault_report,
     item,
     latest_states,
@@ -20,25 +20,19 @@ from tests.integration.helpers import (
     send_events,
     send_items,
     unique,
+    wait_served,
 )
-from tooling.consume import TopicReader
-from tooling.local import LocalStack, local_stack
+from tooling.local import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def own_stack(tmp_path) -> Iterator[LocalStack]:
-    # Under tmp_path: the broker and worker logs stay behind for a failed run. Training
-    # is off: the bulk below is random noise, and what this test checks is the user
-    # state that survives a crash (the trainer's resume is test_online_learning's).
-    env = {"STREAMREC_TRAINING__MODE": "zero-shot"}
-    with local_stack(partitions=2, env=env, workdir=tmp_path / "stack") as running:
-        yield running
-
-
-def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -> None:
-    stack = own_stack
+def test_sigkilled_worker_restarts_without_losing_events_or_history(
+    zero_shot_stack: LocalStack,
+) -> None:
+    # The bulk below is random noise: training is off; the trainer's resume is
+    # test_online_learning's.
+    stack = zero_shot_stack
     worker = stack.start_worker()
     scenario = unique("kill")
     space = [item(f"{scenario}-space-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]
@@ -70,14 +64,9 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
     ]
     bulk_ids = {e["event_id"] for e in bulk}
     send_events(stack, bulk)
-    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
-        seen = reader.read_until(
-            lambda got: sum(r.value["event_id"] in bulk_ids for r in got) >= 300, timeout=120
-        )
-    done_before_kill = {r.value["event_id"] for r in seen} & bulk_ids
+    wait_served(stack, bulk_ids, at_least=300)
     stack.kill_worker(worker)  # SIGKILL, whole process group: no shutdown code runs
     killed = time.monotonic()
-    assert 300 <= len(done_before_kill) < len(bulk), "the kill must land mid-stream"
 
     stack.start_worker(index=1)
     probe = event(unique("e"), fan, space[8]["item_id"], 10_000.0, scenario)
@@ -100,13 +89,11 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(own_stack) -
 
     # Exactly-once effect on state: each user's state counts the events sent to them,
     # though the tail re-processed after the kill produced duplicate recommendations.
-    sent: dict[str, int] = {}
-    for e in [*fan_events, *bulk, probe]:
-        sent[e["user_id"]] = sent.get(e["user_id"], 0) + 1
+    everything = [*fan_events, *bulk, probe]
+    sent = events_per_user(everything)
     states = latest_states(stack)
     counted = {user: states[user]["events"] for user in sent}
     assert counted == sent, {u: (counted[u], n) for u, n in sent.items() if counted[u] != n}
-    everything = [*fan_events, *bulk, probe]
     served = {**recommendations_for(stack, {e["event_id"] for e in fan_events}), **recs}
     print(
         fault_report("worker SIGKILLed, restarted", everything, served, letters, states, recovered)

@@ -13,6 +13,7 @@ import pytest
 from tests.integration import themes
 from tests.integration.helpers import (
     event,
+    events_per_user,
     item,
     latest_states,
     read,
@@ -80,9 +81,7 @@ class Stream:
         )
         letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
         assert not letters, f"{where}: dead letters {[d.value for d in letters][:3]}"
-        want: dict[str, int] = {}
-        for e in self.sent:
-            want[e["user_id"]] = want.get(e["user_id"], 0) + 1
+        want = events_per_user(self.sent)
         states = latest_states(stack)
         got = {u: states.get(u, {}).get("events", 0) for u in want}
         wrong = {u: (got[u], n) for u, n in want.items() if got[u] != n}

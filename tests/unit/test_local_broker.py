@@ -9,7 +9,6 @@ import json
 import socket
 import time
 import traceback
-from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 3  # not the default (4): shows the configured count is used
 CONTRACT_TOPICS = {"items", "events", "recommendations", "dead-letters"}
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    running = start_broker()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

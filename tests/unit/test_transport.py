@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,18 +11,9 @@ from kafka import KafkaProducer
 
 from streams.settings import KafkaConfig
 from streams.transport import true_highwaters
-from tooling.broker import EmbeddedBroker, create_topics, start_broker
+from tooling.broker import EmbeddedBroker, create_topics
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    running = start_broker()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def produce_in_batches(bootstrap: str, topic: str, batches: list[int]) -> None:
