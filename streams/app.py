@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
+from faust.stores.rocksdb import Store as RocksStore
 
 from streams.settings import Settings
 from streams.transport import transport_class
@@ -48,6 +50,36 @@ class _App(faust.App):
         return cls(self.conf.broker_consumer, self)
 
 
+class _KeyPartitionedRocksStore(RocksStore):
+    """Faust's RocksDB store, filing each key under the partition the changelog puts it
+    on (murmur2 of the key, as the producer's partitioner), not under the current event's
+    partition as Faust does: with ``use_partitioner=True`` and micro-batches spanning
+    partitions that would be another partition's database (docs/ENVIRONMENT-NOTES.md)."""
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        partition = (murmur2(key) & 0x7FFFFFFF) % self.table.partitions
+        self._db_for_partition(partition).put(key, value)
+        self._key_index[key] = partition
+
+
+class _UsersTable(faust.Table[bytes, Any]):
+    """The users table; a ``rocksdb://`` store is the key-partitioned one."""
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        if not str(url).startswith("rocksdb:"):
+            return super()._new_store_by_url(url)
+        return _KeyPartitionedRocksStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            options=self.options,
+        )
+
+
 def by_user_topic_name(settings: Settings) -> str:
     return f"{settings.kafka.app_id}-events-by-user"
 
@@ -58,7 +90,7 @@ def create_app(settings: Settings) -> Pipeline:
     app = _App(
         kafka.app_id,
         broker=kafka.broker,
-        store="memory://",  # state is rebuilt from the changelog topic on start
+        store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         topic_partitions=kafka.partitions,
@@ -92,18 +124,21 @@ def create_app(settings: Settings) -> Pipeline:
         recommendations=raw_topic(names.recommendations),
         dead_letters=raw_topic(names.dead_letters),
     )
-    users = app.Table(
-        "users",
-        default=None,
-        partitions=kafka.partitions,
-        # Keys are the raw UTF-8 user ids (bytes), exactly the by-user topic's keys, and
-        # the changelog is partitioned by the producer's partitioner on them (murmur2, as
-        # the Java client): a user's state sits on the partition number of their events
-        # for any partition count, so a worker owning a by-user partition owns its users'
-        # state. (A str key would be JSON-encoded, quotes included, and hash elsewhere.)
-        # Values: no value_type, JSON restores plain dicts (a non-Record value_type such
-        # as dict breaks changelog recovery with `dict.from_data`); see schemas.encode_state.
-        key_type=bytes,
-        use_partitioner=True,
+    users = app.tables.add(
+        _UsersTable(
+            app,
+            name="users",
+            default=None,
+            partitions=kafka.partitions,
+            # Keys are the raw UTF-8 user ids (bytes), exactly the by-user topic's keys, and
+            # the changelog is partitioned by the producer's partitioner on them (murmur2, as
+            # the Java client): a user's state sits on the partition number of their events
+            # for any partition count, so a worker owning a by-user partition owns its users'
+            # state. (A str key would be JSON-encoded, quotes included, and hash elsewhere.)
+            # Values: no value_type, JSON restores plain dicts (a non-Record value_type such
+            # as dict breaks changelog recovery with `dict.from_data`); see schemas.encode_state.
+            key_type=bytes,
+            use_partitioner=True,
+        )
     )
     return Pipeline(app=app, topics=topics, users=users, settings=settings)

@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         description="File that exists while a worker consumes and reaches its Ray actors "
         "(readiness probe); removed when they stop answering and on exit.",
     )
+    table_store: str = Field(
+        default="rocksdb://",
+        pattern="^(rocksdb|memory)://",
+        description="Where a worker keeps its users table between starts: 'rocksdb://' "
+        "(under STREAMREC_DATA_DIR; a restart replays only the changelog's tail) or "
+        "'memory://' (every start replays the whole changelog).",
+    )
     alive_file: Path | None = Field(
         default=None,
         description="File a worker touches every health interval while its event loop "
