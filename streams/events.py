@@ -35,7 +35,7 @@ from streams.schemas import (
 )
 from streams.settings import RetryConfig
 from workers.actors import Actors
-from workers.recommender import EventIn, RecResult
+from workers.recommender import EventIn, RecResult, UserState
 from workers.training import Sample
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,13 @@ async def recommend_batch(
             letter = deadletters.from_message(message, f"bad internal record: {exc}")
             await deadletters.send(topics.dead_letters, letter)
 
-    # Users whose stored state is unreadable: their events go to dead letters, once.
+    # {user_id: UserState | None}, decoded once per batch and kept current as parts of
+    # the batch are served; users whose stored state is unreadable go to dead letters.
+    states: dict[str, UserState | None] = {}
     unreadable: dict[str, str] = {}
     for uid in dict.fromkeys(k.event.user_id for k in keyed):
         try:
-            decode_state(uid, users.get(uid.encode()))
+            states[uid] = decode_state(uid, users.get(uid.encode()))
         except StateFormatError as exc:
             unreadable[uid] = f"unreadable user state: {exc}"
     for uid, reason in unreadable.items():
@@ -160,7 +162,7 @@ async def recommend_batch(
     keyed = [k for k in keyed if k.event.user_id not in unreadable]
 
     async def serve(part: Sequence[KeyedEvent]) -> None:
-        await _serve(part, topics=topics, users=users, actors=actors, retry=retry)
+        await _serve(part, states, topics=topics, users=users, actors=actors, retry=retry)
 
     async def reject(part: Sequence[KeyedEvent], exc: BaseException) -> None:
         await _dead(topics, part, f"recommendation failed: {describe(exc)}")
@@ -171,6 +173,7 @@ async def recommend_batch(
 
 async def _serve(
     keyed: Sequence[KeyedEvent],
+    states: dict[str, UserState | None],
     *,
     topics: Topics,
     users: MutableMapping[bytes, Any],
@@ -178,18 +181,17 @@ async def _serve(
     retry: RetryConfig,
 ) -> None:
     """Events -> recommender -> states, recommendations, samples; writes nothing if the
-    recommender raises (so the caller can serve the events again in halves)."""
-    # {user_id: UserState | None}, readable (checked by the caller)
-    states = {
-        uid: decode_state(uid, users.get(uid.encode()))
-        for uid in dict.fromkeys(k.event.user_id for k in keyed)
-    }
+    recommender raises (so the caller can serve the events again in halves).
+
+    ``states`` holds the current state of every user of ``keyed`` and is updated."""
     inputs = [event_in(k) for k in keyed]
+    mine = {uid: states[uid] for uid in dict.fromkeys(k.event.user_id for k in keyed)}
     # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
     out = await call_until_done(
-        partial(actors.recommender.recommend.remote, inputs, states), retry, what="recommend"
+        partial(actors.recommender.recommend.remote, inputs, mine), retry, what="recommend"
     )
     for uid, state in out.states.items():
+        states[uid] = state
         users[uid.encode()] = encode_state(state)
     now = time.time()
     for k, result in zip(keyed, out.results, strict=True):
