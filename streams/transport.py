@@ -10,6 +10,12 @@
    batch of states written before a rebalance or a restart was not restored, so users
    lost events (found by the 3-worker test). `true_highwaters` asks for the end that a
    fetch reports instead; on a broker whose ListOffsets is right it finds the same.
+3. Faust commits offsets after ``producer.flush()``, but its producer buffer's flush
+   gives up as soon as 0.1 s pass without a message leaving the buffer, with table
+   changelog writes still queued. Offsets were then committed ahead of the states they
+   produced, and a partition's next owner restored states missing those events and did
+   not process them again (the 1-in-16 failure of the worker-added-mid-stream test, when
+   the broker is slow during rebalances). `DrainableBuffer.drain` waits for all of them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as driver
+from faust.transport.producer import ProducerBuffer
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,31 @@ async def true_highwaters(
         await consumer.stop()
 
 
+class DrainableBuffer(ProducerBuffer):
+    """Faust's producer buffer, knowing the message it is handing to the client now (its
+    ``size`` counts only those still queued) and able to wait for all of them."""
+
+    in_flight: int = 0
+
+    async def _send_pending(self, fut: Any) -> None:
+        self.in_flight += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.in_flight -= 1
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been handed to the client (faust's own
+        ``flush`` returns after 0.1 s without progress, and ignores the one in flight)."""
+        while self.size or self.in_flight:
+            self.message_sent.clear()
+            await self.message_sent.wait()  # set by the buffer's task after each send
+
+
 def transport_class(fetch_max_wait_ms: int, bootstrap: Sequence[str]) -> type[Any]:
     """A faust Transport class whose worker consumers long-poll at most
-    ``fetch_max_wait_ms`` and whose recovery reads changelogs to their real end."""
+    ``fetch_max_wait_ms``, whose recovery reads changelogs to their real end, and whose
+    producer's flush (before every commit and on revoke) sends every queued write."""
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -81,7 +110,19 @@ def transport_class(fetch_max_wait_ms: int, bootstrap: Sequence[str]) -> type[An
         def _new_consumer_thread(self) -> Any:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    class DrainingProducer(driver.Producer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.drainable = DrainableBuffer(loop=self.loop, beacon=self.beacon)
+            self.drainable.app = self.app
+            self.buffer = self.drainable
+
+        async def flush(self) -> None:
+            await self.drainable.drain()
+            await super().flush()
+
     class FastFetchTransport(driver.Transport):
         Consumer = FastFetchConsumer
+        Producer = DrainingProducer
 
     return FastFetchTransport
