@@ -3,14 +3,17 @@
 `start_actors` connects the encoder, the catalog, the trainer and the recommender:
 
     catalog batch ──► EncoderActor.encode ──► CatalogActor.index
-    event batch   ──► RecommenderActor.recommend ──► (CatalogActor.lookup/search_at,
-                                                      EncoderActor.encode for event text)
+    event batch   ──► RecommenderActor.recommend ──► ReplicaActor of its node
+                      (lookup/search_at; event text: the recommender's own LazyEncoder)
+    ReplicaActor  ··· every sync_interval ··► CatalogActor.changes_since
     samples       ──► TrainerActor.add ··· round ··► CatalogActor.publish(v+1, files)
 
 The encoder, the catalog and the trainer are named, detached actors (``get_if_exists``),
 so every streamrec worker process attached to the same Ray cluster shares one catalog
-and one online model. An actor reaches another through `RemoteCatalog`/`RemoteEncoder`,
-which give a handle the plain interface the classes were written against.
+and one online model; they are off the per-event path. Each node that runs a
+recommender gets one catalog replica (named by the node), which its recommenders read.
+An actor reaches another through `RemoteCatalog`/`NodeCatalog`, which give a handle the
+plain interface the classes were written against.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from workers.adapters.io import AdapterFiles
-from workers.catalog import Catalog
+from workers.catalog import Catalog, Changes, Cursor
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
-from workers.encoder import TextEncoder
+from workers.encoder import LazyEncoder, TextEncoder
 from workers.model import Vector
 from workers.recommender import Recommender
+from workers.replica import CatalogReplica
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService
 from workers.training import TrainingConfig
@@ -34,6 +39,7 @@ from workers.training import TrainingConfig
 ENCODER_NAME = "streamrec-encoder"
 CATALOG_NAME = "streamrec-catalog"
 TRAINER_NAME = "streamrec-trainer"
+REPLICA_NAME = "streamrec-replica"
 
 
 class RemoteCatalog:
@@ -66,23 +72,73 @@ class RemoteCatalog:
         result: tuple[int, AdapterFiles | None] = ray.get(self.handle.latest.remote())
         return result
 
-
-class RemoteEncoder:
-    """`TextEmbedder` over an encoder actor handle."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    def encode(self, texts: Sequence[str]) -> Vector:
-        result: Vector = ray.get(self.handle.encode.remote(list(texts)))
+    def changes_since(self, cursor: Cursor | None) -> Changes:
+        result: Changes = ray.get(self.handle.changes_since.remote(cursor))
         return result
 
 
 # Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
 EncoderActor: Any = ray.remote(TextEncoder)
 CatalogActor: Any = ray.remote(Catalog)
+ReplicaActor: Any = ray.remote(CatalogReplica)
 RecommenderActor: Any = ray.remote(Recommender)
 TrainerActor: Any = ray.remote(TrainerService)
+
+
+class NodeCatalog:
+    """`CatalogReader` of a recommender: reads go to the catalog replica of the node this
+    process runs on (created there if absent), adapter files to the catalog itself.
+
+    Resolved in the process that reads (a restarted recommender on another node finds
+    that node's replica), so it pickles unresolved."""
+
+    def __init__(self, catalog: Any, dim: int, config: StoreConfig) -> None:
+        self.catalog, self.dim, self.config = catalog, dim, config
+        self.replica: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "replica": None}
+
+    def _replica(self) -> Any:
+        if self.replica is None:
+            self.replica = node_replica(self.catalog, self.dim, self.config)
+        return self.replica
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+        result: tuple[int, dict[str, Vector]] = ray.get(
+            self._replica().lookup.remote(list(item_ids))
+        )
+        return result
+
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
+        result: tuple[int, list[list[Hit]]] = ray.get(
+            self._replica().search_at.remote(list(requests))
+        )
+        return result
+
+    def adapter(self, version: int) -> AdapterFiles | None:
+        result: AdapterFiles | None = ray.get(self.catalog.adapter.remote(version))
+        return result
+
+    def version(self) -> int:
+        """The replica's version (-1: no copy yet): the recommender's health check."""
+        return int(ray.get(self._replica().version.remote()))
+
+
+def node_replica(catalog: Any, dim: int, config: StoreConfig) -> Any:
+    """The catalog replica of the node this process runs on (created if absent), pinned
+    to that node (a soft preference put it elsewhere: docs/ENVIRONMENT-NOTES.md). When
+    the node is gone, so is its replica; a recommender restarted elsewhere makes one on
+    its new node."""
+    node = ray.get_runtime_context().get_node_id()
+    return ReplicaActor.options(
+        name=f"{REPLICA_NAME}-{node}",
+        get_if_exists=True,
+        lifetime="detached",
+        num_cpus=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        **RESTART,
+    ).remote(RemoteCatalog(catalog), dim, config)
 
 
 @dataclass(frozen=True)
@@ -144,8 +200,9 @@ def start_actors(
             max_concurrency=4,  # add() keeps flowing while train_now() runs
         ).remote(training, RemoteCatalog(cat), dim)
         ray.get(trainer.version.remote())
-    # One recommender per streamrec worker process: it serves that worker's partitions.
+    # One recommender per streamrec worker process: it serves that worker's partitions,
+    # reading its node's catalog replica and embedding event text itself.
     rec = RecommenderActor.options(num_cpus=0, resources=recommend.resources, **RESTART).remote(
-        recommend, RemoteCatalog(cat), RemoteEncoder(enc), dim=dim
+        recommend, NodeCatalog(cat, dim, store), LazyEncoder(encoder), dim=dim
     )
     return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

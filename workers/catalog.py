@@ -3,8 +3,11 @@
     catalog agent ──index(items, base vectors)──► Catalog ──► vector store (Qdrant)
     trainer ──publish(v, files)──► Catalog: keeps version v on its disk, every item's
                                    rec = model v's projection of its base vector
-    recommenders ──lookup / search_at──► (version, answer); ──adapter(v)──► v's files
+    node replicas ──changes_since(cursor)──► the serving vectors changed since, or all
+    recommenders ──adapter(v)──► v's files (when they move to version v)
 
+The catalog is the one writer; it is off the per-event path: recommenders read a copy on
+their own node (`workers.replica`), which follows this one through `changes_since`.
 Published versions travel as files through this actor (the one writer of both the store
 and the versions), so the trainer and the recommenders need no shared directory.
 
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +48,35 @@ class CatalogItem:
     scenario: str = "default"
 
 
+@dataclass(frozen=True)
+class ServingPoint:
+    """What a read replica keeps of an item: its id, scenario and serving vector."""
+
+    item_id: str
+    scenario: str
+    rec: Vector
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a reader has followed the catalog: the writer's incarnation (``epoch``,
+    new at every start), its model version, and its change number."""
+
+    epoch: str
+    version: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The answer to `Catalog.changes_since`: serving points to upsert, and the cursor
+    after them; with ``snapshot`` the points are the whole catalog (replace, not add)."""
+
+    cursor: Cursor
+    points: list[ServingPoint]
+    snapshot: bool
+
+
 class Catalog:
     """Owns the vector store (one per cluster for the in-process Qdrant engine).
 
@@ -59,6 +93,13 @@ class Catalog:
         )
         self.adapters = adapters
         self.dim = dim
+        # The change feed replicas follow: (change number, points) of recent index calls,
+        # at most ``config.feed_size`` points; a reader further behind gets a snapshot.
+        self.epoch = uuid.uuid4().hex
+        self.seq = 0
+        self.feed: deque[tuple[int, list[ServingPoint]]] = deque()
+        self.feed_points = 0
+        self.feed_size = config.feed_size
         self.model: ServingModel = self._model(0, None)
         latest = latest_version(adapters.path)
         if latest is not None:  # a restart resumes at the newest published version
@@ -101,7 +142,34 @@ class Catalog:
             ItemPoint(i.item_id, i.scenario, i.text, matrix[n], rec[n]) for n, i in enumerate(items)
         ]
         self.store.upsert(points)  # the store keeps the last record of a repeated id
+        self._record([ServingPoint(p.item_id, p.scenario, p.rec) for p in points])
         return self.store.count()
+
+    def _record(self, points: list[ServingPoint]) -> None:
+        self.seq += 1
+        self.feed.append((self.seq, points))
+        self.feed_points += len(points)
+        while self.feed and self.feed_points > self.feed_size:
+            _, dropped = self.feed.popleft()
+            self.feed_points -= len(dropped)
+
+    def cursor(self) -> Cursor:
+        return Cursor(self.epoch, self.model.version, self.seq)
+
+    def changes_since(self, cursor: Cursor | None) -> Changes:
+        """What a reader at ``cursor`` (None: nothing yet) must apply to be current: the
+        points indexed since, or every point when it is at another incarnation or
+        version or further behind than the feed keeps."""
+        now = self.cursor()
+        if cursor is not None and (cursor.epoch, cursor.version) == (now.epoch, now.version):
+            first_kept = self.feed[0][0] if self.feed else now.seq + 1
+            if cursor.seq >= first_kept - 1:
+                points = [p for seq, batch in self.feed if seq > cursor.seq for p in batch]
+                return Changes(now, points, snapshot=False)
+        every = [
+            ServingPoint(p.item_id, p.scenario, p.rec) for page in self.store.scan() for p in page
+        ]
+        return Changes(now, every, snapshot=True)
 
     def _reproject(self, model: ServingModel) -> None:
         """Move the whole catalog to ``model``'s version inside this one call.
@@ -124,6 +192,9 @@ class Catalog:
             )
             moved += len(page)
         self.model = model
+        self.seq += 1  # readers at the old version take a snapshot
+        self.feed.clear()
+        self.feed_points = 0
         log.info(
             "catalog at model version %d: %d items re-projected in %.2f s",
             model.version,

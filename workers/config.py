@@ -65,6 +65,18 @@ class StoreConfig(BaseModel):
         default_factory=dict,
         description="Custom Ray resources the catalog actor (the store's owner) needs.",
     )
+    feed_size: int = Field(
+        default=100_000,
+        ge=1,
+        description="Recently indexed items the catalog keeps for its read replicas; a "
+        "replica further behind copies the whole catalog.",
+    )
+    sync_interval: float = Field(
+        default=0.1,
+        gt=0.0,
+        description="Seconds between a read replica's polls of the catalog (new items, new "
+        "model versions); a read that misses an item also polls, at most every 20 ms.",
+    )
 
 
 class RecommendConfig(BaseModel):

@@ -71,3 +71,18 @@ class TextEncoder:
             pooled = self.pool(states, tokens["attention_mask"])
             out.append(l2_normalize(pooled.float()).cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+class LazyEncoder:
+    """A `TextEncoder` of this process, loaded on the first text: a recommender embeds
+    its events' texts itself (no shared encoder on the per-event path), and one that
+    never sees event text never loads the model."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        self.config = config
+        self.encoder: TextEncoder | None = None
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self.encoder is None:
+            self.encoder = TextEncoder(self.config)
+        return self.encoder.encode(texts)

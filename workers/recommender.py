@@ -154,8 +154,14 @@ class Recommender:
         self.trend: dict[str, Vector] = {}
 
     def model_version(self) -> int:
-        """The version this server is at (also the worker's health check of the actor)."""
+        """The version this server is at."""
         return self.model.version
+
+    def catalog_version(self) -> int:
+        """The version of the catalog copy this server reads; raises when it cannot be
+        read (the worker's health check of its serving path)."""
+        version, _ = self.catalog.lookup([])
+        return version
 
     def recommend(self, events: Sequence[EventIn], states: Mapping[str, UserState | None]) -> Batch:
         """[event] + {user_id: state or None (new user)} -> one result per event, the

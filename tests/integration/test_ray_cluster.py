@@ -2,11 +2,14 @@
 the catalog, the trainer and the recommender each on its own node (custom resources).
 A version the trainer publishes reaches the recommender on another node through the
 catalog actor, with no directory but the catalog's own; versions only move forward; the
-recommender's node removed mid-stream, the events are served once a node can host it."""
+recommender's node removed mid-stream, the events are served once a node can host it.
+The recommender reads a catalog replica on its own node, so with the catalog actor gone
+for good, events on indexed items are still served."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from ray.cluster_utils import Cluster
 from streams.remote import call_until_done
 from streams.settings import RetryConfig
 from tests.integration import themes
-from workers.actors import Actors, start_actors
+from workers.actors import REPLICA_NAME, Actors, start_actors
 from workers.catalog import CatalogItem
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.recommender import EventIn
@@ -73,6 +76,23 @@ def serve(actors: Actors, batch: list[EventIn], states: dict[str, Any]) -> Any:
     return asyncio.run(call_until_done(call, retry, what="recommend"))
 
 
+def serving_node() -> str:
+    (node,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("serving")]
+    return str(node)
+
+
+def serving_replica() -> Any:
+    """The catalog replica on the serving node (created by the recommender's first read)."""
+    return ray.get_actor(f"{REPLICA_NAME}-{serving_node()}")
+
+
+def wait_for_version(replica: Any, version: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while ray.get(replica.version.remote()) < version:
+        assert time.monotonic() < deadline, f"the replica never reached version {version}"
+        time.sleep(0.05)
+
+
 def test_versions_cross_nodes_and_a_removed_node_loses_no_event(
     cluster: tuple[Cluster, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -91,7 +111,9 @@ def test_versions_cross_nodes_and_a_removed_node_loses_no_event(
     assert ray.get(a.trainer.train_now.remote()) == 1
 
     # The recommender (serving node) follows version 1, published by the trainer (trainer
-    # node) to the catalog (catalog node): only the catalog's directory holds it.
+    # node) to the catalog (catalog node): only the catalog's directory holds it. It
+    # reads the replica of its node, which takes the version at its next poll.
+    wait_for_version(serving_replica(), 1)
     after = serve(a, events("u", ids[12:14], 12), first.states)
     assert {r.model_version for r in after.results} == {1}
     assert after.states["u"].version == 1
@@ -108,3 +130,16 @@ def test_versions_cross_nodes_and_a_removed_node_loses_no_event(
     # Versions only move forward: an old version handed to the catalog changes nothing.
     files = ray.get(a.catalog.adapter.remote(1))
     assert ray.get(a.catalog.publish.remote(1, files)) == 1
+
+    # The recommender reads the replica of its (new) node, not the catalog actor.
+    replica = serving_replica()
+    assert ray.get(replica.version.remote()) == 1
+    where = replica.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())
+    assert ray.get(where) == serving_node()
+    # With the catalog actor gone for good, the per-event path still answers.
+    ray.kill(a.catalog, no_restart=True)
+    last = serve(a, events("u", ids[16:18], 16), later.states)
+    assert [r.event_id for r in last.results] == ["u-16", "u-17"]
+    unseen = set(ids[18:])  # 20 items, 18 in the history: what can still be recommended
+    assert [{i for i, _ in r.items} for r in last.results] == [unseen | {ids[17]}, unseen]
+    assert last.states["u"].events == 18

@@ -28,9 +28,8 @@ class Call:
 
 
 def actors(behaviour: str) -> Any:
-    recommender = type("R", (), {"model_version": Call(behaviour)})()
-    catalog = type("C", (), {"count": Call("answer")})()
-    return type("A", (), {"recommender": recommender, "catalog": catalog})()
+    recommender = type("R", (), {"catalog_version": Call(behaviour)})()
+    return type("A", (), {"recommender": recommender})()
 
 
 def health(tmp_path: Path, behaviour: str) -> Health:
