@@ -1,6 +1,6 @@
-"""A failure of the cluster under the stream is waited out: the catalog actor (the vector
-store's owner, on every event's path) killed mid-stream is restarted by Ray, and every
-event is still served, none dead-lettered."""
+"""A failure of the cluster under the stream is waited out: the catalog replica (the copy
+of the serving vectors every event's search reads) killed mid-stream is restarted by Ray,
+copies the catalog again, and every event is still served, none dead-lettered."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from tests.integration.helpers import (
     wait_served,
 )
 from tooling.local import LocalStack
+from workers.actors import REPLICA_NAME
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(zero_shot_stack: LocalStack) -> None:
+def test_a_killed_catalog_replica_restarts_and_no_event_is_lost(zero_shot_stack: LocalStack) -> None:
     import ray
 
     stack = zero_shot_stack
@@ -47,7 +48,8 @@ def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(zero_shot_stack: L
     # The worker's local Ray is the newest cluster on this machine.
     ray.init(address="auto", namespace="streamrec", log_to_driver=False)
     try:
-        ray.kill(ray.get_actor("streamrec-catalog"), no_restart=False)
+        (name,) = [n for n in ray.util.list_named_actors() if n.startswith(REPLICA_NAME)]
+        ray.kill(ray.get_actor(name), no_restart=False)
     finally:
         ray.shutdown()
     killed = time.monotonic()
@@ -61,4 +63,4 @@ def test_a_killed_catalog_actor_restarts_and_no_event_is_lost(zero_shot_stack: L
     log = (stack.workdir / "worker-0.log").read_text()
     assert "retrying in" in log, "the kill never reached the stream: nothing was tested"
     states = latest_states(stack)
-    print(fault_report("catalog actor killed", events, recs, letters, states, recovered))
+    print(fault_report("catalog replica killed", events, recs, letters, states, recovered))
