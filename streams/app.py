@@ -50,6 +50,12 @@ class _App(faust.App):
         return cls(self.conf.broker_consumer, self)
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer's partitioner (murmur2, as the Java client) gives
+    ``key``: where the users table's changelog and the by-user topic put a user."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class _KeyPartitionedRocksStore(RocksStore):
     """Faust's RocksDB store, filing each key under the partition the changelog puts it
     on (murmur2 of the key, as the producer's partitioner), not under the current event's
@@ -57,7 +63,7 @@ class _KeyPartitionedRocksStore(RocksStore):
     partitions that would be another partition's database (docs/ENVIRONMENT-NOTES.md)."""
 
     def _set(self, key: bytes, value: bytes | None) -> None:
-        partition = (murmur2(key) & 0x7FFFFFFF) % self.table.partitions
+        partition = partition_of(key, self.table.partitions or self.app.conf.topic_partitions)
         self._db_for_partition(partition).put(key, value)
         self._key_index[key] = partition
 

@@ -190,10 +190,10 @@ async def _serve(
     out = await call_until_done(
         partial(actors.recommender.recommend.remote, inputs, mine), retry, what="recommend"
     )
+    now = time.time()
     for uid, state in out.states.items():
         states[uid] = state
-        users[uid.encode()] = encode_state(state)
-    now = time.time()
+        users[uid.encode()] = encode_state(state, seen=now)
     for k, result in zip(keyed, out.results, strict=True):
         rec = to_recommendation(k, result, now)
         await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))

@@ -171,7 +171,7 @@ def key_text(key: bytes | str | None) -> str | None:
 
 # -- the users table ---------------------------------------------------------------------
 
-STATE_FORMAT: Literal[2] = 2
+STATE_FORMAT: Literal[3] = 3
 
 
 class StateFormatError(ValueError):
@@ -191,13 +191,25 @@ class _StoredStateV1(_Contract):
     version: int
 
 
-class _StoredState(_StoredStateV1):
-    """Format 2: every history item keeps its event's weight, and the user's recently
-    applied event ids are kept (an event re-processed after a crash is applied once)."""
+class _WeightedState(_StoredStateV1):
+    """Since format 2: every history item keeps its event's weight, and the user's
+    recently applied event ids are kept (an event re-processed after a crash is applied
+    once)."""
 
-    format: Literal[2]
     weights: list[float]
     recent_events: list[str]
+
+
+class _StoredStateV2(_WeightedState):
+    format: Literal[2]
+
+
+class _StoredState(_WeightedState):
+    """Format 3: when the state was last written (``seen``, Unix seconds of processing
+    time), so an idle user's state can expire (`streams.expiry`)."""
+
+    format: Literal[3]
+    seen: float
 
 
 def _encode_vector(vector: Vector | None) -> str | None:
@@ -212,20 +224,28 @@ def _decode_vector(text: str | None) -> Vector | None:
     return np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4").astype(np.float32)
 
 
-def encode_state(state: UserState) -> dict[str, Any]:
-    """UserState -> the users table's JSON value, in ``STATE_FORMAT``."""
+def encode_state(state: UserState, *, seen: float) -> dict[str, Any]:
+    """UserState -> the users table's JSON value, in ``STATE_FORMAT``; ``seen`` is the
+    processing time of the write (Unix seconds)."""
     fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
     fields["vector"] = _encode_vector(state.vector)
     fields["weights"] = [float(w) for w in state.weights]
-    return _StoredState(format=STATE_FORMAT, **fields).model_dump()
+    return _StoredState(format=STATE_FORMAT, seen=seen, **fields).model_dump()
+
+
+def seen_at(value: Mapping[str, Any]) -> float | None:
+    """When a stored state was last written (None: a format before 3 did not say)."""
+    seen = value.get("seen") if value.get("format") == STATE_FORMAT else None
+    return float(seen) if isinstance(seen, int | float) else None
 
 
 def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | None:
     """The users table's value -> UserState (None: no state yet, a new user).
 
     Format 1 is upgraded (each history item weighs 1.0, as it did when folded, and no
-    event id is remembered); an unknown format or a value missing a field raises
-    `StateFormatError`: a state is never silently replaced by defaults.
+    event id is remembered), format 2 read as it is (``seen`` is not part of the state);
+    an unknown format or a value missing a field raises `StateFormatError`: a state is
+    never silently replaced by defaults.
     """
     if value is None:
         return None
@@ -236,7 +256,11 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
         if fmt == 1:
             old = _StoredStateV1.model_validate({k: v for k, v in value.items() if k != "format"})
             weights = [1.0] * len(old.history)  # how format-1 states were folded
-            stored = _StoredState(**old.model_dump(), format=2, weights=weights, recent_events=[])
+            stored: _WeightedState = _StoredStateV2(
+                **old.model_dump(), format=2, weights=weights, recent_events=[]
+            )
+        elif fmt == 2:
+            stored = _StoredStateV2.model_validate(value)
         elif fmt == STATE_FORMAT:
             stored = _StoredState.model_validate(value)
         else:
@@ -244,7 +268,7 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
                 f"user {user_id!r}: stored state has format {fmt!r}; this worker reads "
                 f"formats 1..{STATE_FORMAT} (a newer worker wrote it?)"
             )
-        fields = stored.model_dump(exclude={"format"})
+        fields = stored.model_dump(exclude={"format", "seen"})
         fields["vector"] = _decode_vector(stored.vector)
         return UserState(**fields)
     except (ValidationError, ValueError) as exc:

@@ -79,6 +79,20 @@ class RetryConfig(BaseModel):
     )
 
 
+class UsersConfig(BaseModel):
+    """The users table: how long an idle user's state is kept."""
+
+    idle_expiry: float = Field(
+        default=30 * 24 * 3600.0,
+        ge=0,
+        description="Seconds without an event after which a user's state is removed (its "
+        "changelog record tombstoned); the user then starts over. 0: never.",
+    )
+    expiry_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between a worker's passes over its users."
+    )
+
+
 class HealthConfig(BaseModel):
     """How a worker tells probes whether it can serve."""
 
@@ -155,6 +169,7 @@ class Settings(BaseSettings):
     adapters: AdapterStoreConfig = Field(default_factory=AdapterStoreConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    users: UsersConfig = Field(default_factory=UsersConfig)
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> Settings:

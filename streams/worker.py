@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from streams import catalog, events
+from streams import catalog, events, expiry
 from streams.app import Pipeline, create_app
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
@@ -101,6 +101,7 @@ def build(settings: Settings) -> tuple[Pipeline, Health]:
     catalog.register(pipeline, actors)
     events.register_ingest(pipeline)
     events.register_recommend(pipeline, actors)
+    expiry.register_expiry(pipeline)
     health = Health(actors, settings.health, settings.ready_file, settings.alive_file)
     pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)
     return pipeline, health

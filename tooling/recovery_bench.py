@@ -39,7 +39,7 @@ def _fill_changelog(stack: LocalStack, users: int) -> None:
         vector=rng.standard_normal(384).astype(np.float32),
         events=20,
     )
-    value = json.dumps(encode_state(state)).encode()
+    value = json.dumps(encode_state(state, seen=time.time())).encode()
     producer = kafka_producer(stack.bootstrap)
     try:
         for n in range(users):

@@ -109,6 +109,12 @@ class RecommendConfig(BaseModel):
         le=1.0,
         description="Decay of the per-scenario trend vector used for users with no history.",
     )
+    trend_scenarios: int = Field(
+        default=1000,
+        ge=1,
+        description="Scenarios whose trend vector a recommender keeps (the least recently "
+        "active one is dropped first).",
+    )
     resources: dict[str, float] = Field(
         default_factory=dict,
         description="Custom Ray resources each worker's recommender actor needs.",

@@ -150,7 +150,8 @@ class Recommender:
         self.dim = dim
         self.model: ServingModel = model_of(0, None, dim=dim, recency=config.recency)
         # Per-scenario decayed sum of recently interacted item vectors: the query for a
-        # user with nothing usable yet ("what is being watched now"). Soft state.
+        # user with nothing usable yet ("what is being watched now"). Soft state, in
+        # order of last activity, at most `config.trend_scenarios` of them.
         self.trend: dict[str, Vector] = {}
 
     def model_version(self) -> int:
@@ -320,6 +321,7 @@ class Recommender:
         return unit(trend) if trend is not None and is_usable(trend) else None
 
     def _update_trend(self, scenario: str, item: Vector) -> None:
-        self.trend[scenario] = decayed_sum(
-            self.trend.get(scenario), item, 1.0, self.config.trend_recency
-        )
+        previous = self.trend.pop(scenario, None)  # re-inserted last: the most recent
+        self.trend[scenario] = decayed_sum(previous, item, 1.0, self.config.trend_recency)
+        while len(self.trend) > self.config.trend_scenarios:
+            del self.trend[next(iter(self.trend))]

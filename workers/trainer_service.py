@@ -94,10 +94,14 @@ class TrainerService:
     # -- called by the events agent / operators --------------------------------------------
 
     def add(self, samples: Sequence[Sample]) -> int:
-        """Queue training samples; returns how many wait in the inbox. Never trains."""
+        """Queue training samples; returns how many wait in the inbox. Never trains.
+
+        The inbox keeps at most the replay buffer's capacity (the newest samples): older
+        ones would be pushed out of the buffer by these before any round saw them."""
         with self._inbox_lock:
             self._inbox.extend(samples)
             self._status.samples_received += len(samples)
+            del self._inbox[: max(0, len(self._inbox) - self.config.buffer_size)]
             return len(self._inbox)
 
     def status(self) -> dict[str, Any]:

@@ -94,7 +94,8 @@ def event(
 
 
 def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
-    """user_id -> the newest value of their state in the users table's changelog."""
+    """user_id -> the newest value of their state in the users table's changelog (a user
+    whose newest record is a tombstone, an expired state, has none)."""
     from kafka import KafkaConsumer, TopicPartition
 
     topic = f"{stack.kafka.app_id}-users-changelog"
@@ -111,7 +112,10 @@ def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[st
                 raise TimeoutError(f"could not read {topic} to its end")
             for records in consumer.poll(timeout_ms=500).values():
                 for r in records:
-                    latest[r.key.decode()] = json.loads(r.value)
+                    if r.value is None:
+                        latest.pop(r.key.decode(), None)
+                    else:
+                        latest[r.key.decode()] = json.loads(r.value)
         return latest
     finally:
         consumer.close()

@@ -27,7 +27,9 @@ from workers.actors import REPLICA_NAME
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_a_killed_catalog_replica_restarts_and_no_event_is_lost(zero_shot_stack: LocalStack) -> None:
+def test_a_killed_catalog_replica_restarts_and_no_event_is_lost(
+    zero_shot_stack: LocalStack,
+) -> None:
     import ray
 
     stack = zero_shot_stack

@@ -258,7 +258,8 @@ def test_an_unreadable_stored_state_dead_letters_that_user_s_events_only() -> No
 
 
 def test_stored_states_reach_the_recommender_typed() -> None:
-    stored = encode_state(UserState(history=["a"], weights=[2.0], vector=np.ones(4, np.float32)))
+    state = UserState(history=["a"], weights=[2.0], vector=np.ones(4, np.float32))
+    stored = encode_state(state, seen=1.0)
     rec = FakeRecommender()
     run_batch([by_user("e1")], {b"u1": stored}, rec)
     state = rec.seen_states[0]["u1"]

@@ -29,6 +29,7 @@ CLI = "streams/cli.py"  # the one runtime module that may import tooling (lazily
 STREAMS_FILES = {
     "__init__.py",
     "app.py",
+    "expiry.py",
     "catalog.py",
     "cli.py",
     "deadletters.py",

@@ -167,3 +167,13 @@ def test_encoder_configured_path_is_used_as_is(tmp_path: Path) -> None:
 def test_encoder_path_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("STREAMREC_ENCODER__MODEL_PATH", str(tmp_path))
     assert Settings().encoder.resolved_model_path() == tmp_path
+
+
+def test_the_readme_lists_every_setting() -> None:
+    from pathlib import Path
+
+    from streams.settings import setting_rows
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [env for env, _, _ in setting_rows() if f"| `{env}` |" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streams.schemas import STATE_FORMAT, StateFormatError, decode_state, encode_state
+from streams.schemas import STATE_FORMAT, StateFormatError, decode_state, encode_state, seen_at
 from workers.recommender import UserState
 
 
 def through_json(state: UserState) -> UserState | None:
-    return decode_state("u", json.loads(json.dumps(encode_state(state))))
+    return decode_state("u", json.loads(json.dumps(encode_state(state, seen=1.0))))
 
 
 def test_round_trip_is_exact() -> None:
@@ -46,10 +46,18 @@ def test_round_trip_is_exact() -> None:
     assert empty is not None and empty.vector is None and empty.history == []
 
 
-def test_the_written_format_is_numbered_and_little_endian() -> None:
-    value = encode_state(UserState(vector=np.array([1.0], dtype=">f4")))
-    assert value["format"] == STATE_FORMAT == 2
+def test_the_written_format_is_numbered_and_little_endian_and_says_when() -> None:
+    value = encode_state(UserState(vector=np.array([1.0], dtype=">f4")), seen=1234.5)
+    assert value["format"] == STATE_FORMAT == 3
     assert value["vector"] == "AACAPw=="  # base64 of little-endian float32 1.0
+    assert seen_at(value) == 1234.5
+
+
+def test_format_2_is_read_as_it_is_and_does_not_say_when() -> None:
+    value = {**format_1(), "format": 2, "weights": [2.0, 1.0], "recent_events": ["e"]}
+    state = decode_state("u", value)
+    assert state is not None and state.weights == [2.0, 1.0] and state.recent_events == ["e"]
+    assert seen_at(value) is None
 
 
 def test_no_stored_value_is_a_new_user() -> None:
@@ -85,6 +93,7 @@ def test_format_1_is_upgraded_with_unit_weights() -> None:
         # 2 items, 1 weight
         ({**format_1(), "format": 2, "weights": [1.0], "recent_events": []}, "weights"),
         ({**format_1(), "format": 2, "weights": [1.0, 1.0]}, "recent_events"),
+        ({**format_1(), "format": 3, "weights": [1.0, 1.0], "recent_events": []}, "seen"),
         ({**format_1(), "vector": "not base64!"}, "vector|Invalid|base64"),
         ({**format_1(), "pending": ["zz"]}, "pending"),
         ("a string", "not an object"),
