@@ -7,6 +7,7 @@ unless ``STREAMREC_RAY__ADDRESS`` is given) that can be stopped, killed and rest
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -169,11 +170,12 @@ def local_stack(
 
 
 @dataclass
-class RayHead:
-    """A Ray cluster's head node started with ``ray start --head`` (token auth on)."""
+class RayNode:
+    """A Ray node started with ``ray start --block`` (a head, with token auth on, or a
+    node joining one), in its own process group."""
 
     process: subprocess.Popen[bytes]
-    address: str  # host:port of its GCS
+    address: str  # host:port of the cluster's GCS
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -181,40 +183,78 @@ class RayHead:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                self.kill()
         with suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group: the machine is gone, as Ray sees it."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
-@contextmanager
-def ray_head(num_cpus: int = 4, log_path: Path | None = None) -> Iterator[RayHead]:
-    """A Ray head as an operator starts one; workers join it with
-    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user)."""
-    port = free_port()
+
+def _ray_start(
+    args: list[str], log_path: Path | None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     ray_bin = Path(sys.executable).with_name("ray")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    common = ["--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     process = subprocess.Popen(
-        [
-            str(ray_bin),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            f"--num-cpus={num_cpus}",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            "--node-ip-address=127.0.0.1",
-        ],
+        [str(ray_bin), "start", *args, *common],
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     if log_path and not isinstance(out, int):
         out.close()
-    head = RayHead(process, f"127.0.0.1:{port}")
+    return process
+
+
+@contextmanager
+def ray_head(num_cpus: int = 4, log_path: Path | None = None) -> Iterator[RayNode]:
+    """A Ray head as an operator starts one; workers join it with
+    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user)."""
+    port = free_port()
+    args = ["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--include-dashboard=false"]
+    head = RayNode(_ray_start(args, log_path), f"127.0.0.1:{port}")
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
         yield head
     finally:
         head.stop()
+
+
+def ray_node(
+    address: str,
+    num_cpus: int = 1,
+    resources: Mapping[str, float] | None = None,
+    log_path: Path | None = None,
+    attempts: int = 3,
+    timeout: float = 120.0,
+) -> RayNode:
+    """Another node joining the cluster at ``address``, once it has joined (the caller
+    stops or kills it). It sends the token of the head's user (``ray start --head`` turns
+    token auth on, but a joining ``ray start`` only sends it when RAY_AUTH_MODE says so).
+    On a busy machine a node can time out starting: it is started again, ``attempts``
+    times in all."""
+    args = [f"--address={address}", f"--num-cpus={num_cpus}"]
+    if resources:
+        args.append(f"--resources={json.dumps(dict(resources))}")
+    log = log_path or Path(tempfile.mkstemp(prefix="ray-node-", suffix=".log")[1])
+    for attempt in range(1, attempts + 1):
+        node = RayNode(_ray_start(args, log, {"RAY_AUTH_MODE": "token"}), address)
+        deadline = time.monotonic() + timeout
+        while node.process.poll() is None and time.monotonic() < deadline:
+            if JOINED in log.read_text(errors="replace").split(RESTARTED)[-1]:
+                return node
+            time.sleep(0.2)
+        node.stop()
+        with open(log, "a") as out:
+            out.write(f"{RESTARTED} (attempt {attempt} did not join)\n")
+    raise RuntimeError(f"a Ray node did not join {address} in {attempts} attempts: see {log}")
+
+
+JOINED = "Ray runtime started."  # what `ray start` prints once its node has joined
+RESTARTED = "--- streamrec: starting the node again"

@@ -1,0 +1,227 @@
+"""The fault suite: three workers on a three-node Ray cluster (a head and two serving
+nodes, joined as an operator joins them, token auth on), online training on, and a
+20,000-event replay per fault: a worker SIGKILLed every 10 s and restarted; the broker
+SIGSTOPped for 30 s; the catalog writer, a catalog replica, the encoder, the trainer and
+a recommender killed in turn (their processes SIGKILLed: Ray restarts them); a serving
+node removed. Each run prints a row of docs/RELIABILITY.md's table and asserts what must
+hold: nothing lost, nothing applied twice, no dead letter (every record is good).
+
+Slow (about 2 minutes a fault on 2 cores): ``pytest -m faults -s`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration import themes
+from tests.integration.helpers import (
+    event,
+    events_per_user,
+    fault_report,
+    item,
+    latest_states,
+    read,
+    recommendations_for,
+    send_events,
+    send_items,
+    unique,
+    wait_served,
+)
+from tooling.local import LocalStack, RayNode, local_stack, ray_head, ray_node
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
+
+WORKERS = 3
+PARTITIONS = 6
+EVENTS = 20_000
+USERS = 500
+SERVING = {"serving": 3.0}  # each serving node can host every recommender
+
+
+@dataclass
+class Suite:
+    stack: LocalStack
+    head: RayNode
+    nodes: list[RayNode]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    root = tmp_path_factory.mktemp("fault-suite")  # logs stay here for a failed run
+    with ray_head(num_cpus=3, log_path=root / "ray-head.log") as head:
+        nodes = [
+            ray_node(head.address, 1, SERVING, log_path=root / f"ray-node-{n}.log")
+            for n in range(2)
+        ]
+        env = {
+            "STREAMREC_RAY__ADDRESS": head.address,
+            "STREAMREC_RECOMMEND__RESOURCES": '{"serving": 1}',
+            "STREAMREC_TRAINING__MODE": "online",
+            "STREAMREC_TRAINING__TRAIN_EVERY_SAMPLES": "4000",
+            "STREAMREC_TRAINING__STEPS_PER_ROUND": "3",
+        }
+        try:
+            with local_stack(partitions=PARTITIONS, env=env, workdir=root / "stack") as stack:
+                suite = Suite(stack, head, nodes)
+                suite.workers = stack.start_workers(range(WORKERS))
+                yield suite
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+class Replay:
+    """A 20k-event stream over its own users and items, sent at once."""
+
+    def __init__(self, stack: LocalStack, name: str) -> None:
+        self.stack = stack
+        scenario = unique(name)
+        self.items = [
+            item(f"{scenario}-{n}", t, scenario)
+            for n, t in enumerate(themes.SPACE + themes.COOKING + themes.GARDEN)
+        ]
+        send_items(stack, self.items)
+        users = [f"{scenario}-u{n}" for n in range(USERS)]
+        self.events = [
+            event(
+                unique("e"),
+                users[(n * 7) % USERS],
+                self.items[(n * 11) % len(self.items)]["item_id"],
+                float(n),
+                scenario,
+            )
+            for n in range(EVENTS)
+        ]
+        self.ids = {e["event_id"] for e in self.events}
+        send_events(stack, self.events)
+
+    def check(self, fault: str, since: float) -> str:
+        """Wait for every event, assert what must hold; the row for RELIABILITY.md."""
+        stack = self.stack
+        recs = recommendations_for(stack, self.ids, timeout=900)
+        recovered = time.monotonic() - since
+        lost = self.ids - set(recs)
+        assert not lost, f"{fault}: lost {len(lost)} (logs in {stack.workdir})"
+        letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
+        mine = [d for d in letters if d.value.get("event_id") in self.ids]
+        assert not mine, f"{fault}: dead letters {[d.value['error'] for d in mine][:3]}"
+        sent = events_per_user(self.events)
+        states = latest_states(stack)
+        got = {u: states.get(u, {}).get("events", 0) for u in sent}
+        wrong = {u: (got[u], n) for u, n in sent.items() if got[u] != n}
+        assert not wrong, f"{fault}: state counts (got, sent) {dict(list(wrong.items())[:5])}"
+        row = fault_report(fault, self.events, recs, mine, states, recovered)
+        print(row)
+        return row
+
+
+def actor_pids(class_name: str) -> list[int]:
+    """Processes of Ray actors of ``class_name`` on this machine (``ray::<Class>`` titles)."""
+    title = f"ray::{class_name}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        name = cmdline.split(b"\0")[0].split(b" ")[0]  # "ray::Catalog" or "ray::Catalog.index"
+        if name == title or name.startswith(title + b"."):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_actor(class_name: str) -> None:
+    pids = actor_pids(class_name)
+    assert pids, f"no {class_name} actor process to kill"
+    os.kill(pids[0], signal.SIGKILL)
+
+
+def wait_until_mid_stream(replay: Replay, at_least: int = 2000) -> None:
+    wait_served(replay.stack, replay.ids, at_least=at_least, timeout=300)
+
+
+def every_worker_ready(suite: Suite) -> None:
+    for index, proc in enumerate(suite.workers):
+        suite.stack.wait_ready(index, proc, timeout=300)
+
+
+def test_a_worker_sigkilled_every_10_s_and_restarted(suite: Suite) -> None:
+    replay = Replay(suite.stack, "kills")
+    wait_until_mid_stream(replay)
+    last_kill = time.monotonic()
+    for n in range(4):
+        index = n % WORKERS
+        suite.stack.kill_worker(suite.workers[index])
+        suite.workers[index] = suite.stack.launch_worker(index)
+        last_kill = time.monotonic()
+        time.sleep(10)
+    every_worker_ready(suite)
+    replay.check("a worker SIGKILLed every 10 s and restarted (4 kills)", last_kill)
+
+
+def test_a_30_second_broker_outage(suite: Suite) -> None:
+    replay = Replay(suite.stack, "outage")
+    wait_until_mid_stream(replay)
+    broker = suite.stack.broker.process.pid
+    os.kill(broker, signal.SIGSTOP)
+    time.sleep(30)
+    os.kill(broker, signal.SIGCONT)
+    replay.check("broker SIGSTOP 30 s, then SIGCONT", time.monotonic())
+
+
+ACTORS = ["Catalog", "CatalogReplica", "TextEncoder", "TrainerService", "Recommender"]
+
+
+def test_each_actor_killed_in_turn(suite: Suite) -> None:
+    replay = Replay(suite.stack, "actors")
+    wait_until_mid_stream(replay)
+    killed = time.monotonic()
+    for name in ACTORS:
+        kill_actor(name)
+        killed = time.monotonic()
+        time.sleep(3)
+    replay.check("catalog, replica, encoder, trainer, recommender SIGKILLed in turn", killed)
+    for proc in suite.workers:
+        assert proc.poll() is None, "a worker died"
+
+
+def test_a_serving_node_removed(suite: Suite) -> None:
+    replay = Replay(suite.stack, "node")
+    wait_until_mid_stream(replay)
+    busy = _node_with_recommenders(suite)
+    busy.kill()
+    removed = time.monotonic()
+    replay.check("a serving Ray node removed (its recommenders move)", removed)
+
+
+def _node_with_recommenders(suite: Suite) -> RayNode:
+    """The serving node that runs a recommender (its ``ray start`` is an ancestor of the
+    recommender's process: ray start -> raylet -> worker)."""
+    pids = actor_pids("Recommender")
+    for node in suite.nodes:
+        if any(node.process.pid in _ancestors(pid) for pid in pids):
+            return node
+    raise AssertionError(f"no serving node runs a recommender (pids {pids})")
+
+
+def _ancestors(pid: int) -> set[int]:
+    found = set()
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
+        found.add(pid)
+    return found
