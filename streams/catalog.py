@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from streams import deadletters
+from streams import deadletters, metrics
 from streams.app import Pipeline
 from streams.remote import call_until_done, describe, in_halves
 from streams.schemas import InvalidRecord, ItemRecord, decode_item
@@ -38,7 +38,8 @@ async def index_batch(
         try:
             good.append((message, decode_item(message.value)))
         except InvalidRecord as exc:
-            await deadletters.send(dead_letters, deadletters.from_message(message, str(exc)))
+            letter = deadletters.from_message(message, str(exc))
+            await deadletters.send(dead_letters, letter, deadletters.INVALID)
 
     async def index(part: Sequence[tuple[Any, ItemRecord]]) -> None:
         items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in part]
@@ -48,7 +49,8 @@ async def index_batch(
     async def reject(part: Sequence[tuple[Any, ItemRecord]], exc: BaseException) -> None:
         reason = f"indexing failed: {describe(exc)}"
         for message, _ in part:
-            await deadletters.send(dead_letters, deadletters.from_message(message, reason))
+            letter = deadletters.from_message(message, reason)
+            await deadletters.send(dead_letters, letter, deadletters.FAILED)
 
     if good:
         await in_halves(good, index, reject)
@@ -58,10 +60,12 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
     """Attach the catalog agent to the app; returns the agent."""
     kafka, retry = pipeline.settings.kafka, pipeline.settings.retry
     dead = pipeline.topics.dead_letters
+    items_topic = pipeline.settings.kafka.topics.items
 
     async def catalog(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
             messages = [e.message for e in batch]
+            metrics.EVENTS_IN.labels(topic=items_topic).inc(len(messages))
             await index_batch(messages, dead_letters=dead, actors=actors, retry=retry)
 
     return pipeline.app.agent(pipeline.topics.items, name="streamrec.catalog")(catalog)

@@ -11,9 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from streams import metrics
 from streams.schemas import ERROR_LIMIT, DeadLetter, SourceRef, dumps, key_text, truncate_raw
 
 log = logging.getLogger(__name__)
+
+# Why a record is a dead letter, in kinds (the metrics' label; the letter says exactly why).
+INVALID = "invalid_record"  # an input record breaks the contract
+INTERNAL = "bad_internal_record"  # a by-user record no compatible ingest agent wrote
+UNREADABLE_STATE = "unreadable_state"  # the user's stored state cannot be read
+FAILED = "processing_failed"  # the worker code failed on this record alone (or gave up)
+KINDS = (INVALID, INTERNAL, UNREADABLE_STATE, FAILED)
 
 
 def letter(
@@ -42,7 +50,10 @@ def from_source(source: SourceRef, error: str, raw: bytes | str | None) -> DeadL
     return letter(source.topic, source.partition, source.offset, source.key, error, raw)
 
 
-async def send(topic: Any, dead: DeadLetter) -> None:
-    """Produce one dead letter (key = the original key, cut) and log it."""
+async def send(topic: Any, dead: DeadLetter, kind: str) -> None:
+    """Produce one dead letter (key = the original key, cut), log it and count its kind."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dead-letter kind {kind!r}")
     log.warning("dead letter %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.error)
     await topic.send(key=dead.key, value=dumps(dead))
+    metrics.DEAD_LETTERS.labels(kind=kind).inc()

@@ -17,7 +17,7 @@ from collections.abc import MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
-from streams import deadletters
+from streams import deadletters, metrics
 from streams.app import Pipeline, Topics
 from streams.remote import call_until_done, describe, in_halves
 from streams.schemas import (
@@ -50,7 +50,8 @@ async def route_event(message: Any, topics: Topics) -> None:
             default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
         )
     except InvalidRecord as exc:
-        await deadletters.send(topics.dead_letters, deadletters.from_message(message, str(exc)))
+        letter = deadletters.from_message(message, str(exc))
+        await deadletters.send(topics.dead_letters, letter, deadletters.INVALID)
         return
     source = SourceRef(
         topic=message.topic,
@@ -67,9 +68,11 @@ async def route_event(message: Any, topics: Topics) -> None:
 def register_ingest(pipeline: Pipeline) -> Any:
     """events (any key) -> by-user topic (key user_id); invalid records -> dead letters."""
     topics = pipeline.topics
+    events_in = metrics.EVENTS_IN.labels(topic=pipeline.settings.kafka.topics.events)
 
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
+            events_in.inc()
             await route_event(event.message, topics)
 
     return pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
@@ -116,10 +119,10 @@ async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:
         log.warning("trainer did not take %d samples: %s", len(samples), describe(exc))
 
 
-async def _dead(topics: Topics, keyed: Sequence[KeyedEvent], reason: str) -> None:
+async def _dead(topics: Topics, keyed: Sequence[KeyedEvent], reason: str, kind: str) -> None:
     for k in keyed:
         letter = deadletters.from_source(k.source, reason, k.event.model_dump_json())
-        await deadletters.send(topics.dead_letters, letter)
+        await deadletters.send(topics.dead_letters, letter, kind)
 
 
 async def recommend_batch(
@@ -146,7 +149,7 @@ async def recommend_batch(
             keyed.append(KeyedEvent.model_validate_json(message.value))
         except ValueError as exc:  # not written by a compatible ingest agent
             letter = deadletters.from_message(message, f"bad internal record: {exc}")
-            await deadletters.send(topics.dead_letters, letter)
+            await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
 
     # {user_id: UserState | None}, decoded once per batch and kept current as parts of
     # the batch are served; users whose stored state is unreadable go to dead letters.
@@ -158,14 +161,15 @@ async def recommend_batch(
         except StateFormatError as exc:
             unreadable[uid] = f"unreadable user state: {exc}"
     for uid, reason in unreadable.items():
-        await _dead(topics, [k for k in keyed if k.event.user_id == uid], reason)
+        mine = [k for k in keyed if k.event.user_id == uid]
+        await _dead(topics, mine, reason, deadletters.UNREADABLE_STATE)
     keyed = [k for k in keyed if k.event.user_id not in unreadable]
 
     async def serve(part: Sequence[KeyedEvent]) -> None:
         await _serve(part, states, topics=topics, users=users, actors=actors, retry=retry)
 
     async def reject(part: Sequence[KeyedEvent], exc: BaseException) -> None:
-        await _dead(topics, part, f"recommendation failed: {describe(exc)}")
+        await _dead(topics, part, f"recommendation failed: {describe(exc)}", deadletters.FAILED)
 
     if keyed:
         await in_halves(keyed, serve, reject)
@@ -197,6 +201,8 @@ async def _serve(
     for k, result in zip(keyed, out.results, strict=True):
         rec = to_recommendation(k, result, now)
         await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))
+        metrics.RECOMMENDATIONS.inc()
+        metrics.LATENCY.observe(rec.latency_ms / 1000.0)
     if actors.trainer is not None and out.samples:
         await feed_trainer(actors.trainer, out.samples)
 
@@ -209,6 +215,7 @@ def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
     async def recommend(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
             messages = [e.message for e in batch]
+            metrics.BATCH_SIZE.observe(len(messages))
             await recommend_batch(messages, topics=topics, users=users, actors=actors, retry=retry)
 
     return pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

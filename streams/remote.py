@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import ray.exceptions as rex
 
+from streams import metrics
 from streams.settings import RetryConfig
 from workers.recommender import VersionMoved
 from workers.store.base import StoreError
@@ -88,15 +89,20 @@ async def call_until_done(
     started = time.monotonic()
     wait = retry.backoff
     attempt = 0
+    took = metrics.RAY_CALL.labels(call=what)
     while True:
         attempt += 1
         try:
-            return await submit()
+            result = await submit()
+            took.observe(time.monotonic() - started)
+            return result
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if not is_transient(exc):
+                metrics.RAY_FAILURES.labels(call=what, kind="input").inc()
                 raise InputFailed(exc) from exc
+            metrics.RAY_FAILURES.labels(call=what, kind="transient").inc()
             waited = time.monotonic() - started
             if retry.give_up_after is not None and waited + wait > retry.give_up_after:
                 raise GaveUp(f"{what} still failing after {waited:.0f} s: {describe(exc)}") from exc

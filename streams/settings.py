@@ -93,6 +93,22 @@ class UsersConfig(BaseModel):
     )
 
 
+class MetricsConfig(BaseModel):
+    """The worker's Prometheus endpoint (``/metrics``)."""
+
+    port: int = Field(
+        default=6066,
+        ge=0,
+        le=65535,
+        description="Port of the worker's /metrics endpoint (0: none). Workers sharing a "
+        "host need one port each.",
+    )
+    bind: str = Field(default="0.0.0.0", description="Address the /metrics endpoint binds.")
+    interval: float = Field(
+        default=5.0, gt=0, description="Seconds between refreshes of lag, version and sizes."
+    )
+
+
 class HealthConfig(BaseModel):
     """How a worker tells probes whether it can serve."""
 
@@ -170,6 +186,7 @@ class Settings(BaseSettings):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     users: UsersConfig = Field(default_factory=UsersConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> Settings:

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from streams import catalog, events, expiry
-from streams.app import Pipeline, create_app
+from streams import catalog, events, expiry, metrics
+from streams.app import Pipeline, by_user_topic_name, create_app
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
 
@@ -89,6 +89,49 @@ class Health:
                 path.unlink(missing_ok=True)
 
 
+class Gauges:
+    """Refreshes the gauges no agent moves: lag, model version, catalog size, training."""
+
+    def __init__(self, pipeline: Pipeline, actors: Any, timeout: float) -> None:
+        self.pipeline, self.actors, self.timeout = pipeline, actors, timeout
+        self.topic = by_user_topic_name(pipeline.settings)
+
+    def lag(self) -> dict[int, int]:
+        """{partition: records not yet committed} of the by-user partitions owned now."""
+        consumer = self.pipeline.app.consumer
+        committed = getattr(consumer, "_committed_offset", {})  # (faust: no public view)
+        lag = {}
+        for tp in consumer.assignment():
+            if tp.topic == self.topic:
+                high = consumer.highwater(tp)
+                done = committed.get(tp)
+                if high is not None:
+                    lag[tp.partition] = max(0, int(high) - (0 if done is None else done + 1))
+        return lag
+
+    async def _ask(self, call: Any) -> Any:
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the gauge keeps its last value; health reports the actor
+            log.info("metrics: no answer (%s)", describe(exc))
+            return None
+
+    async def refresh(self) -> None:
+        metrics.set_lag(self.lag())
+        version = await self._ask(self.actors.recommender.model_version.remote())
+        if version is not None:
+            metrics.MODEL_VERSION.set(version)
+        items = await self._ask(self.actors.catalog.count.remote())
+        if items is not None:
+            metrics.CATALOG_ITEMS.set(items)
+        if self.actors.trainer is not None:
+            status = await self._ask(self.actors.trainer.status.remote())
+            if status is not None:
+                metrics.set_training(status)
+
+
 def build(settings: Settings) -> tuple[Pipeline, Health]:
     """Start (or attach to) the Ray actors and build the Faust app with every agent."""
     from workers.actors import start_actors
@@ -104,6 +147,8 @@ def build(settings: Settings) -> tuple[Pipeline, Health]:
     expiry.register_expiry(pipeline)
     health = Health(actors, settings.health, settings.ready_file, settings.alive_file)
     pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)
+    gauges = Gauges(pipeline, actors, settings.health.timeout)
+    pipeline.app.timer(settings.metrics.interval, name="streamrec.metrics")(gauges.refresh)
     return pipeline, health
 
 
@@ -128,6 +173,7 @@ def run(settings: Settings) -> None:
     if settings.ready_file is not None:
         settings.ready_file.unlink(missing_ok=True)
     pipeline, health = build(settings)
+    metrics.serve(settings.metrics.port, settings.metrics.bind)
     worker = _worker_class(health)(
         pipeline.app,
         loglevel=settings.log_level,

@@ -31,6 +31,16 @@ class LocalStack:
     partitions: int
     env: dict[str, str] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    metrics_ports: dict[int, int] = field(default_factory=dict)  # worker index -> port
+
+    def metrics_port(self, index: int = 0) -> int:
+        """Worker ``index``'s metrics port (a free port per index, kept across restarts)."""
+        if index not in self.metrics_ports:
+            self.metrics_ports[index] = free_port()
+        return self.metrics_ports[index]
+
+    def metrics_url(self, index: int = 0) -> str:
+        return f"http://127.0.0.1:{self.metrics_port(index)}/metrics"
 
     @property
     def kafka(self) -> KafkaConfig:
@@ -56,6 +66,8 @@ class LocalStack:
                 "STREAMREC_STORE__URL": f"edge:{self.workdir / 'qdrant'}",
                 "STREAMREC_ADAPTERS__PATH": str(self.workdir / "adapters"),
                 "STREAMREC_READY_FILE": str(self.workdir / f"worker-{index}.ready"),
+                "STREAMREC_METRICS__PORT": str(self.metrics_port(index)),
+                "STREAMREC_METRICS__BIND": "127.0.0.1",
                 "STREAMREC_LOG_LEVEL": "INFO",
                 "HF_HUB_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false",

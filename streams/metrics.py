@@ -1,0 +1,94 @@
+"""What a worker exposes to Prometheus (``/metrics`` over HTTP, `prometheus_client`).
+
+    agents ──count / observe──► these metrics ◄──scrape── Prometheus
+    health timer ──refresh(lag, model version, catalog size, training)──┘
+
+Every series is bounded: labels are a topic, a Ray call's name, a partition number or a
+dead letter's kind (`deadletters.KINDS`), never a user, an item or a free-text reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+# Seconds: from 1 ms to a minute (an outage waited out shows in the top buckets).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+
+EVENTS_IN = Counter("streamrec_events_in", "Records read from an input topic.", ["topic"])
+RECOMMENDATIONS = Counter("streamrec_recommendations", "Recommendations produced.")
+DEAD_LETTERS = Counter("streamrec_dead_letters", "Records sent to dead letters.", ["kind"])
+LATENCY = Histogram(
+    "streamrec_latency_seconds",
+    "From an event's produce timestamp to its recommendation's produce time.",
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "streamrec_batch_size",
+    "Events per micro-batch sent to the recommender.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+RAY_CALL = Histogram(
+    "streamrec_ray_call_seconds",
+    "Ray calls awaited by an agent, retries included.",
+    ["call"],
+    buckets=LATENCY_BUCKETS,
+)
+RAY_FAILURES = Counter(
+    "streamrec_ray_call_failures",
+    "Failed tries of a Ray call: transient (waited out) or input (the record's fault).",
+    ["call", "kind"],
+)
+LAG = Gauge(
+    "streamrec_consumer_lag",
+    "Records of a by-user partition this worker owns not yet processed.",
+    ["partition"],
+)
+MODEL_VERSION = Gauge("streamrec_model_version", "Model version this worker's recommender serves.")
+CATALOG_ITEMS = Gauge("streamrec_catalog_items", "Items in the catalog.")
+TRAINING_ROUNDS = Gauge("streamrec_training_rounds", "Training rounds published by the trainer.")
+TRAINING_LOSS = Gauge("streamrec_training_loss", "Loss of the trainer's last round.")
+TRAINING_FAILED = Gauge(
+    "streamrec_training_failed_rounds", "Training rounds that failed (nothing published)."
+)
+
+
+def serve(port: int, bind: str) -> bool:
+    """Start the ``/metrics`` endpoint on its own thread (port 0: none). A port in use
+    (another worker on this host) is logged and the worker runs without it."""
+    if not port:
+        return False
+    try:
+        start_http_server(port, addr=bind)
+    except OSError as exc:
+        log.error("no metrics endpoint on %s:%d (%s): give each worker its port", bind, port, exc)
+        return False
+    log.info("metrics on http://%s:%d/metrics", bind, port)
+    return True
+
+
+_lagging: set[int] = set()  # partitions with a lag series now
+
+
+def set_lag(lag: Mapping[int, int]) -> None:
+    """Per-partition lag of the partitions owned now (series of the others removed)."""
+    for partition in _lagging - set(lag):
+        LAG.remove(str(partition))
+    for partition, records in lag.items():
+        LAG.labels(partition=str(partition)).set(records)
+    _lagging.clear()
+    _lagging.update(lag)
+
+
+def set_training(status: Mapping[str, Any]) -> None:
+    """The trainer's status (`TrainerService.status`) as gauges."""
+    TRAINING_ROUNDS.set(float(status.get("rounds", 0)))
+    loss = status.get("last_loss")
+    if isinstance(loss, int | float):
+        TRAINING_LOSS.set(float(loss))
+    TRAINING_FAILED.set(float(status.get("failed_rounds", 0)))
