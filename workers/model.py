@@ -9,7 +9,11 @@ version::
     item_vectors(ids, base (n, d), scenarios) -> (n, d) unit rec vectors
     initial_state()                           -> the empty user state
     step(state, rec_item, weight)             -> the state with one more item, O(d)
+    step_many(states, rec_items, weights)     -> the same for b users at once (b, ...)
     readout(state)                            -> the unit query (zero when nothing is known)
+
+`fold_sequences` folds many users' histories with one `step_many` per position (the
+recompute after a version change), not one `step` per item.
 
 Pure numpy/torch; `model_of` builds a version from its files (`workers.adapters.io`),
 which reach every node through the catalog actor, never a shared directory.
@@ -75,7 +79,26 @@ class ServingModel(Protocol):
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector: ...
 
+    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector: ...
+
     def readout(self, state: Vector) -> Vector: ...
+
+
+def fold_sequences(
+    model: ServingModel, sequences: Sequence[Sequence[tuple[Vector, float]]]
+) -> list[Vector | None]:
+    """Each sequence of (rec item, weight), oldest first, folded from the empty state:
+    as ``step`` item by item, with one ``step_many`` per position over the users whose
+    sequence reaches it. An empty sequence gives None (the empty state)."""
+    if not sequences:
+        return []
+    states = np.stack([model.initial_state()] * len(sequences))
+    for t in range(max(len(s) for s in sequences)):
+        rows = [k for k, s in enumerate(sequences) if len(s) > t]
+        items = np.stack([sequences[k][t][0] for k in rows]).astype(np.float32)
+        weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float32)
+        states[rows] = model.step_many(states[rows], items, weights)
+    return [states[k].copy() if s else None for k, s in enumerate(sequences)]
 
 
 class FrozenModel:
@@ -97,6 +120,10 @@ class FrozenModel:
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
         return decayed_sum(state, rec_item, weight, self.recency)
+
+    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector:
+        added = weights.reshape(-1, 1) * unit_rows(rec_items)
+        return (self.recency * states + added).astype(np.float32)
 
     def readout(self, state: Vector) -> Vector:
         return unit(state)
@@ -123,12 +150,17 @@ class AdapterModel:
         return self.adapter.initial_state(1)[0].numpy().astype(np.float32)
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
+        one = np.array([weight], dtype=np.float32)
+        new: Vector = self.step_many(state[None, :], rec_item[None, :], one)[0]
+        return new
+
+    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector:
         new = self.adapter.step_items(
-            torch.from_numpy(state[None, :]),
-            torch.from_numpy(rec_item[None, :]),
-            torch.tensor([weight], dtype=torch.float32),
+            torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(rec_items, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),
         )
-        return new[0].numpy().astype(np.float32)
+        return new.numpy().astype(np.float32)
 
     def readout(self, state: Vector) -> Vector:
         with torch.no_grad():

@@ -14,7 +14,15 @@ from typing import Protocol
 
 from workers.adapters.io import AdapterFiles
 from workers.config import RecommendConfig
-from workers.model import ServingModel, Vector, decayed_sum, is_usable, model_of, unit
+from workers.model import (
+    ServingModel,
+    Vector,
+    decayed_sum,
+    fold_sequences,
+    is_usable,
+    model_of,
+    unit,
+)
 from workers.store.base import Hit, SearchRequest
 from workers.training import Sample
 
@@ -204,8 +212,7 @@ class Recommender:
             if seen != version:
                 return None
             item_vectors = {**item_vectors, **more}
-            for state in stale:
-                self._recompute(state, item_vectors)
+            self._recompute(stale, item_vectors)
         for state in users.values():
             state.version = version
         texts = [e.text for e in events if e.text and e.text.strip()]
@@ -273,13 +280,19 @@ class Recommender:
             state.vector = self.model.initial_state()
         state.vector = self.model.step(state.vector, item, weight)
 
-    def _recompute(self, state: UserState, item_vectors: Mapping[str, Vector]) -> None:
-        """Rebuild a state of another version from the stored history (oldest first)."""
-        state.vector = None
-        for item_id, weight in zip(state.history, state.weights, strict=True):
-            vec = item_vectors.get(item_id)
-            if vec is not None:
-                self._fold(state, vec, weight)
+    def _recompute(self, states: list[UserState], item_vectors: Mapping[str, Vector]) -> None:
+        """Rebuild states of another version from their stored histories (oldest first),
+        all users at once (one model step per history position, not per item)."""
+        sequences = [
+            [
+                (item_vectors[i], w)
+                for i, w in zip(s.history, s.weights, strict=True)
+                if i in item_vectors
+            ]
+            for s in states
+        ]
+        for state, vector in zip(states, fold_sequences(self.model, sequences), strict=True):
+            state.vector = vector
 
     def _apply(
         self,

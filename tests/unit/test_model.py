@@ -10,7 +10,7 @@ import torch
 
 from workers.adapters import AdapterConfig, RecAdapter
 from workers.adapters.io import adapter_files
-from workers.model import AdapterModel, FrozenModel, is_usable, model_of, unit
+from workers.model import AdapterModel, FrozenModel, fold_sequences, is_usable, model_of, unit
 from workers.model import decayed_sum as fold
 from workers.recommender import UserState
 
@@ -159,3 +159,33 @@ def test_the_event_weight_counts_at_every_version(kind: str, tmp_path: Path) -> 
         same = model.step(model.initial_state(), rec[0], 1.0)
         assert np.allclose(same, model.step(model.initial_state(), rec[0], 1.0))
     assert isinstance(model_of(1, files, dim=4, recency=0.9), AdapterModel)
+
+
+@pytest.mark.parametrize("kind", ["frozen", "mean", "attention", "gru"])
+def test_folding_many_users_at_once_equals_folding_each_item_by_item(kind: str) -> None:
+    """The recompute path (`fold_sequences`, one `step_many` per position) gives every
+    user the state that stepping through their history one item at a time gives."""
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    if kind == "frozen":
+        model: object = FrozenModel(8, 0.9)
+    else:
+        adapter = RecAdapter(AdapterConfig(dim=8, n_experts=2, aggregator=kind, dropout=0.0))
+        model = model_of(1, adapter_files(adapter, 1), dim=8, recency=0.9)
+    sequences = [
+        [
+            (unit(rng.standard_normal(8).astype(np.float32)), float(w))
+            for w in rng.uniform(0.2, 3, n)
+        ]
+        for n in (5, 0, 1, 12, 3)
+    ]
+    folded = fold_sequences(model, sequences)  # type: ignore[arg-type]
+    for sequence, got in zip(sequences, folded, strict=True):
+        if not sequence:
+            assert got is None
+            continue
+        want = model.initial_state()  # type: ignore[attr-defined]
+        for item, weight in sequence:
+            want = model.step(want, item, weight)  # type: ignore[attr-defined]
+        assert got is not None
+        np.testing.assert_allclose(got, want, atol=1e-5)

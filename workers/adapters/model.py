@@ -157,13 +157,16 @@ class RecAdapter(nn.Module):
 
     @contextmanager
     def _serving(self) -> Iterator[None]:
-        was_training = self.training
+        if not self.training:  # a served adapter is in eval mode: no module walk per call
+            with torch.no_grad():
+                yield
+            return
         self.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            self.train(was_training)
+            self.train(True)
 
     def item_vectors(
         self, item_ids: Sequence[str], base: Tensor, scenarios: Sequence[str | None]
