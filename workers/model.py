@@ -11,6 +11,7 @@ version::
     step(state, rec_item, weight)             -> the state with one more item, O(d)
     step_many(states, rec_items, weights)     -> the same for b users at once (b, ...)
     readout(state)                            -> the unit query (zero when nothing is known)
+    readout_many(states)                      -> the same for b users at once
 
 `fold_sequences` folds many users' histories with one `step_many` per position (the
 recompute after a version change), not one `step` per item.
@@ -83,22 +84,29 @@ class ServingModel(Protocol):
 
     def readout(self, state: Vector) -> Vector: ...
 
+    def readout_many(self, states: Vector) -> Vector: ...
+
 
 def fold_sequences(
-    model: ServingModel, sequences: Sequence[Sequence[tuple[Vector, float]]]
+    model: ServingModel,
+    sequences: Sequence[Sequence[tuple[Vector, float]]],
+    starts: Sequence[Vector | None] | None = None,
 ) -> list[Vector | None]:
-    """Each sequence of (rec item, weight), oldest first, folded from the empty state:
-    as ``step`` item by item, with one ``step_many`` per position over the users whose
-    sequence reaches it. An empty sequence gives None (the empty state)."""
+    """Each sequence of (rec item, weight), oldest first, folded into its start state
+    (None or no ``starts``: the empty state): as ``step`` item by item, with one
+    ``step_many`` per position over the users whose sequence reaches it. A user with an
+    empty sequence keeps their start."""
     if not sequences:
         return []
-    states = np.stack([model.initial_state()] * len(sequences))
+    given = list(starts) if starts is not None else [None] * len(sequences)
+    empty = model.initial_state()
+    states = np.stack([empty if s is None else s for s in given]).astype(np.float32)
     for t in range(max(len(s) for s in sequences)):
         rows = [k for k, s in enumerate(sequences) if len(s) > t]
         items = np.stack([sequences[k][t][0] for k in rows]).astype(np.float32)
         weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float32)
         states[rows] = model.step_many(states[rows], items, weights)
-    return [states[k].copy() if s else None for k, s in enumerate(sequences)]
+    return [states[k].copy() if s else given[k] for k, s in enumerate(sequences)]
 
 
 class FrozenModel:
@@ -124,6 +132,9 @@ class FrozenModel:
     def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector:
         added = weights.reshape(-1, 1) * unit_rows(rec_items)
         return (self.recency * states + added).astype(np.float32)
+
+    def readout_many(self, states: Vector) -> Vector:
+        return unit_rows(states)
 
     def readout(self, state: Vector) -> Vector:
         return unit(state)
@@ -163,9 +174,13 @@ class AdapterModel:
         return new.numpy().astype(np.float32)
 
     def readout(self, state: Vector) -> Vector:
+        one: Vector = self.readout_many(state[None, :])[0]
+        return one
+
+    def readout_many(self, states: Vector) -> Vector:
         with torch.no_grad():
-            out = self.adapter.readout(torch.from_numpy(state[None, :]))
-        return out[0].numpy().astype(np.float32)
+            out = self.adapter.readout(torch.from_numpy(np.ascontiguousarray(states)))
+        return out.numpy().astype(np.float32)
 
 
 def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: float) -> ServingModel:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from workers.adapters.io import AdapterFiles
 from workers.config import RecommendConfig
 from workers.model import (
@@ -215,28 +217,41 @@ class Recommender:
             self._recompute(stale, item_vectors)
         for state in users.values():
             state.version = version
-        texts = [e.text for e in events if e.text and e.text.strip()]
-        text_vectors = iter(self._text_vectors(texts, events)) if texts else iter(())
+        with_text = [n for n, e in enumerate(events) if e.text and e.text.strip()]
+        text_vectors: dict[int, Vector] = {}
+        if with_text:
+            encoded = self._text_vectors([events[n] for n in with_text])
+            text_vectors = dict(zip(with_text, encoded, strict=True))
 
-        queries: list[Vector | None] = []
-        excluded: list[tuple[str, ...]] = []  # the user's history as of each event
+        # Events in waves: wave k holds every user's k-th event of the batch, so a wave
+        # has each user at most once and every model step and readout of a wave is one
+        # batched call; each user's events still fold in their order.
+        queries: list[Vector | None] = [None] * len(events)
+        excluded: list[tuple[str, ...]] = [()] * len(events)  # the history as of each event
         samples: list[Sample] = []
-        for event in events:
-            state = users[event.user_id]
-            if state.applied(event.event_id):  # seen before: served again, applied once
-                queries.append(self._query(state, event.scenario))
-                excluded.append(tuple(state.history))
-                continue
-            if state.history:
-                history = tuple(state.history[-self.config.sample_history :])
-                samples.append(Sample(history, event.item_id, event.scenario))
-            text_vector = next(text_vectors) if event.text and event.text.strip() else None
-            self._apply(state, event, item_vectors, text_vector)
-            queries.append(self._query(state, event.scenario))
-            excluded.append(tuple(state.history))
-            item = item_vectors.get(event.item_id)
-            if item is not None:
-                self._update_trend(event.scenario, item)
+        for wave in waves(events):
+            applying: list[int] = []
+            folds: list[list[tuple[Vector, float]]] = []
+            for n in wave:
+                event, state = events[n], users[events[n].user_id]
+                if state.applied(event.event_id):  # seen before: served again, applied once
+                    continue
+                if state.history:
+                    history = tuple(state.history[-self.config.sample_history :])
+                    samples.append(Sample(history, event.item_id, event.scenario))
+                folds.append(self._apply(state, event, item_vectors, text_vectors.get(n)))
+                applying.append(n)
+            starts = [users[events[n].user_id].vector for n in applying]
+            for n, vector in zip(applying, fold_sequences(self.model, folds, starts), strict=True):
+                users[events[n].user_id].vector = vector
+            wave_queries = self._queries([users[events[n].user_id] for n in wave], events, wave)
+            for n, query in zip(wave, wave_queries, strict=True):
+                queries[n] = query
+                excluded[n] = tuple(users[events[n].user_id].history)
+            for n in applying:
+                item = item_vectors.get(events[n].item_id)
+                if item is not None:
+                    self._update_trend(events[n].scenario, item)
 
         requests = [
             SearchRequest(
@@ -267,18 +282,11 @@ class Recommender:
             )
         return Batch(results, users, samples)
 
-    def _text_vectors(self, texts: list[str], events: Sequence[EventIn]) -> Vector:
-        """Event texts -> vectors in this version's space (text-only projection)."""
-        base = self.encoder.encode(texts)
-        scenarios = [e.scenario for e in events if e.text and e.text.strip()]
-        ids = [f"\x00text:{n}" for n in range(len(texts))]  # never a catalog id
-        return self.model.item_vectors(ids, base, scenarios)
-
-    def _fold(self, state: UserState, item: Vector, weight: float) -> None:
-        """One item into the state, O(d), with the event's weight."""
-        if state.vector is None:
-            state.vector = self.model.initial_state()
-        state.vector = self.model.step(state.vector, item, weight)
+    def _text_vectors(self, events: Sequence[EventIn]) -> Vector:
+        """Events' texts -> vectors in this version's space (text-only projection)."""
+        base = self.encoder.encode([e.text or "" for e in events])
+        ids = [f"\x00text:{n}" for n in range(len(events))]  # never a catalog id
+        return self.model.item_vectors(ids, base, [e.scenario for e in events])
 
     def _recompute(self, states: list[UserState], item_vectors: Mapping[str, Vector]) -> None:
         """Rebuild states of another version from their stored histories (oldest first),
@@ -300,41 +308,67 @@ class Recommender:
         event: EventIn,
         item_vectors: Mapping[str, Vector],
         text_vector: Vector | None,
-    ) -> None:
-        """Fold one event into the state in O(d) (plus late-arriving catalog items)."""
+    ) -> list[tuple[Vector, float]]:
+        """One event's bookkeeping on the state (history, pending items, counts, its id);
+        returns what to fold into the state's vector, in order, O(d) each: catalog items
+        of its history that arrived late, its item, its text."""
         cfg = self.config
+        folds: list[tuple[Vector, float]] = []
         still_pending = []
         for pid in state.pending:
             vec = item_vectors.get(pid)
             if vec is None:
                 still_pending.append(pid)
             else:  # its catalog record arrived since: it counts now, with its event's weight
-                self._fold(state, vec, state.weight_of(pid))
+                folds.append((vec, state.weight_of(pid)))
         item = item_vectors.get(event.item_id)
         if item is None:
             if event.item_id not in still_pending:
                 still_pending.append(event.item_id)
         else:
-            self._fold(state, item, event.weight)
+            folds.append((item, event.weight))
         if text_vector is not None and cfg.text_weight > 0:
-            self._fold(state, text_vector, cfg.text_weight * event.weight)
+            folds.append((text_vector, cfg.text_weight * event.weight))
         state.remember(event.item_id, event.weight, cfg.history_size)
         kept = set(state.history)
         state.pending = [p for p in still_pending if p in kept]
         state.events += 1
         state.scenario = event.scenario
         state.mark_applied(event.event_id, cfg.dedup_window)
+        return folds
 
-    def _query(self, state: UserState, scenario: str) -> Vector | None:
-        if state.vector is not None and is_usable(state.vector):
-            query = self.model.readout(state.vector)
-            if is_usable(query):
-                return query
-        trend = self.trend.get(scenario)
-        return unit(trend) if trend is not None and is_usable(trend) else None
+    def _queries(
+        self, states: Sequence[UserState], events: Sequence[EventIn], wave: Sequence[int]
+    ) -> list[Vector | None]:
+        """The query of each (distinct) user of a wave: their state's readout, batched;
+        the scenario's trend for a user with nothing usable; None when neither is."""
+        usable = [k for k, s in enumerate(states) if s.vector is not None and is_usable(s.vector)]
+        out: list[Vector | None] = [None] * len(states)
+        if usable:
+            matrix = np.stack([states[k].vector for k in usable])  # type: ignore[misc]
+            for k, query in zip(usable, self.model.readout_many(matrix), strict=True):
+                out[k] = query if is_usable(query) else None
+        for k, n in enumerate(wave):
+            if out[k] is None:
+                trend = self.trend.get(events[n].scenario)
+                out[k] = unit(trend) if trend is not None and is_usable(trend) else None
+        return out
 
     def _update_trend(self, scenario: str, item: Vector) -> None:
         previous = self.trend.pop(scenario, None)  # re-inserted last: the most recent
         self.trend[scenario] = decayed_sum(previous, item, 1.0, self.config.trend_recency)
         while len(self.trend) > self.config.trend_scenarios:
             del self.trend[next(iter(self.trend))]
+
+
+def waves(events: Sequence[EventIn]) -> list[list[int]]:
+    """Event positions in waves: wave k holds each user's k-th event (in batch order)."""
+    seen: dict[str, int] = {}
+    out: list[list[int]] = []
+    for n, event in enumerate(events):
+        k = seen.get(event.user_id, 0)
+        seen[event.user_id] = k + 1
+        if k == len(out):
+            out.append([])
+        out[k].append(n)
+    return out

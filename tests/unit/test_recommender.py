@@ -331,3 +331,30 @@ def test_the_trainer_inbox_keeps_at_most_the_buffers_capacity() -> None:
     assert trainer.add(samples[3:]) == 5
     assert [s.target for s in trainer._inbox] == ["i3", "i4", "i5", "i6", "i7"]
     assert trainer.status()["samples_received"] == 8
+
+
+def test_a_batch_serves_each_event_as_one_at_a_time_would(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    """Users' events interleaved in one batch (folded in waves, one batched model call
+    per wave) give the results and states of serving every event alone, in order."""
+    from workers.recommender import waves
+
+    items = ["s1", "f1", "s2", "f2", "s3", "f3"]
+    batch = [ev(f"e{n}", f"u{n % 3}", items[(n * 5) % 6]) for n in range(12)]
+    batch.append(ev("e12", "u1", "f1", text="pasta recipes"))
+    assert [len(w) for w in waves(batch)] == [3, 3, 3, 3, 1]  # u1 has a 5th event
+    together_results, together = make(store, encoder).recommend(batch, {})
+    alone = make(store, encoder)
+    states: dict[str, Any] = {}
+    for event, result in zip(batch, together_results, strict=True):
+        (single,), new = alone.recommend([event], states)
+        states.update(new)
+        assert single.event_id == result.event_id
+        assert ids(single.items) == ids(result.items), event.event_id
+        np.testing.assert_allclose(
+            [s for _, s in single.items], [s for _, s in result.items], atol=1e-5
+        )
+    for user, state in together.items():
+        assert state.history == states[user].history and state.events == states[user].events
+        np.testing.assert_allclose(state.vector, states[user].vector, atol=1e-6)
