@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> Pipeline:
         broker_commit_interval=kafka.commit_interval,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=kafka.linger_ms / 1000.0,
         web_enabled=False,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms

@@ -44,6 +44,13 @@ class KafkaConfig(BaseModel):
         default=0.05, gt=0, description="Seconds to wait filling a micro-batch."
     )
     commit_interval: float = Field(default=1.0, gt=0, description="Offset commit interval, s.")
+    linger_ms: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Producer linger, ms: records produced within it share one request "
+        "(fewer, larger writes; at most this much added latency per hop).",
+    )
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,
