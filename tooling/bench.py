@@ -4,7 +4,8 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
 1. catalog: produce every item, wait until the worker has committed them (indexed);
 2. firehose: produce N events at once; sustained events/s = N / (last rec - first send);
 3. paced: more events at half the firehose rate; latency event -> recommendation when
-   the pipeline is not saturated;
+   the pipeline is not saturated; then new-item freshness (5 probes) and the RSS of the
+   worker and its actors (`tooling.bench_probes`);
 4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
    same broker, the rate no Kafka pipeline on this machine can beat.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tooling.bench_probes import memory, new_item_freshness
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
@@ -112,6 +114,10 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         paced_rate = burst.events_per_s / 2
         with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
             paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
+        with console.status("new-item freshness ..."):
+            picks = [data.items[(n * 97) % len(data.items)] for n in range(5)]
+            fresh = [new_item_freshness(stack, item) for item in picks]
+        used = memory(stack.workers[0].pid)
         with console.status("passthrough ceiling ..."):
             from tooling.broker import create_topics
 
@@ -130,6 +136,8 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "latency_percentiles": PERCENTILES_NOTE,
         "firehose": asdict(burst),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
+        "new_item_freshness_s": [round(f, 3) for f in fresh],
+        "rss_mb": used,
         "passthrough_events_per_s": round(ceiling, 1),
         "pipeline_vs_passthrough": round(burst.events_per_s / ceiling, 4),
     }
@@ -157,6 +165,14 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     table.add_row("firehose sustained", f"{f['events_per_s']} events/s ({f['events']} events)")
     table.add_row("firehose latency p50/p95/p99", _ms(f["latency_ms"]))
     table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
+    fresh = r["new_item_freshness_s"]
+    table.add_row(
+        "new item recommendable after (5 probes)",
+        f"median {sorted(fresh)[len(fresh) // 2]:.2f} s, max {max(fresh):.2f} s",
+    )
+    rss = r["rss_mb"]
+    actors = ", ".join(f"{k} {v:.0f}" for k, v in rss["actors"].items())
+    table.add_row("RSS, MB (after the firehose)", f"worker {rss['worker']:.0f}; {actors}")
     table.add_row("passthrough ceiling", f"{r['passthrough_events_per_s']} events/s")
     table.add_row("pipeline / ceiling", f"{r['pipeline_vs_passthrough']:.2%}")
     console.print(table)

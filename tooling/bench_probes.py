@@ -1,0 +1,91 @@
+"""Two measures `streamrec bench` takes beside throughput and latency.
+
+* **New-item freshness**: how soon an item is recommendable after its record is
+  produced. A twin of a catalog item (same text, so the same frozen vector) is produced
+  under a new id, then an event on the original for a new user every 50 ms until a
+  recommendation lists the twin (the original is excluded as seen; its twin is its
+  nearest neighbour). Reported: the twin's produce time → that recommendation's
+  produce time.
+* **Memory**: resident set size of the worker process and of each Ray actor process it
+  started (its descendants titled ``ray::<Class>``), read from /proc.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tooling.consume import TopicReader
+from tooling.datasets import Record
+from tooling.local import LocalStack
+from tooling.produce import encode_record, kafka_producer
+
+
+def new_item_freshness(stack: LocalStack, original: Record, timeout: float = 60.0) -> float:
+    """Seconds from producing a twin of ``original`` until a recommendation lists it."""
+    twin_id = f"bench-twin-{uuid.uuid4().hex[:8]}"
+    twin = {**original, "item_id": twin_id}
+    topics = stack.kafka.topics
+    producer = kafka_producer(stack.bootstrap)
+    with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
+        reader.consumer.seek_to_end()  # only what comes after the twin
+        produced = time.time()
+        producer.send(topics.items, key=twin_id.encode(), value=encode_record(twin))
+        producer.flush()
+        deadline = time.monotonic() + timeout
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            user = f"bench-fresh-{twin_id}-{n}"
+            probe = {
+                "event_id": f"{user}-e",
+                "user_id": user,
+                "item_id": original["item_id"],
+                "ts": time.time(),
+                "scenario": original.get("scenario", "default"),
+            }
+            producer.send(topics.events, key=user.encode(), value=encode_record(probe))
+            producer.flush()
+            for rec in reader.poll(timeout=0.05):
+                if any(i["item_id"] == twin_id for i in rec.value.get("items", [])):
+                    producer.close()
+                    return float(rec.value["ts"]) - produced
+    producer.close()
+    raise TimeoutError(f"the twin item was not recommended within {timeout} s")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def memory(worker_pid: int) -> dict[str, Any]:
+    """{"worker": MB, "actors": {class: MB}} for the worker and its Ray actors."""
+    children: dict[int, list[int]] = {}
+    titles: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        titles[int(entry.name)] = title
+    actors: dict[str, float] = {}
+    todo = list(children.get(worker_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        title = titles.get(pid, "")
+        if title.startswith("ray::") and not title.startswith("ray::IDLE"):
+            name = title[len("ray::") :].split(".")[0].split(" ")[0]
+            if name[:1].isupper() and "Agent" not in name:
+                actors[name] = round(actors.get(name, 0.0) + rss_mb(pid), 1)
+    return {"worker": round(rss_mb(worker_pid), 1), "actors": dict(sorted(actors.items()))}
