@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from tooling.consume import TopicReader
 from tooling.datasets import Record
 from tooling.local import LocalStack
+from tooling.processes import actor_class, descendants, rss_mb
 from tooling.produce import encode_record, kafka_producer
 
 
@@ -56,36 +56,11 @@ def new_item_freshness(stack: LocalStack, original: Record, timeout: float = 60.
     raise TimeoutError(f"the twin item was not recommended within {timeout} s")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
 def memory(worker_pid: int) -> dict[str, Any]:
     """{"worker": MB, "actors": {class: MB}} for the worker and its Ray actors."""
-    children: dict[int, list[int]] = {}
-    titles: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:  # gone meanwhile
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-        titles[int(entry.name)] = title
     actors: dict[str, float] = {}
-    todo = list(children.get(worker_pid, []))
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        title = titles.get(pid, "")
-        if title.startswith("ray::") and not title.startswith("ray::IDLE"):
-            name = title[len("ray::") :].split(".")[0].split(" ")[0]
-            if name[:1].isupper() and "Agent" not in name:
-                actors[name] = round(actors.get(name, 0.0) + rss_mb(pid), 1)
+    for process in descendants(worker_pid):
+        name = actor_class(process.title)
+        if name is not None:
+            actors[name] = round(actors.get(name, 0.0) + rss_mb(process.pid), 1)
     return {"worker": round(rss_mb(worker_pid), 1), "actors": dict(sorted(actors.items()))}

@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -36,6 +35,7 @@ from tests.integration.helpers import (
     wait_served,
 )
 from tooling.local import LocalStack, RayNode, local_stack, ray_head, ray_node
+from tooling.processes import actor_pids, ancestors
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -124,23 +124,6 @@ class Replay:
         return row
 
 
-def actor_pids(class_name: str) -> list[int]:
-    """Processes of Ray actors of ``class_name`` on this machine (``ray::<Class>`` titles)."""
-    title = f"ray::{class_name}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        name = cmdline.split(b"\0")[0].split(b" ")[0]  # "ray::Catalog" or "ray::Catalog.index"
-        if name == title or name.startswith(title + b"."):
-            found.append(int(entry.name))
-    return found
-
-
 def kill_actor(class_name: str) -> None:
     pids = actor_pids(class_name)
     assert pids, f"no {class_name} actor process to kill"
@@ -210,18 +193,6 @@ def _node_with_recommenders(suite: Suite) -> RayNode:
     recommender's process: ray start -> raylet -> worker)."""
     pids = actor_pids("Recommender")
     for node in suite.nodes:
-        if any(node.process.pid in _ancestors(pid) for pid in pids):
+        if any(node.process.pid in ancestors(pid) for pid in pids):
             return node
     raise AssertionError(f"no serving node runs a recommender (pids {pids})")
-
-
-def _ancestors(pid: int) -> set[int]:
-    found = set()
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: ppid
-        found.add(pid)
-    return found
