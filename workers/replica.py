@@ -17,8 +17,6 @@ A plain class (tests call it directly); `workers.actors` makes it a per-node act
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -27,7 +25,8 @@ from typing import Protocol
 from workers.catalog import Changes, Cursor, ServingPoint
 from workers.config import StoreConfig
 from workers.model import Vector
-from workers.store import Hit, ItemPoint, SearchRequest, StoreError, VectorStore, open_store
+from workers.store import Hit, ItemPoint, SearchRequest, StoreError
+from workers.store.matrix import MatrixIndex
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +43,13 @@ class ReplicaNotReady(StoreError):
 
 
 class CatalogReplica:
-    """Serving vectors of the catalog at one version, in an in-process Qdrant engine
-    (a temporary directory of its own), kept current by a polling thread."""
+    """Serving vectors of the catalog at one version, in an exact in-memory index
+    (`MatrixIndex`), kept current by a polling thread."""
 
     def __init__(self, source: ChangeSource, dim: int, config: StoreConfig) -> None:
         self.source, self.dim, self.config = source, dim, config
         self.cursor: Cursor | None = None
-        self.store: VectorStore | None = None
-        self.directory: str | None = None
+        self.store: MatrixIndex | None = None
         self.read_lock = threading.Lock()  # the store and cursor, as readers see them
         self.sync_lock = threading.Lock()  # one poll at a time
         self.last_poll = 0.0
@@ -94,21 +92,18 @@ class CatalogReplica:
                 self.cursor = changes.cursor
             return
         # A whole catalog: loaded aside, then swapped in, so readers see one version.
-        directory = tempfile.mkdtemp(prefix="streamrec-replica-")
-        store = open_store(f"edge:{directory}", dim=self.dim, collection="serving")
+        store = MatrixIndex(self.dim, capacity=len(changes.points))
         store.upsert(_points(changes.points))
         with self.read_lock:
-            old_store, old_directory = self.store, self.directory
-            self.store, self.directory, self.cursor = store, directory, changes.cursor
-        _discard(old_store, old_directory)
+            self.store, self.cursor = store, changes.cursor
         log.info(
             "replica at catalog version %d: %d items", changes.cursor.version, len(changes.points)
         )
 
-    def _store(self) -> VectorStore:
+    def _store(self) -> MatrixIndex:
         return self._current()[1]
 
-    def _current(self) -> tuple[int, VectorStore]:
+    def _current(self) -> tuple[int, MatrixIndex]:
         """(version, store) of the copy served now (call with ``read_lock`` held)."""
         if self.store is None or self.cursor is None:
             raise ReplicaNotReady("this node's catalog copy has not been loaded yet")
@@ -141,17 +136,9 @@ class CatalogReplica:
     def close(self) -> None:
         self.stopped.set()
         with self.read_lock:
-            store, directory, self.store, self.directory = self.store, self.directory, None, None
-        _discard(store, directory)
+            self.store = None
 
 
 def _points(points: Sequence[ServingPoint]) -> list[ItemPoint]:
     # The copy searches only ``rec``; the store's schema wants a base vector too.
     return [ItemPoint(p.item_id, p.scenario, "", p.rec, p.rec) for p in points]
-
-
-def _discard(store: VectorStore | None, directory: str | None) -> None:
-    if store is not None:
-        store.close()
-    if directory is not None:
-        shutil.rmtree(directory, ignore_errors=True)

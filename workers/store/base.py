@@ -89,23 +89,27 @@ def check_using(using: str) -> str:
     return using
 
 
-def vector_list(vector: npt.ArrayLike, dim: int, what: str) -> list[float]:
-    """Validate a ``(dim,)`` finite vector and return it L2-normalised as a new list.
-
-    The list is a copy, so engines that normalise in place never touch caller arrays.
-    Normalising here (all collections are cosine) also keeps the stored form the same
-    everywhere: qdrant-client 1.20 local mode persists vectors as given and, after a
-    reopen, returns them un-normalised from ``retrieve``.
-    """
+def unit_vector(vector: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
+    """Validate a ``(dim,)`` finite vector and return it L2-normalised, as a new array
+    (a zero vector stays zero)."""
     arr = np.asarray(vector, dtype=np.float32)
     if arr.shape != (dim,):
         raise ValueError(f"{what}: expected shape ({dim},), got {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{what}: vector has non-finite values")
     norm = float(np.linalg.norm(arr))
-    if norm > 0.0:
-        arr = arr / np.float32(norm)
-    values: list[float] = arr.tolist()
+    return arr / np.float32(norm) if norm > 0.0 else arr.copy()
+
+
+def vector_list(vector: npt.ArrayLike, dim: int, what: str) -> list[float]:
+    """`unit_vector` as a new list.
+
+    The list is a copy, so engines that normalise in place never touch caller arrays.
+    Normalising here (all collections are cosine) also keeps the stored form the same
+    everywhere: qdrant-client 1.20 local mode persists vectors as given and, after a
+    reopen, returns them un-normalised from ``retrieve``.
+    """
+    values: list[float] = unit_vector(vector, dim, what).tolist()
     return values
 
 

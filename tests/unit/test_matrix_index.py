@@ -1,0 +1,105 @@
+"""The replica's exact index answers as the Qdrant engine's exact search does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workers.store import Hit, ItemPoint, SearchRequest, open_store
+from workers.store.matrix import QUERY_CHUNK, MatrixIndex
+
+DIM = 12
+N = 300
+
+
+def points(n: int, seed: int = 0, prefix: str = "i") -> list[ItemPoint]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        vec = rng.standard_normal(DIM).astype(np.float32)
+        out.append(ItemPoint(f"{prefix}{k}", "books" if k % 3 else "films", "", vec, vec))
+    return out
+
+
+def requests(n: int, seed: int = 1) -> list[SearchRequest]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        excluded = [f"i{j}" for j in rng.choice(N, size=k % 40, replace=False)]
+        out.append(
+            SearchRequest(
+                vector=rng.standard_normal(DIM).astype(np.float32),
+                k=(k % 15) + 1,
+                scenario=(None, "books", "films")[k % 3],
+                exclude=[*excluded, "never-stored"],
+                exact=True,
+            )
+        )
+    return out
+
+
+def ids(hits: list[list[Hit]]) -> list[list[str]]:
+    return [[h.item_id for h in row] for row in hits]
+
+
+def test_same_hits_as_the_engines_exact_search(tmp_path: Path) -> None:
+    stored = points(N)
+    engine = open_store(f"edge:{tmp_path}", dim=DIM)
+    engine.upsert(stored)
+    index = MatrixIndex(DIM, capacity=4)  # grows
+    index.upsert(stored)
+    asked = requests(2 * QUERY_CHUNK + 5)  # more than one chunk
+    mine, theirs = index.search(asked), engine.search(asked)
+    assert ids(mine) == ids(theirs)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+    for request, hits in zip(asked, mine, strict=True):
+        assert not {h.item_id for h in hits} & set(request.exclude)
+    engine.close()
+
+
+def test_exclusion_and_scenario_leave_fewer_than_k() -> None:
+    index = MatrixIndex(DIM)
+    stored = points(6)  # films: i0, i3; books: the rest
+    index.upsert(stored)
+    query = stored[0].rec
+    hits = index.search([SearchRequest(vector=query, k=10, scenario="films", exclude=["i0"])])
+    assert ids(hits) == [["i3"]]
+    assert index.search([SearchRequest(vector=query, k=3, scenario="music")]) == [[]]
+    assert index.search([SearchRequest(vector=query, k=0)]) == [[]]
+    every = index.search([SearchRequest(vector=query, k=10)])[0]
+    assert len(every) == 6 and every[0] == Hit("i0", pytest.approx(1.0, abs=1e-6))
+    assert [h.score for h in every] == sorted((h.score for h in every), reverse=True)
+
+
+def test_an_upsert_replaces_vector_and_scenario() -> None:
+    index = MatrixIndex(DIM)
+    stored = points(5)
+    index.upsert(stored)
+    moved = ItemPoint("i1", "films", "", stored[4].rec, stored[4].rec)
+    index.upsert([moved])
+    assert index.count() == 5
+    np.testing.assert_allclose(
+        index.vectors(["i1"])["i1"], stored[4].rec / np.linalg.norm(stored[4].rec), atol=1e-6
+    )
+    hits = index.search([SearchRequest(vector=stored[4].rec, k=2, scenario="films")])[0]
+    assert [h.item_id for h in hits][:1] == ["i1"]
+    assert index.vectors(["i1", "nope"]).keys() == {"i1"}
+
+
+def test_bad_requests_are_refused() -> None:
+    index = MatrixIndex(DIM)
+    index.upsert(points(3))
+    with pytest.raises(ValueError, match="shape"):
+        index.search([SearchRequest(vector=np.ones(DIM + 1, dtype=np.float32), k=1)])
+    with pytest.raises(ValueError, match="non-finite"):
+        index.search([SearchRequest(vector=np.full(DIM, np.nan, dtype=np.float32), k=1)])
+    with pytest.raises(ValueError, match="k must be"):
+        index.search([SearchRequest(vector=np.ones(DIM, dtype=np.float32), k=-1)])
+    with pytest.raises(ValueError, match="single string"):
+        index.search([SearchRequest(vector=np.ones(DIM, dtype=np.float32), k=1, exclude="i0")])
+    with pytest.raises(ValueError, match="non-finite"):
+        bad = np.full(DIM, np.inf, dtype=np.float32)
+        index.upsert([ItemPoint("x", "s", "", bad, bad)])
