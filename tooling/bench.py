@@ -3,11 +3,14 @@
 Phases, all against one embedded broker and one worker (local Ray, embedded model):
 1. catalog: produce every item, wait until the worker has committed them (indexed);
 2. firehose: produce N events at once; sustained events/s = N / (last rec - first send);
+   the CPU milliseconds each process (worker, each actor class, broker) spent per event;
 3. paced: more events at half the firehose rate; latency event -> recommendation when
    the pipeline is not saturated; then new-item freshness (5 probes) and the RSS of the
    worker and its actors (`tooling.bench_probes`);
 4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
-   same broker, the rate no Kafka pipeline on this machine can beat.
+   same broker, the rate no Kafka pipeline on this machine can beat;
+5. training off: a second stack whose worker does not train, catalog and firehose again
+   (the issue's "training on >= 0.8 x training off", measured in the same run).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tooling.bench_probes import memory, new_item_freshness
+from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
@@ -89,6 +92,33 @@ async def _passthrough(bootstrap: list[str], source: str, target: str, n: int) -
         await producer.stop()
 
 
+def _catalog(stack: LocalStack, items: list[Record]) -> float:
+    """Produce every item; seconds until the worker has committed them all (indexed)."""
+    producer = kafka_producer(stack.bootstrap)
+    t0 = time.monotonic()
+    produce(producer, stack.kafka.topics.items, items, "item_id")
+    producer.close()
+    stack.wait_consumed(stack.kafka.topics.items, interval=0.2)
+    return time.monotonic() - t0
+
+
+def _measured_firehose(stack: LocalStack, events: list[Record]) -> dict[str, Any]:
+    """The firehose, with the CPU milliseconds per event each process spent on it."""
+    worker, broker = stack.workers[0].pid, stack.broker.process.pid
+    before = cpu_by_process(worker, broker)
+    burst = _replay(stack, events, rate=None)
+    cpu = cpu_ms_per_event(before, cpu_by_process(worker, broker), burst.events)
+    return {**asdict(burst), "cpu_ms_per_event": cpu}
+
+
+def _training_off(data: Any, firehose: list[Record]) -> dict[str, Any]:
+    """The same catalog and firehose on a fresh stack whose worker does not train."""
+    with local_stack(partitions=2, env={"STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
+        stack.start_worker()
+        _catalog(stack, data.items)
+        return _measured_firehose(stack, firehose)
+
+
 def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
     console = Console()
     data = load(dataset)
@@ -99,19 +129,13 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         stack.start_worker()
         startup = time.monotonic() - t0
         console.print(f"worker ready in {startup:.1f}s")
-
-        producer = kafka_producer(stack.bootstrap)
-        t0 = time.monotonic()
-        produce(producer, stack.kafka.topics.items, data.items, "item_id")
-        producer.close()
-        stack.wait_consumed(stack.kafka.topics.items, interval=0.2)
-        catalog_s = time.monotonic() - t0
+        catalog_s = _catalog(stack, data.items)
         console.print(f"catalog: {len(data.items)} items indexed in {catalog_s:.1f}s")
 
         with console.status(f"firehose: {len(firehose)} events ..."):
-            burst = _replay(stack, firehose, rate=None)
-        paced_n = min(len(data.events) - n_events, max(200, int(burst.events_per_s * 20)))
-        paced_rate = burst.events_per_s / 2
+            burst = _measured_firehose(stack, firehose)
+        paced_n = min(len(data.events) - n_events, max(200, int(burst["events_per_s"] * 20)))
+        paced_rate = burst["events_per_s"] / 2
         with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
             paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
         with console.status("new-item freshness ..."):
@@ -127,6 +151,8 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
                     stack.bootstrap, stack.kafka.topics.events, "bench-passthrough", len(firehose)
                 )
             )
+    with console.status("firehose with training off (a second stack) ..."):
+        untrained = _training_off(data, firehose)
     results: dict[str, Any] = {
         "dataset": data.name,
         "machine": f"{platform.machine()}, {_cpus()} CPUs, {platform.python_version()}",
@@ -134,12 +160,14 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "catalog_items": len(data.items),
         "catalog_items_per_s": round(len(data.items) / catalog_s, 1),
         "latency_percentiles": PERCENTILES_NOTE,
-        "firehose": asdict(burst),
+        "firehose": burst,
+        "firehose_training_off": untrained,
+        "training_on_vs_off": round(burst["events_per_s"] / untrained["events_per_s"], 3),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
         "new_item_freshness_s": [round(f, 3) for f in fresh],
         "rss_mb": used,
         "passthrough_events_per_s": round(ceiling, 1),
-        "pipeline_vs_passthrough": round(burst.events_per_s / ceiling, 4),
+        "pipeline_vs_passthrough": round(burst["events_per_s"] / ceiling, 4),
     }
     _print(console, results)
     if output:
@@ -162,8 +190,15 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     )
     table.add_row("catalog encode+index", f"{r['catalog_items_per_s']} items/s")
     f, p = r["firehose"], r["paced"]
+    off = r["firehose_training_off"]
     table.add_row("firehose sustained", f"{f['events_per_s']} events/s ({f['events']} events)")
     table.add_row("firehose latency p50/p95/p99", _ms(f["latency_ms"]))
+    table.add_row("CPU per event, ms (firehose)", _cpu(f["cpu_ms_per_event"]))
+    table.add_row(
+        "firehose, training off",
+        f"{off['events_per_s']} events/s (on/off {r['training_on_vs_off']:.2f})",
+    )
+    table.add_row("CPU per event, ms (training off)", _cpu(off["cpu_ms_per_event"]))
     table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
     fresh = r["new_item_freshness_s"]
     table.add_row(
@@ -176,6 +211,11 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     table.add_row("passthrough ceiling", f"{r['passthrough_events_per_s']} events/s")
     table.add_row("pipeline / ceiling", f"{r['pipeline_vs_passthrough']:.2%}")
     console.print(table)
+
+
+def _cpu(by_process: dict[str, float]) -> str:
+    total = sum(by_process.values())
+    return f"{total:.2f} in all: " + ", ".join(f"{k} {v:.2f}" for k, v in by_process.items())
 
 
 def _ms(lat: dict[str, float]) -> str:

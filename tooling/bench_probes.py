@@ -19,7 +19,7 @@ from typing import Any
 from tooling.consume import TopicReader
 from tooling.datasets import Record
 from tooling.local import LocalStack
-from tooling.processes import actor_class, descendants, rss_mb
+from tooling.processes import actor_class, cpu_seconds, descendants, rss_mb
 from tooling.produce import encode_record, kafka_producer
 
 
@@ -54,6 +54,29 @@ def new_item_freshness(stack: LocalStack, original: Record, timeout: float = 60.
                     return float(rec.value["ts"]) - produced
     producer.close()
     raise TimeoutError(f"the twin item was not recommended within {timeout} s")
+
+
+def cpu_by_process(worker_pid: int, broker_pid: int | None) -> dict[str, float]:
+    """{"worker" | actor class | "broker": CPU seconds used so far} (several processes
+    of one class summed)."""
+    used = {"worker": cpu_seconds(worker_pid)}
+    if broker_pid is not None:
+        used["broker"] = cpu_seconds(broker_pid)
+    for process in descendants(worker_pid):
+        name = actor_class(process.title)
+        if name is not None:
+            used[name] = used.get(name, 0.0) + cpu_seconds(process.pid)
+    return used
+
+
+def cpu_ms_per_event(
+    before: dict[str, float], after: dict[str, float], events: int
+) -> dict[str, float]:
+    """CPU milliseconds per event each process spent between two `cpu_by_process` reads."""
+    return {
+        name: round((after[name] - before.get(name, 0.0)) * 1000.0 / events, 3)
+        for name in sorted(after)
+    }
 
 
 def memory(worker_pid: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""This machine's processes as /proc shows them: parents, titles, Ray actors, memory.
+"""This machine's processes as /proc shows them: parents, titles, Ray actors, memory, CPU.
 
 Used by the bench's memory probe and the fault suite (which kills actor processes and
 finds the Ray node that runs one). Linux only.
@@ -6,6 +6,7 @@ finds the Ray node that runs one). Linux only.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def descendants(pid: int) -> list[Process]:
         out.append(p)
         todo.extend(children.get(p.pid, []))
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used, in seconds (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # from the state on: utime, stime are 12, 13
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
