@@ -29,7 +29,6 @@ from workers.adapters.io import AdapterFiles
 from workers.catalog import Catalog, Changes, Cursor
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.encoder import LazyEncoder, TextEncoder
-from workers.in_process import InProcess
 from workers.model import Vector
 from workers.recommender import Recommender
 from workers.replica import CatalogReplica
@@ -126,25 +125,6 @@ class NodeCatalog:
         return int(ray.get(self._replica().version.remote()))
 
 
-class ProcessCatalog:
-    """`CatalogReader` of a recommender placed in a streamrec worker process: reads go
-    to a catalog replica inside this process, adapter files to the catalog actor."""
-
-    def __init__(self, catalog: Any, dim: int, config: StoreConfig) -> None:
-        self.catalog = catalog
-        self.replica = CatalogReplica(RemoteCatalog(catalog), dim, config)
-
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
-        return self.replica.lookup(item_ids)
-
-    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
-        return self.replica.search_at(requests)
-
-    def adapter(self, version: int) -> AdapterFiles | None:
-        result: AdapterFiles | None = ray.get(self.catalog.adapter.remote(version))
-        return result
-
-
 def node_replica(catalog: Any, dim: int, config: StoreConfig) -> Any:
     """The catalog replica of the node this process runs on (created if absent), pinned
     to that node (a soft preference put it elsewhere: docs/ENVIRONMENT-NOTES.md). When
@@ -221,14 +201,8 @@ def start_actors(
         ).remote(training, RemoteCatalog(cat), dim)
         ray.get(trainer.version.remote())
     # One recommender per streamrec worker process: it serves that worker's partitions,
-    # reading a catalog replica (its own, or its node's) and embedding event text itself.
-    if recommend.placement == "worker":
-        rec: Any = InProcess(
-            Recommender(recommend, ProcessCatalog(cat, dim, store), LazyEncoder(encoder), dim=dim),
-            name="streamrec-recommender",
-        )
-    else:
-        rec = RecommenderActor.options(num_cpus=0, resources=recommend.resources, **RESTART).remote(
-            recommend, NodeCatalog(cat, dim, store), LazyEncoder(encoder), dim=dim
-        )
+    # reading its node's catalog replica and embedding event text itself.
+    rec = RecommenderActor.options(num_cpus=0, resources=recommend.resources, **RESTART).remote(
+        recommend, NodeCatalog(cat, dim, store), LazyEncoder(encoder), dim=dim
+    )
     return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

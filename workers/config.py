@@ -7,7 +7,6 @@ from the environment (prefix ``STREAMREC_``); constructors here receive them exp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -103,12 +102,6 @@ class RecommendConfig(BaseModel):
         default=False,
         description="The catalog writer's own searches rank the whole catalog exactly instead "
         "of through the HNSW index (the replicas that serve events always rank exactly).",
-    )
-    placement: Literal["worker", "actor"] = Field(
-        default="worker",
-        description="Where a worker's user math and its catalog replica run: 'worker' in the "
-        "Faust worker process (a thread of its own; no process hop per batch), 'actor' in a Ray "
-        "actor with a replica per Ray node (serving on GPUs or off the Faust hosts).",
     )
     trend_recency: float = Field(
         default=0.99,
