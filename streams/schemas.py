@@ -175,7 +175,8 @@ def truncate_raw(raw: bytes | str | None, limit: int = RAW_LIMIT) -> str:
     if raw is None:
         return ""
     data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
-    text = data[:limit].decode("utf-8", "replace")
+    # Text is cut between characters; bytes keep their invalid sequences visible.
+    text = data[:limit].decode("utf-8", "ignore" if isinstance(raw, str) else "replace")
     return text + ("…" if len(data) > limit else "")
 
 
