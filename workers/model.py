@@ -47,14 +47,18 @@ STATE_NORM_CAP = 1e12
 def unit_rows(matrix: Vector) -> Vector:
     """(n, d) -> (n, d) float32 with unit rows; zero rows (and rows that are not finite)
     give zero rows. Any finite input works: rows are scaled by their largest entry
-    first, so no square overflows. Never modifies its input."""
-    x = np.asarray(matrix, dtype=np.float32)
-    peak = np.max(np.abs(x), axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1])
+    first, so no square overflows. Never modifies its input; one (n, d) copy, worked on
+    in place (the whole catalog goes through here)."""
+    x = np.array(matrix, dtype=np.float32, copy=True)
+    if x.size == 0:
+        return x
+    peak = np.maximum(x.max(axis=-1, keepdims=True), -x.min(axis=-1, keepdims=True))
     ok = np.isfinite(peak) & (peak > 0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        scaled = np.where(ok, x / np.where(ok, peak, 1.0), 0.0)
-    norms = np.linalg.norm(scaled, axis=-1, keepdims=True)
-    return (scaled / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    x /= np.where(ok, peak, np.float32(1.0))
+    x[~ok[..., 0]] = 0.0
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    x /= np.where(norms > 0, norms, np.float32(1.0))
+    return x
 
 
 def unit(vector: Vector) -> Vector:
