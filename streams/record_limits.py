@@ -83,11 +83,12 @@ def check_tree(data: Any, max_depth: int) -> None:
 
 
 def check_id(field: str, value: str | None, limit: int) -> None:
-    """An id (or a scenario): at most ``limit`` characters, no control characters."""
+    """An id (or a scenario): at most ``limit`` UTF-8 bytes, no control characters."""
     if value is None:
         return
-    if len(value) > limit:
-        raise InvalidRecord(f"{field}: {len(value)} characters, over the limit of {limit}")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidRecord(f"{field}: {size} bytes, over the limit of {limit}")
     found = _CONTROL.search(value)
     if found:
         code = f"U+{ord(found.group()):04X}"

@@ -138,8 +138,8 @@ def decode_item(raw: bytes | str | None, *, limits: LimitsConfig = DEFAULT_LIMIT
         item = ItemRecord.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecord(_reason(exc)) from exc
-    check_id("item_id", item.item_id, limits.id_chars)
-    check_id("scenario", item.scenario, limits.scenario_chars)
+    check_id("item_id", item.item_id, limits.id_bytes)
+    check_id("scenario", item.scenario, limits.scenario_bytes)
     check_ts(item.ts, limits)
     check_attributes(item.attributes, limits)
     text = cut_text(item.text, limits)
@@ -157,8 +157,8 @@ def decode_event(
     except ValidationError as exc:
         raise InvalidRecord(_reason(exc)) from exc
     for field in ("event_id", "user_id", "item_id", "type"):
-        check_id(field, getattr(event, field), limits.id_chars)
-    check_id("scenario", event.scenario, limits.scenario_chars)
+        check_id(field, getattr(event, field), limits.id_bytes)
+    check_id("scenario", event.scenario, limits.scenario_bytes)
     check_ts(event.ts, limits)
     check_weight(event.weight, limits)
     update: dict[str, Any] = {}

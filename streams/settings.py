@@ -174,15 +174,18 @@ class LimitsConfig(BaseModel):
         description="Deepest nesting of objects and arrays in a record (the record itself "
         "is 1), unknown fields included.",
     )
-    id_chars: int = Field(
-        default=512,
+    id_bytes: int = Field(
+        default=256,
         ge=1,
-        description="Longest event_id, user_id, item_id and event type, characters.",
+        le=1024,
+        description="Longest event_id, user_id, item_id and event type, UTF-8 bytes (a "
+        "user's state holds up to about 500 ids and must fit one changelog record).",
     )
-    scenario_chars: int = Field(
+    scenario_bytes: int = Field(
         default=128,
         ge=1,
-        description="Longest scenario name, characters (each scenario may keep state).",
+        le=1024,
+        description="Longest scenario name, UTF-8 bytes (each scenario may keep state).",
     )
     text_chars: int = Field(
         default=10_000,

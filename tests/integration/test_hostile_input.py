@@ -110,9 +110,9 @@ def hostile_events(user: str, known: str, scenario: str) -> list[Hostile]:
     again = f'"user_id": "{user}", "event_id": "{unique("h")}"}}'
     raw_served("duplicate keys (the last wins)", head + again)
     # ids and scenario
-    add("100,000-character user_id", ok(user_id="u" * 100_000), "user_id: 100000 characters")
-    add("600-character event_id", ok(event_id="e" * 600), "event_id: 600 characters")
-    add("200,000-character scenario", ok(scenario="s" * 200_000), "scenario: 200000 characters")
+    add("100,000-character user_id", ok(user_id="u" * 100_000), "user_id: 100000 bytes")
+    add("600-character event_id", ok(event_id="e" * 600), "event_id: 600 bytes")
+    add("200,000-character scenario", ok(scenario="s" * 200_000), "scenario: 200000 bytes")
     add("NUL in user_id", ok(user_id=f"{user}\x00"), "control character U+0000")
     add("NUL in item_id", ok(item_id="i\x00tem"), "control character U+0000")
     add("C1 control in item_id", ok(item_id="i\x85tem"), "control character U+0085")
@@ -121,7 +121,8 @@ def hostile_events(user: str, known: str, scenario: str) -> list[Hostile]:
     no_user = {k: v for k, v in ok().items() if k != "user_id"}
     add("missing user_id", no_user, "user_id: Field required")
     add("user_id a number", ok(user_id=7), "user_id: Input should be a valid string")
-    add("512-character user_id (the limit)", ok(user_id="u" * 512), SERVED)
+    add("256-byte user_id (the limit)", ok(user_id="ü" * 128), SERVED)
+    add("257-byte user_id", ok(user_id="u" + "ü" * 128), "user_id: 257 bytes")
     add("padded user_id (stripped)", ok(user_id=f"  {user}  "), SERVED)
     add("right-to-left override in user_id", ok(user_id=f"{user}\u202e"), SERVED)
     add("a new unicode scenario", ok(scenario=f"电影-{unique('s')}"), SERVED)
@@ -175,8 +176,8 @@ def hostile_items(scenario: str) -> list[Hostile]:
     add("a nested attribute", ok(attributes={"a": {"b": 1}}), "attributes.a")
     add("a lone surrogate in text", raw('{"item_id": "i", "text": "x \\udc80"}'), "surrogate")
     add("NUL in item_id", ok(item_id="i\x00"), "control character U+0000")
-    add("100,000-character item_id", ok(item_id="i" * 100_000), "item_id: 100000 characters")
-    add("200,000-character scenario", ok(scenario="s" * 200_000), "scenario: 200000 characters")
+    add("100,000-character item_id", ok(item_id="i" * 100_000), "item_id: 100000 bytes")
+    add("200,000-character scenario", ok(scenario="s" * 200_000), "scenario: 200000 bytes")
     add("ts 1e300", ok(ts=1e300), "ts must be epoch seconds")
     add(
         "5,000-digit ts",

@@ -335,7 +335,7 @@ def test_a_deeply_nested_event_is_dead_lettered_not_an_agent_crash() -> None:
         ({"weight": 1e39}, "weight must be <="),
         ({"ts": -1e12}, "ts must be epoch seconds"),
         ({"user_id": "u\x00"}, "user_id: control character U+0000"),
-        ({"scenario": "s" * 200_000}, "scenario: 200000 characters"),
+        ({"scenario": "s" * 200_000}, "scenario: 200000 bytes"),
     ],
 )
 def test_route_event_applies_the_limits(value: dict[str, Any], reason: str) -> None:

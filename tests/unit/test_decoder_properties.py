@@ -36,7 +36,7 @@ from streams.schemas import (
 from streams.settings import LimitsConfig
 from workers.recommender import UserState
 
-LIMITS = LimitsConfig(id_chars=40, scenario_chars=20, text_chars=50, attributes=5)
+LIMITS = LimitsConfig(id_bytes=40, scenario_bytes=20, text_chars=50, attributes=5)
 PRODUCER_LIMIT = 1_048_576
 SOURCE = SourceRef(topic="events", partition=0, offset=0, key=None, timestamp=1.0)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,7 +118,7 @@ def raw_values(records: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[
 def assert_id_within(value: str | None, limit: int) -> None:
     if value is None:
         return
-    assert 1 <= len(value) <= limit
+    assert 1 <= len(value.encode("utf-8")) <= limit
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
     value.encode("utf-8")  # a Kafka key
 
@@ -133,8 +133,8 @@ def test_decode_event_gives_an_event_within_limits_or_a_reason(raw: bytes | str)
         return
     assert isinstance(event, Event)
     for value in (event.event_id, event.user_id, event.item_id, event.type):
-        assert_id_within(value, LIMITS.id_chars)
-    assert_id_within(event.scenario, LIMITS.scenario_chars)
+        assert_id_within(value, LIMITS.id_bytes)
+    assert_id_within(event.scenario, LIMITS.scenario_bytes)
     assert 0 < event.weight <= LIMITS.weight_max
     assert LIMITS.ts_min <= event.ts <= LIMITS.ts_max
     assert event.text is None or len(event.text) <= LIMITS.text_chars
@@ -151,8 +151,8 @@ def test_decode_item_gives_an_item_within_limits_or_a_reason(raw: bytes | str) -
         assert str(exc)
         return
     assert isinstance(item, ItemRecord)
-    assert_id_within(item.item_id, LIMITS.id_chars)
-    assert_id_within(item.scenario, LIMITS.scenario_chars)
+    assert_id_within(item.item_id, LIMITS.id_bytes)
+    assert_id_within(item.scenario, LIMITS.scenario_bytes)
     assert 1 <= len(item.text) <= LIMITS.text_chars
     assert item.ts is None or LIMITS.ts_min <= item.ts <= LIMITS.ts_max
     assert item.attributes is None or len(item.attributes) <= LIMITS.attributes

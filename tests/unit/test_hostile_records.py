@@ -135,21 +135,28 @@ def test_non_finite_numbers_anywhere_are_rejected(literal: str) -> None:
 @pytest.mark.parametrize("field", ["user_id", "item_id", "event_id", "type"])
 def test_ids_longer_than_the_limit_are_rejected(field: str) -> None:
     reason = event_reason(with_event(**{field: "u" * 100_000}))
-    assert reason == f"{field}: 100000 characters, over the limit of {LIMITS.id_chars}"
+    assert reason == f"{field}: 100000 bytes, over the limit of {LIMITS.id_bytes}"
     assert decode_event(
-        with_event(**{field: "u" * LIMITS.id_chars}), default_event_id="d", limits=LIMITS
+        with_event(**{field: "u" * LIMITS.id_bytes}), default_event_id="d", limits=LIMITS
     )
+
+
+def test_the_id_limit_counts_utf8_bytes() -> None:
+    at_limit = "é" * (LIMITS.id_bytes // 2)
+    assert decode_event(with_event(user_id=at_limit), default_event_id="d", limits=LIMITS)
+    reason = event_reason(with_event(user_id=at_limit + "é"))
+    assert reason == f"user_id: {LIMITS.id_bytes + 2} bytes, over the limit of {LIMITS.id_bytes}"
 
 
 def test_a_long_scenario_is_rejected_in_events_and_items() -> None:
     long = "s" * 200_000
-    expected = f"scenario: 200000 characters, over the limit of {LIMITS.scenario_chars}"
+    expected = f"scenario: 200000 bytes, over the limit of {LIMITS.scenario_bytes}"
     assert event_reason(with_event(scenario=long)) == expected
     assert item_reason(with_item(scenario=long)) == expected
 
 
 def test_a_long_item_id_is_rejected() -> None:
-    assert item_reason(with_item(item_id="i" * 100_000)).startswith("item_id: 100000 characters")
+    assert item_reason(with_item(item_id="i" * 100_000)).startswith("item_id: 100000 bytes")
 
 
 @pytest.mark.parametrize("bad", ["u\x00", "a\x00b", "\x07", "x\x7fy", "x\x85y", "a\nb"])
@@ -233,3 +240,38 @@ def test_many_bad_fields_give_a_bounded_reason() -> None:
     reason = item_reason(json.dumps(record))
     assert reason.startswith("attributes.k0.str: Input should be a valid string")
     assert reason.endswith(" more") and len(reason.encode()) <= ERROR_LIMIT
+
+
+# --- what the limits bound downstream ----------------------------------------------
+
+
+def test_the_largest_user_state_the_limits_allow_fits_a_changelog_record() -> None:
+    """A user's state holds up to HISTORY_SIZE item ids (some pending too) and
+    DEDUP_WINDOW event ids: with every id at its limit, in 4-byte characters that JSON
+    may escape to 12 bytes each, it must still fit the producer's 1 MB limit."""
+    import numpy as np
+
+    from streams.schemas import encode_state
+    from workers.config import RecommendConfig
+    from workers.recommender import UserState
+
+    config = RecommendConfig()
+    longest = "🚀" * (LIMITS.id_bytes // 4)
+    assert decode_event(
+        with_event(user_id=longest, item_id=longest, event_id=longest),
+        default_event_id="d",
+        limits=LIMITS,
+    )
+    history = [f"{n:03d}{longest}"[: len(longest)] for n in range(config.history_size)]
+    state = UserState(
+        history=history,
+        weights=[LIMITS.weight_max] * len(history),
+        pending=list(history),
+        recent_events=[f"{n:03d}{longest}"[: len(longest)] for n in range(config.dedup_window)],
+        vector=np.ones(1024, dtype=np.float32),
+        scenario="s" * LIMITS.scenario_bytes,
+    )
+    stored = encode_state(state, seen=1.0)
+    for ascii_only in (True, False):
+        size = len(json.dumps(stored, ensure_ascii=ascii_only).encode("utf-8"))
+        assert size < 1_048_576, size

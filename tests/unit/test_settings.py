@@ -180,10 +180,10 @@ def test_the_readme_lists_every_setting() -> None:
 
 
 def test_record_limits_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STREAMREC_LIMITS__ID_CHARS", "64")
+    monkeypatch.setenv("STREAMREC_LIMITS__ID_BYTES", "64")
     monkeypatch.setenv("STREAMREC_LIMITS__WEIGHT_MAX", "5")
     limits = Settings().limits
-    assert (limits.id_chars, limits.weight_max, limits.text_chars) == (64, 5.0, 10_000)
+    assert (limits.id_bytes, limits.weight_max, limits.text_chars) == (64, 5.0, 10_000)
 
 
 @pytest.mark.parametrize(
