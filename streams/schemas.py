@@ -1,8 +1,10 @@
 """Every message shape of streamrec's Kafka topics, in one typed module.
 
 Inbound records (`ItemRecord`, `Event`) are validated strictly: a record that is not
-JSON, misses a field, has a wrong type or an empty id raises `InvalidRecord` with a
-human-readable reason, and the caller routes it to the dead-letter topic.
+JSON, misses a field, has a wrong type or an empty id, or is beyond the worker's
+`LimitsConfig` (size, nesting, id length, weight range, timestamp window ...; see
+`streams.record_limits`), raises `InvalidRecord` with a human-readable reason, and the
+caller routes it to the dead-letter topic. A text beyond its limit is cut instead.
 
 The users table's values (its changelog topic) are `UserState`s written by
 `encode_state` in the current ``STATE_FORMAT`` and read back by `decode_state`, which
