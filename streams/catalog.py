@@ -10,8 +10,8 @@ from typing import Any
 from streams import deadletters, metrics
 from streams.app import Pipeline
 from streams.remote import call_until_done, describe, in_halves
-from streams.schemas import InvalidRecord, ItemRecord, decode_item
-from streams.settings import RetryConfig
+from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item
+from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
 from workers.catalog import CatalogItem
 
@@ -25,21 +25,31 @@ def _index(actors: Actors, items: list[CatalogItem]) -> Any:
 
 
 async def index_batch(
-    messages: Sequence[Any], *, dead_letters: Any, actors: Actors, retry: RetryConfig
+    messages: Sequence[Any],
+    *,
+    dead_letters: Any,
+    actors: Actors,
+    retry: RetryConfig,
+    limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> None:
     """A micro-batch of `items` messages -> indexed items, or dead letters with reasons.
 
-    Failures of Ray or the store are waited out; an item the encoder or the catalog fails
-    on is found by indexing the batch in halves, and only it is dead-lettered.
+    A record that breaks the contract or ``limits``, or that the decoding code fails on
+    (the reason names the exception), is dead-lettered alone. Failures of Ray or the
+    store are waited out; an item the encoder or the catalog fails on is found by
+    indexing the batch in halves, and only it is dead-lettered.
     """
     # [faust Message(items record)] -> [(Message, ItemRecord)]
     good: list[tuple[Any, ItemRecord]] = []
     for message in messages:
         try:
-            good.append((message, decode_item(message.value)))
+            good.append((message, decode_item(message.value, limits=limits)))
         except InvalidRecord as exc:
             letter = deadletters.from_message(message, str(exc))
             await deadletters.send(dead_letters, letter, deadletters.INVALID)
+        except Exception as exc:
+            letter = deadletters.from_message(message, f"decoding failed: {describe(exc)}")
+            await deadletters.send(dead_letters, letter, deadletters.FAILED)
 
     async def index(part: Sequence[tuple[Any, ItemRecord]]) -> None:
         items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in part]
@@ -58,7 +68,8 @@ async def index_batch(
 
 def register(pipeline: Pipeline, actors: Actors) -> Any:
     """Attach the catalog agent to the app; returns the agent."""
-    kafka, retry = pipeline.settings.kafka, pipeline.settings.retry
+    settings = pipeline.settings
+    kafka, retry, limits = settings.kafka, settings.retry, settings.limits
     dead = pipeline.topics.dead_letters
     items_topic = pipeline.settings.kafka.topics.items
 
@@ -66,6 +77,8 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
             messages = [e.message for e in batch]
             metrics.EVENTS_IN.labels(topic=items_topic).inc(len(messages))
-            await index_batch(messages, dead_letters=dead, actors=actors, retry=retry)
+            await index_batch(
+                messages, dead_letters=dead, actors=actors, retry=retry, limits=limits
+            )
 
     return pipeline.app.agent(pipeline.topics.items, name="streamrec.catalog")(catalog)

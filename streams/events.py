@@ -19,8 +19,9 @@ from typing import Any
 
 from streams import deadletters, metrics
 from streams.app import Pipeline, Topics
-from streams.remote import call_until_done, describe, in_halves
+from streams.remote import InputFailed, call_until_done, describe, in_halves
 from streams.schemas import (
+    DEFAULT_LIMITS,
     InvalidRecord,
     KeyedEvent,
     Recommendation,
@@ -33,7 +34,7 @@ from streams.schemas import (
     encode_state,
     key_text,
 )
-from streams.settings import RetryConfig
+from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
 from workers.recommender import EventIn, RecResult, UserState
 from workers.training import Sample
@@ -41,18 +42,14 @@ from workers.training import Sample
 log = logging.getLogger(__name__)
 
 
-async def route_event(message: Any, topics: Topics) -> None:
-    """One `events` record (faust Message) -> the by-user topic, keyed by user, or a
-    dead letter with the reason."""
-    try:
-        record = decode_event(
-            message.value,
-            default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
-        )
-    except InvalidRecord as exc:
-        letter = deadletters.from_message(message, str(exc))
-        await deadletters.send(topics.dead_letters, letter, deadletters.INVALID)
-        return
+def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
+    """One `events` record (faust Message) -> (user id, KeyedEvent JSON) for the by-user
+    topic; InvalidRecord when the record breaks the contract or ``limits``."""
+    record = decode_event(
+        message.value,
+        default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
+        limits=limits,
+    )
     source = SourceRef(
         topic=message.topic,
         partition=message.partition,
@@ -61,19 +58,39 @@ async def route_event(message: Any, topics: Topics) -> None:
         timestamp=message.timestamp,
     )
     # (user_id, KeyedEvent): co-partitioned with the users table
-    keyed = KeyedEvent(event=record, source=source)
-    await topics.by_user.send(key=record.user_id.encode(), value=dumps(keyed))
+    return record.user_id.encode(), dumps(KeyedEvent(event=record, source=source))
+
+
+async def route_event(message: Any, topics: Topics, limits: LimitsConfig = DEFAULT_LIMITS) -> None:
+    """One `events` record (faust Message) -> the by-user topic, keyed by user, or a
+    dead letter with the reason.
+
+    Whatever the record holds, it ends one way or the other: an error of the worker
+    code on it is its dead letter (the reason names the exception), never the agent's
+    end. Only a failed send (the broker's) propagates.
+    """
+    try:
+        key, value = keyed_record(message, limits)
+    except InvalidRecord as exc:
+        letter = deadletters.from_message(message, str(exc))
+        await deadletters.send(topics.dead_letters, letter, deadletters.INVALID)
+        return
+    except Exception as exc:
+        letter = deadletters.from_message(message, f"routing failed: {describe(exc)}")
+        await deadletters.send(topics.dead_letters, letter, deadletters.FAILED)
+        return
+    await topics.by_user.send(key=key, value=value)
 
 
 def register_ingest(pipeline: Pipeline) -> Any:
     """events (any key) -> by-user topic (key user_id); invalid records -> dead letters."""
-    topics = pipeline.topics
+    topics, limits = pipeline.topics, pipeline.settings.limits
     events_in = metrics.EVENTS_IN.labels(topic=pipeline.settings.kafka.topics.events)
 
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             events_in.inc()
-            await route_event(event.message, topics)
+            await route_event(event.message, topics, limits)
 
     return pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
 
@@ -147,8 +164,9 @@ async def recommend_batch(
     for message in messages:
         try:
             keyed.append(KeyedEvent.model_validate_json(message.value))
-        except ValueError as exc:  # not written by a compatible ingest agent
-            letter = deadletters.from_message(message, f"bad internal record: {exc}")
+        except Exception as exc:  # not written by a compatible ingest agent
+            reason = f"bad internal record: {describe(exc)}"
+            letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
 
     # {user_id: UserState | None}, decoded once per batch and kept current as parts of
@@ -160,6 +178,8 @@ async def recommend_batch(
             states[uid] = decode_state(uid, users.get(uid.encode()))
         except StateFormatError as exc:
             unreadable[uid] = f"unreadable user state: {exc}"
+        except Exception as exc:  # a stored value no format foresaw
+            unreadable[uid] = f"unreadable user state: {describe(exc)}"
     for uid, reason in unreadable.items():
         mine = [k for k in keyed if k.event.user_id == uid]
         await _dead(topics, mine, reason, deadletters.UNREADABLE_STATE)
@@ -195,14 +215,19 @@ async def _serve(
         partial(actors.recommender.recommend.remote, inputs, mine), retry, what="recommend"
     )
     now = time.time()
+    try:  # every output encoded before any is written: a failure here is the input's
+        stored = {uid: encode_state(state, seen=now) for uid, state in out.states.items()}
+        recs = [to_recommendation(k, r, now) for k, r in zip(keyed, out.results, strict=True)]
+        sends = [(rec.user_id.encode(), dumps(rec), rec.latency_ms) for rec in recs]
+    except Exception as exc:
+        raise InputFailed(exc) from exc
     for uid, state in out.states.items():
         states[uid] = state
-        users[uid.encode()] = encode_state(state, seen=now)
-    for k, result in zip(keyed, out.results, strict=True):
-        rec = to_recommendation(k, result, now)
-        await topics.recommendations.send(key=rec.user_id.encode(), value=dumps(rec))
+        users[uid.encode()] = stored[uid]
+    for key, value, latency_ms in sends:
+        await topics.recommendations.send(key=key, value=value)
         metrics.RECOMMENDATIONS.inc()
-        metrics.LATENCY.observe(rec.latency_ms / 1000.0)
+        metrics.LATENCY.observe(latency_ms / 1000.0)
     if actors.trainer is not None and out.samples:
         await feed_trainer(actors.trainer, out.samples)
 

@@ -1,8 +1,10 @@
 """Every message shape of streamrec's Kafka topics, in one typed module.
 
 Inbound records (`ItemRecord`, `Event`) are validated strictly: a record that is not
-JSON, misses a field, has a wrong type or an empty id raises `InvalidRecord` with a
-human-readable reason, and the caller routes it to the dead-letter topic.
+JSON, misses a field, has a wrong type or an empty id, or is beyond the worker's
+`LimitsConfig` (size, nesting, id length, weight range, timestamp window ...; see
+`streams.record_limits`), raises `InvalidRecord` with a human-readable reason, and the
+caller routes it to the dead-letter topic. A text beyond its limit is cut instead.
 
 The users table's values (its changelog topic) are `UserState`s written by
 `encode_state` in the current ``STATE_FORMAT`` and read back by `decode_state`, which
@@ -13,14 +15,23 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from streams.record_limits import InvalidRecord as InvalidRecord  # the decoders raise it
+from streams.record_limits import (
+    check_attributes,
+    check_id,
+    check_ts,
+    check_weight,
+    cut_text,
+    load_json,
+    pre_check_attributes,
+)
+from streams.settings import LimitsConfig
 from workers.model import Vector
 from workers.recommender import UserState
 
@@ -30,10 +41,7 @@ AttributeValue = str | int | float | bool | list[str | int | float | bool]
 RAW_LIMIT = 2048  # bytes of the original record kept in a dead letter
 KEY_LIMIT = 1024  # bytes of the original key kept in a dead letter (and as its key)
 ERROR_LIMIT = 2048  # bytes of the reason kept in a dead letter
-
-
-class InvalidRecord(ValueError):
-    """A record that does not satisfy the contract; the message is the reason."""
+DEFAULT_LIMITS = LimitsConfig()
 
 
 class _Contract(BaseModel):
@@ -110,49 +118,58 @@ class KeyedEvent(_Contract):
     source: SourceRef
 
 
+_REASONS = 8  # validation errors named in a reason (a record may have thousands)
+
+
 def _reason(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
     parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "record"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+    for err in errors[:_REASONS]:
+        where = ".".join(str(p)[:64] for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg'][:200]}")
+    more = len(errors) - _REASONS
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _load_json(raw: bytes | str | None) -> Any:
-    if raw is None:
-        raise InvalidRecord("empty value (null record)")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRecord(f"not valid UTF-8 JSON: {exc}") from exc
-
-
-def decode_item(raw: bytes | str | None) -> ItemRecord:
-    """Raw `items` value -> ItemRecord, or InvalidRecord with the reason."""
-    data = _load_json(raw)
+def decode_item(raw: bytes | str | None, *, limits: LimitsConfig = DEFAULT_LIMITS) -> ItemRecord:
+    """Raw `items` value -> ItemRecord within ``limits`` (text cut to its limit), or
+    InvalidRecord with the reason."""
+    data = load_json(raw, limits)
+    pre_check_attributes(data, limits)
     try:
         item = ItemRecord.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecord(_reason(exc)) from exc
-    if item.ts is not None and not math.isfinite(item.ts):
-        raise InvalidRecord("ts must be a finite number")
-    return item
+    check_id("item_id", item.item_id, limits.id_bytes)
+    check_id("scenario", item.scenario, limits.scenario_bytes)
+    check_ts(item.ts, limits)
+    check_attributes(item.attributes, limits)
+    text = cut_text(item.text, limits)
+    return item if text == item.text else item.model_copy(update={"text": text})
 
 
-def decode_event(raw: bytes | str | None, *, default_event_id: str) -> Event:
-    """Raw `events` value -> Event (``event_id`` defaulted), or InvalidRecord."""
-    data = _load_json(raw)
+def decode_event(
+    raw: bytes | str | None, *, default_event_id: str, limits: LimitsConfig = DEFAULT_LIMITS
+) -> Event:
+    """Raw `events` value -> Event within ``limits`` (``event_id`` defaulted, text cut to
+    its limit), or InvalidRecord with the reason."""
+    data = load_json(raw, limits)
     try:
         event = Event.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecord(_reason(exc)) from exc
-    if not (math.isfinite(event.ts) and math.isfinite(event.weight)):
-        raise InvalidRecord("ts and weight must be finite numbers")
-    if event.weight <= 0:
-        raise InvalidRecord(f"weight must be > 0, got {event.weight}")
+    for field in ("event_id", "user_id", "item_id", "type"):
+        check_id(field, getattr(event, field), limits.id_bytes)
+    check_id("scenario", event.scenario, limits.scenario_bytes)
+    check_ts(event.ts, limits)
+    check_weight(event.weight, limits)
+    update: dict[str, Any] = {}
     if event.event_id is None:
-        event = event.model_copy(update={"event_id": default_event_id})
-    return event
+        update["event_id"] = default_event_id
+    text = cut_text(event.text, limits)
+    if text != event.text:
+        update["text"] = text
+    return event.model_copy(update=update) if update else event
 
 
 def truncate_raw(raw: bytes | str | None, limit: int = RAW_LIMIT) -> str:
@@ -160,7 +177,8 @@ def truncate_raw(raw: bytes | str | None, limit: int = RAW_LIMIT) -> str:
     if raw is None:
         return ""
     data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
-    text = data[:limit].decode("utf-8", "replace")
+    # Text is cut between characters; bytes keep their invalid sequences visible.
+    text = data[:limit].decode("utf-8", "ignore" if isinstance(raw, str) else "replace")
     return text + ("…" if len(data) > limit else "")
 
 

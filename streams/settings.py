@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
@@ -155,6 +155,73 @@ class RayConfig(BaseModel):
         return env
 
 
+class LimitsConfig(BaseModel):
+    """Bounds on one inbound record (`items`, `events`), enforced when it is decoded: a
+    record beyond one is a dead letter with the reason, except an over-long text, which
+    is cut (README, "Limits")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_bytes: int = Field(
+        default=1_048_576,
+        ge=64,
+        description="Largest record value, bytes; a larger one is rejected before parsing.",
+    )
+    json_depth: int = Field(
+        default=16,
+        ge=2,
+        le=256,
+        description="Deepest nesting of objects and arrays in a record (the record itself "
+        "is 1), unknown fields included.",
+    )
+    id_bytes: int = Field(
+        default=256,
+        ge=1,
+        le=1024,
+        description="Longest event_id, user_id, item_id and event type, UTF-8 bytes (a "
+        "user's state holds up to about 500 ids and must fit one changelog record).",
+    )
+    scenario_bytes: int = Field(
+        default=128,
+        ge=1,
+        le=1024,
+        description="Longest scenario name, UTF-8 bytes (each scenario may keep state).",
+    )
+    text_chars: int = Field(
+        default=10_000,
+        ge=1,
+        description="Characters of an item's or an event's text kept; the rest is cut "
+        "(the encoder reads only its first STREAMREC_ENCODER__MAX_LENGTH tokens).",
+    )
+    attributes: int = Field(default=64, ge=0, description="Most attributes per item.")
+    attributes_bytes: int = Field(
+        default=16_384, ge=2, description="Largest size of an item's attributes as JSON, bytes."
+    )
+    weight_max: float = Field(
+        default=1000.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Largest event weight (a weight must also be > 0).",
+    )
+    ts_min: float = Field(
+        default=0.0,
+        allow_inf_nan=False,
+        description="Earliest accepted ts, epoch seconds (1970-01-01).",
+    )
+    ts_max: float = Field(
+        default=4_102_444_800.0,
+        allow_inf_nan=False,
+        description="Latest accepted ts, epoch seconds (2100-01-01: a timestamp in "
+        "milliseconds is rejected).",
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> LimitsConfig:
+        if self.ts_min >= self.ts_max:
+            raise ValueError(f"ts_min ({self.ts_min}) must be < ts_max ({self.ts_max})")
+        return self
+
+
 class Settings(BaseSettings):
     """All of streamrec's configuration."""
 
@@ -194,6 +261,7 @@ class Settings(BaseSettings):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     users: UsersConfig = Field(default_factory=UsersConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _no_unknown_env(self) -> Settings:

@@ -35,18 +35,56 @@ from workers.adapters.io import AdapterFiles, adapter_from_files
 Vector = npt.NDArray[np.float32]
 
 
-def unit(vector: Vector) -> Vector:
-    """Unit-length copy (a zero vector stays zero); never modifies its input."""
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
-        return vector.astype(np.float32, copy=True)
-    return (vector / norm).astype(np.float32)
+# Finite in, finite out. An event's weight is clipped to MAX_WEIGHT when folded (the
+# contract admits at most STREAMREC_LIMITS__WEIGHT_MAX, 1000 by default); a frozen-model
+# state longer than STATE_NORM_CAP is scaled down to it (its readout, the direction, is
+# unchanged); a stored state that is not finite (written before these bounds) starts
+# over from the empty state.
+MAX_WEIGHT = 1e6
+STATE_NORM_CAP = 1e12
 
 
 def unit_rows(matrix: Vector) -> Vector:
-    """(n, d) -> (n, d) with unit rows (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    """(n, d) -> (n, d) float32 with unit rows; zero rows (and rows that are not finite)
+    give zero rows. Any finite input works: rows are scaled by their largest entry
+    first, so no square overflows. Never modifies its input; one (n, d) copy, worked on
+    in place (the whole catalog goes through here)."""
+    x = np.array(matrix, dtype=np.float32, copy=True)
+    if x.size == 0:
+        return x
+    peak = np.maximum(x.max(axis=-1, keepdims=True), -x.min(axis=-1, keepdims=True))
+    ok = np.isfinite(peak) & (peak > 0)
+    x /= np.where(ok, peak, np.float32(1.0))
+    x[~ok[..., 0]] = 0.0
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    x /= np.where(norms > 0, norms, np.float32(1.0))
+    return x
+
+
+def unit(vector: Vector) -> Vector:
+    """Unit-length copy (a zero vector stays zero; see `unit_rows`)."""
+    one: Vector = unit_rows(np.asarray(vector, dtype=np.float32)[None, :])[0]
+    return one
+
+
+def clip_weights(weights: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Event weights as folded: within [0, MAX_WEIGHT] (NaN counts as 0)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return np.clip(np.nan_to_num(w, nan=0.0, posinf=MAX_WEIGHT, neginf=0.0), 0.0, MAX_WEIGHT)
+
+
+def finite_rows(states: Vector, empty: Vector) -> Vector:
+    """(b, s) states with every row that is not finite replaced by ``empty`` (a copy)."""
+    x = np.asarray(states, dtype=np.float32)
+    bad = ~np.all(np.isfinite(x), axis=-1, keepdims=True)
+    return np.where(bad, empty, x).astype(np.float32)
+
+
+def capped_rows(states: npt.NDArray[np.float64]) -> Vector:
+    """float64 (b, d) -> float32 rows no longer than STATE_NORM_CAP (scaled down)."""
+    norms = np.linalg.norm(states, axis=-1, keepdims=True)
+    scale = np.where(norms > STATE_NORM_CAP, STATE_NORM_CAP / np.maximum(norms, 1.0), 1.0)
+    return (states * scale).astype(np.float32)
 
 
 def is_usable(vector: Vector | None) -> bool:
@@ -59,11 +97,13 @@ def is_usable(vector: Vector | None) -> bool:
 
 
 def decayed_sum(vector: Vector | None, item: Vector, weight: float, recency: float) -> Vector:
-    """``recency * vector + weight * unit(item)``; ``None`` is the empty sum."""
-    added = weight * unit(item)
-    if vector is None:
-        return added.astype(np.float32)
-    return (recency * vector + added).astype(np.float32)
+    """``recency * vector + weight * unit(item)``; ``None`` (or a vector that is not
+    finite) is the empty sum. Finite, at most STATE_NORM_CAP long."""
+    added = float(clip_weights(weight)) * unit(item).astype(np.float64)
+    if vector is not None and np.all(np.isfinite(vector)):
+        added = recency * np.asarray(vector, dtype=np.float64) + added
+    out: Vector = capped_rows(added[None, :])[0]
+    return out
 
 
 class ServingModel(Protocol):
@@ -80,7 +120,7 @@ class ServingModel(Protocol):
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector: ...
 
-    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector: ...
+    def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
 
     def readout(self, state: Vector) -> Vector: ...
 
@@ -104,7 +144,7 @@ def fold_sequences(
     for t in range(max(len(s) for s in sequences)):
         rows = [k for k, s in enumerate(sequences) if len(s) > t]
         items = np.stack([sequences[k][t][0] for k in rows]).astype(np.float32)
-        weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float32)
+        weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float64)
         states[rows] = model.step_many(states[rows], items, weights)
     return [states[k].copy() if s else given[k] for k, s in enumerate(sequences)]
 
@@ -127,11 +167,14 @@ class FrozenModel:
         return np.zeros(self.dim, dtype=np.float32)
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
-        return decayed_sum(state, rec_item, weight, self.recency)
+        one = np.array([weight], dtype=np.float64)
+        new: Vector = self.step_many(state[None, :], rec_item[None, :], one)[0]
+        return new
 
-    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector:
-        added = weights.reshape(-1, 1) * unit_rows(rec_items)
-        return (self.recency * states + added).astype(np.float32)
+    def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        start = finite_rows(states, self.initial_state()).astype(np.float64)
+        added = clip_weights(weights).reshape(-1, 1) * unit_rows(rec_items)
+        return capped_rows(self.recency * start + added)
 
     def readout_many(self, states: Vector) -> Vector:
         return unit_rows(states)
@@ -161,17 +204,21 @@ class AdapterModel:
         return self.adapter.initial_state(1)[0].numpy().astype(np.float32)
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
-        one = np.array([weight], dtype=np.float32)
+        one = np.array([weight], dtype=np.float64)
         new: Vector = self.step_many(state[None, :], rec_item[None, :], one)[0]
         return new
 
-    def step_many(self, states: Vector, rec_items: Vector, weights: Vector) -> Vector:
+    def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        # Rec vectors are unit already (`item_vectors`); normalising again bounds what
+        # any caller folds. A row the aggregator still makes non-finite keeps its state.
+        start = finite_rows(states, self.initial_state())
         new = self.adapter.step_items(
-            torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(rec_items, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),
-        )
-        return new.numpy().astype(np.float32)
+            torch.from_numpy(np.ascontiguousarray(start)),
+            torch.from_numpy(unit_rows(rec_items)),
+            torch.from_numpy(clip_weights(weights).astype(np.float32)),
+        ).numpy()
+        good = np.all(np.isfinite(new), axis=-1, keepdims=True)
+        return np.where(good, new, start).astype(np.float32)
 
     def readout(self, state: Vector) -> Vector:
         one: Vector = self.readout_many(state[None, :])[0]
@@ -180,7 +227,8 @@ class AdapterModel:
     def readout_many(self, states: Vector) -> Vector:
         with torch.no_grad():
             out = self.adapter.readout(torch.from_numpy(np.ascontiguousarray(states)))
-        return out.numpy().astype(np.float32)
+        # torch's normalize leaves a row shorter than its eps (1e-12) short: re-normalise.
+        return unit_rows(out.numpy())
 
 
 def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: float) -> ServingModel:

@@ -34,7 +34,7 @@ from streams.schemas import (
     decode_state,
     encode_state,
 )
-from streams.settings import RetryConfig
+from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
 from workers.recommender import Batch, EventIn, RecResult, UserState
 from workers.training import Sample
@@ -268,7 +268,7 @@ def test_stored_states_reach_the_recommender_typed() -> None:
 
 def test_an_oversized_record_gets_a_bounded_dead_letter() -> None:
     huge_key = b"k" * 3_000_000
-    value = b'{"user_id": "' + b"\x00" * 2_000_000 + b'"'  # not JSON, mostly control chars
+    value = b'{"user_id": "' + b"\x00" * 900_000 + b'"'  # not JSON, mostly control chars
     topics = fake_topics()
     asyncio.run(route_event(Message(value, key=huge_key, offset=9), topics))
     ((key, raw),) = topics.dead_letters.sent  # type: ignore[attr-defined]
@@ -315,3 +315,140 @@ def test_an_indexing_failure_dead_letters_the_items_and_bad_items_go_alone() -> 
 def test_keyed_event_round_trip_is_what_the_recommend_agent_reads() -> None:
     keyed = KeyedEvent.model_validate_json(by_user("e7", "u9").value or b"")
     assert (keyed.event.event_id, keyed.event.user_id, keyed.source.topic) == ("e7", "u9", "events")
+
+
+# --- hostile input: every record ends as a result or a dead letter --------------------
+
+
+def test_a_deeply_nested_event_is_dead_lettered_not_an_agent_crash() -> None:
+    topics = fake_topics()
+    value = b'{"user_id": "u", "item_id": "i", "ts": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000
+    asyncio.run(route_event(Message(value + b"}", offset=4), topics))
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 4 and "nested" in letter.error
+    assert sent(topics.by_user) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({"weight": 1e39}, "weight must be <="),
+        ({"ts": -1e12}, "ts must be epoch seconds"),
+        ({"user_id": "u\x00"}, "user_id: control character U+0000"),
+        ({"scenario": "s" * 200_000}, "scenario: 200000 bytes"),
+    ],
+)
+def test_route_event_applies_the_limits(value: dict[str, Any], reason: str) -> None:
+    record = {"user_id": "u", "item_id": "i", "ts": 1.0, **value}
+    topics = fake_topics()
+    asyncio.run(route_event(Message(json.dumps(record).encode()), topics, LimitsConfig()))
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.error.startswith(reason)
+
+
+def test_route_event_takes_its_limits_from_the_caller() -> None:
+    record = {"user_id": "u", "item_id": "i", "ts": 1.0, "weight": 50.0}
+    topics = fake_topics()
+    raw = json.dumps(record).encode()
+    asyncio.run(route_event(Message(raw), topics, LimitsConfig(weight_max=10)))
+    asyncio.run(route_event(Message(raw, offset=1), topics, LimitsConfig(weight_max=100)))
+    assert [d["offset"] for d in sent(topics.dead_letters)] == [0]
+    assert len(sent(topics.by_user)) == 1
+
+
+def test_an_error_of_the_routing_code_dead_letters_that_record_with_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RecursionError("deep inside")
+
+    topics = fake_topics()
+    monkeypatch.setattr("streams.events.decode_event", explode)
+    asyncio.run(route_event(Message(b"{}", offset=2), topics))
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.error == "routing failed: RecursionError: deep inside"
+
+
+def test_a_nested_internal_record_is_dead_lettered_and_the_batch_served() -> None:
+    deep = b'{"event": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    bad = Message(deep, topic="app-events-by-user", offset=3)
+    topics = run_batch([by_user("e1"), bad, by_user("e2")], {}, FakeRecommender())
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e2"]
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 3 and letter.error.startswith("bad internal record: ")
+
+
+def test_a_state_the_codec_fails_on_dead_letters_that_user_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = decode_state
+
+    def flaky(uid: str, value: Any) -> UserState | None:
+        if uid == "u2":
+            raise TypeError("no format foresaw this")
+        return real(uid, value)
+
+    monkeypatch.setattr("streams.events.decode_state", flaky)
+    topics = run_batch([by_user("e1"), by_user("e2", "u2"), by_user("e3")], {}, FakeRecommender())
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e3"]
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.error == "unreadable user state: TypeError: no format foresaw this"
+
+
+class UnencodableRecommender(FakeRecommender):
+    """Serves every event, but the state it returns for ``user`` cannot be stored."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__()
+        self.user = user
+
+    def _recommend(self, events: list[EventIn], states: dict[str, UserState | None]) -> Batch:
+        batch = super()._recommend(events, states)
+        if self.user in batch.states:
+            batch.states[self.user].weights = ["not a number"]  # type: ignore[list-item]
+        return batch
+
+
+def test_an_output_that_cannot_be_encoded_is_found_and_dead_lettered_alone() -> None:
+    users: dict[bytes, Any] = {}
+    batch = [by_user("e1", offset=1), by_user("e2", "bad", offset=2), by_user("e3", offset=3)]
+    topics = run_batch(batch, users, UnencodableRecommender("bad"))
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e3"]
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 2 and letter.error.startswith("recommendation failed: ValueError")
+    assert set(users) == {b"u1"}  # nothing of the failed part was written
+
+
+def test_an_item_the_decoding_code_fails_on_is_dead_lettered_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams import catalog as catalog_agent
+
+    real = catalog_agent.decode_item
+
+    def flaky(raw: Any, **kwargs: Any) -> Any:
+        if b"boom" in raw:
+            raise MemoryError("too big")
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(catalog_agent, "decode_item", flaky)
+    dead = FakeTopic()
+    indexed: list[str] = []
+    encoder = type("E", (), {"encode": Remote(lambda texts: [[0.0]] * len(texts))})()
+    index = Remote(lambda items, vectors: indexed.extend(i.item_id for i in items))
+    catalog = type("C", (), {"index": index})()
+    msgs = [
+        Message(json.dumps({"item_id": "i1", "text": "a"}).encode(), topic="items"),
+        Message(b'{"item_id": "boom", "text": "b"}', topic="items", offset=1),
+        Message(json.dumps({"item_id": "i3", "text": "c" * 20_000}).encode(), offset=2),
+        Message(json.dumps({"item_id": "i4", "text": "d", "ts": 1e300}).encode(), offset=3),
+    ]
+    both = actors(encoder=encoder, catalog=catalog)
+    asyncio.run(index_batch(msgs, dead_letters=dead, actors=both, retry=FAST))
+    assert indexed == ["i1", "i3"]
+    letters = [DeadLetter.model_validate(v) for v in dead.values()]
+    assert [(d.offset, d.error.split(":")[0]) for d in letters] == [
+        (1, "decoding failed"),
+        (3, "ts must be epoch seconds in [0, 4102444800], got 1e+300"),
+    ]
+    assert letters[0].error == "decoding failed: MemoryError: too big"

@@ -35,6 +35,7 @@ STREAMS_FILES = {
     "cli.py",
     "deadletters.py",
     "events.py",
+    "record_limits.py",
     "remote.py",
     "schemas.py",
     "settings.py",

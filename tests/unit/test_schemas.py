@@ -158,7 +158,8 @@ def test_non_positive_weight_is_rejected(weight: float) -> None:
     ],
 )
 def test_non_finite_numbers_are_rejected(raw: str) -> None:
-    assert rejected(raw) == "ts and weight must be finite numbers"
+    field = "weight" if '"weight"' in raw else "ts"
+    assert rejected(raw) == f"{field}: must be a finite number"
 
 
 # --- items ------------------------------------------------------------------------

@@ -177,3 +177,27 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [env for env, _, _ in setting_rows() if f"| `{env}` |" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_record_limits_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMREC_LIMITS__ID_BYTES", "64")
+    monkeypatch.setenv("STREAMREC_LIMITS__WEIGHT_MAX", "5")
+    limits = Settings().limits
+    assert (limits.id_bytes, limits.weight_max, limits.text_chars) == (64, 5.0, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STREAMREC_LIMITS__TS_MIN", "5e9"),  # after ts_max: an empty window
+        ("STREAMREC_LIMITS__WEIGHT_MAX", "inf"),
+        ("STREAMREC_LIMITS__JSON_DEPTH", "1000"),  # past what the JSON parser reaches
+    ],
+)
+def test_invalid_record_limits_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert all(e["loc"][0] == "limits" for e in info.value.errors())

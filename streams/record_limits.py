@@ -1,0 +1,147 @@
+"""What an inbound record may hold, checked before and after its contract is validated.
+
+Any bytes can arrive on `items` and `events`. These checks turn every way a record can
+break a worker into `InvalidRecord` with a reason: too many bytes (checked before
+parsing), JSON the parser refuses (including nesting too deep for it: a RecursionError,
+and numbers of more digits than Python converts: a ValueError), nesting deeper than the
+limit, a non-finite number, a lone surrogate (decodes, but can never be written back as
+UTF-8), and, once the contract is validated, ids and scenarios too long or with control
+characters, a weight out of range, a timestamp out of the window, attributes too many or
+too big. Pure functions of the record and `LimitsConfig`; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from streams.settings import LimitsConfig
+
+# Cc: C0 controls (NUL included), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+class InvalidRecord(ValueError):
+    """A record that does not satisfy the contract; the message is the reason."""
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path) or "record"
+
+
+def _size(raw: bytes | str) -> int:
+    return len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+
+
+def load_json(raw: bytes | str | None, limits: LimitsConfig) -> Any:
+    """A raw record value -> its JSON, within ``limits`` (size, depth, finite numbers,
+    encodable strings), or InvalidRecord with the reason."""
+    if raw is None:
+        raise InvalidRecord("empty value (null record)")
+    size = _size(raw)
+    if size > limits.record_bytes:
+        limit = limits.record_bytes
+        raise InvalidRecord(f"record is {size} bytes, over the limit of {limit} bytes")
+    try:
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise InvalidRecord(f"JSON nested too deeply to parse (RecursionError: {exc})") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise InvalidRecord(f"not valid UTF-8 JSON: {type(exc).__name__}: {exc}") from exc
+    check_tree(data, limits.json_depth)
+    return data
+
+
+def check_tree(data: Any, max_depth: int) -> None:
+    """Walk parsed JSON without recursion: InvalidRecord at the first container nested
+    deeper than ``max_depth`` (the top is 1), non-finite number or string (key or value)
+    holding a lone surrogate."""
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(data, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise InvalidRecord(f"{_where(path)}: nested deeper than {max_depth} levels")
+            if isinstance(value, dict):
+                for key, child in value.items():
+                    if _SURROGATE.search(key):
+                        raise InvalidRecord(f"{_where((*path, key[:40]))}: lone surrogate in a key")
+                    stack.append((child, depth + 1, (*path, key)))
+            else:
+                stack.extend((child, depth + 1, (*path, n)) for n, child in enumerate(value))
+        elif isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                code = f"U+{ord(found.group()):04X}"
+                raise InvalidRecord(f"{_where(path)}: lone surrogate {code} (not encodable)")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRecord(f"{_where(path)}: must be a finite number")
+
+
+def check_id(field: str, value: str | None, limit: int) -> None:
+    """An id (or a scenario): at most ``limit`` UTF-8 bytes, no control characters."""
+    if value is None:
+        return
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidRecord(f"{field}: {size} bytes, over the limit of {limit}")
+    found = _CONTROL.search(value)
+    if found:
+        code = f"U+{ord(found.group()):04X}"
+        raise InvalidRecord(f"{field}: control character {code} at {found.start()}")
+
+
+def cut_text(text: str | None, limits: LimitsConfig) -> str | None:
+    """Text beyond ``limits.text_chars`` is cut (see the README's "Limits")."""
+    if text is None or len(text) <= limits.text_chars:
+        return text
+    return text[: limits.text_chars]
+
+
+def check_weight(weight: float, limits: LimitsConfig) -> None:
+    if not math.isfinite(weight):
+        raise InvalidRecord("ts and weight must be finite numbers")
+    if weight <= 0:
+        raise InvalidRecord(f"weight must be > 0, got {weight}")
+    if weight > limits.weight_max:
+        raise InvalidRecord(f"weight must be <= {limits.weight_max}, got {weight}")
+
+
+def check_ts(ts: float | None, limits: LimitsConfig) -> None:
+    if ts is None:
+        return
+    if not math.isfinite(ts):
+        raise InvalidRecord("ts and weight must be finite numbers")
+    if not limits.ts_min <= ts <= limits.ts_max:
+        raise InvalidRecord(
+            f"ts must be epoch seconds in [{limits.ts_min:.0f}, {limits.ts_max:.0f}], got {ts}"
+        )
+
+
+def check_attributes(attributes: Mapping[str, Any] | None, limits: LimitsConfig) -> None:
+    """At most ``limits.attributes`` of them, ``limits.attributes_bytes`` as JSON."""
+    if attributes is None:
+        return
+    if len(attributes) > limits.attributes:
+        raise InvalidRecord(
+            f"attributes: {len(attributes)} attributes, over the limit of {limits.attributes}"
+        )
+    size = len(json.dumps(attributes, ensure_ascii=False).encode("utf-8"))
+    if size > limits.attributes_bytes:
+        raise InvalidRecord(
+            f"attributes: {size} bytes of JSON, over the limit of {limits.attributes_bytes}"
+        )
+
+
+def pre_check_attributes(data: Any, limits: LimitsConfig) -> None:
+    """The attribute count, before the contract is validated (so a record with thousands
+    of bad attributes is not validated one by one)."""
+    attributes = data.get("attributes") if isinstance(data, dict) else None
+    if isinstance(attributes, dict) and len(attributes) > limits.attributes:
+        raise InvalidRecord(
+            f"attributes: {len(attributes)} attributes, over the limit of {limits.attributes}"
+        )
