@@ -104,10 +104,10 @@ def _catalog(stack: LocalStack, items: list[Record]) -> float:
 
 def _measured_firehose(stack: LocalStack, events: list[Record]) -> dict[str, Any]:
     """The firehose, with the CPU milliseconds per event each process spent on it."""
-    worker, broker = stack.workers[0].pid, stack.broker.process.pid
-    before = cpu_by_process(worker, broker)
+    workers, broker = [w.pid for w in stack.workers], stack.broker.process.pid
+    before = cpu_by_process(workers, broker)
     burst = _replay(stack, events, rate=None)
-    cpu = cpu_ms_per_event(before, cpu_by_process(worker, broker), burst.events)
+    cpu = cpu_ms_per_event(before, cpu_by_process(workers, broker), burst.events)
     return {**asdict(burst), "cpu_ms_per_event": cpu}
 
 

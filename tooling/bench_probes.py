@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from tooling.consume import TopicReader
@@ -56,16 +57,20 @@ def new_item_freshness(stack: LocalStack, original: Record, timeout: float = 60.
     raise TimeoutError(f"the twin item was not recommended within {timeout} s")
 
 
-def cpu_by_process(worker_pid: int, broker_pid: int | None) -> dict[str, float]:
-    """{"worker" | actor class | "broker": CPU seconds used so far} (several processes
-    of one class summed)."""
-    used = {"worker": cpu_seconds(worker_pid)}
-    if broker_pid is not None:
-        used["broker"] = cpu_seconds(broker_pid)
-    for process in descendants(worker_pid):
-        name = actor_class(process.title)
-        if name is not None:
-            used[name] = used.get(name, 0.0) + cpu_seconds(process.pid)
+def cpu_by_process(
+    workers: Sequence[int], broker: int | None, ray_roots: Sequence[int] = ()
+) -> dict[str, float]:
+    """{"worker" | actor class | "broker": CPU seconds used so far}: the workers summed,
+    the actors of each class summed, found under the workers (their local Ray) and under
+    ``ray_roots`` (the `ray start` processes of a cluster they joined)."""
+    used = {"worker": sum(cpu_seconds(pid) for pid in workers)}
+    if broker is not None:
+        used["broker"] = cpu_seconds(broker)
+    for root in [*workers, *ray_roots]:
+        for process in descendants(root):
+            name = actor_class(process.title)
+            if name is not None:
+                used[name] = used.get(name, 0.0) + cpu_seconds(process.pid)
     return used
 
 
