@@ -107,7 +107,7 @@ def produce(
         raise click.UsageError("give --dataset, or --items and/or --events")
     data = datasets.load(dataset, scenario) if dataset else datasets.load_jsonl(items, events)
     settings = _settings(broker=broker)
-    producer = kafka_producer(settings.kafka.bootstrap_servers())
+    producer = kafka_producer(settings.kafka)
     try:
         if not no_items:
             n = send(producer, settings.kafka.topics.items, data.items, "item_id")

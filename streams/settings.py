@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
@@ -57,6 +57,47 @@ class KafkaConfig(BaseModel):
         le=30000,
         description="Consumer fetch long-poll bound, ms (Faust's 1500 stalls Tansu hops).",
     )
+
+    security_protocol: str = Field(
+        default="PLAINTEXT",
+        pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="How every Kafka client (workers, produce, consume, eval, bench, topic "
+        "creation) talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: str = Field(
+        default="PLAIN",
+        pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+        description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged nor shown in reprs)."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates, with SSL/"
+        "SASL_SSL (default: the system's trusted CAs).",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM), where the brokers ask for one."
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="Private key (PEM) of STREAMREC_KAFKA__SSL_CERTFILE."
+    )
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that a broker's certificate names the host dialled."
+    )
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaConfig:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
 
     @field_validator("broker")
     @classmethod
