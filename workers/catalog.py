@@ -88,9 +88,8 @@ class Catalog:
     """
 
     def __init__(self, config: StoreConfig, dim: int, adapters: AdapterStoreConfig) -> None:
-        self.store = open_store(
-            config.url, dim=dim, collection=config.collection, api_key=config.api_key
-        )
+        api_key = config.api_key.get_secret_value() if config.api_key is not None else None
+        self.store = open_store(config.url, dim=dim, collection=config.collection, api_key=api_key)
         self.adapters = adapters
         self.dim = dim
         # The change feed replicas follow: (change number, points) of recent index calls,
