@@ -67,8 +67,7 @@ def worker(broker: str | None) -> None:
     settings = _settings(broker=broker)
     # Ray reads RAY_AUTH_* once, when it is imported: set them before anything imports it
     # (streams.settings does not). An operator's own RAY_AUTH_* variables win.
-    for name, value in settings.ray.auth_env().items():
-        os.environ.setdefault(name, value)
+    settings.ray.apply_auth_env(os.environ)
     from streams.worker import run
 
     logging.basicConfig(level=settings.log_level)

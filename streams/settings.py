@@ -7,6 +7,7 @@ It is validated at start and passed into constructors; nothing reads it globally
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -177,23 +178,29 @@ class RayConfig(BaseModel):
     auth_mode: str = Field(
         default="token",
         pattern="^(token|disabled)$",
-        description="Ray token authentication when joining a cluster (RAY_AUTH_MODE): "
-        "'token' (clusters started by `ray start` use it) or 'disabled'.",
+        description="Ray token authentication (RAY_AUTH_MODE) of the local instance or "
+        "when joining a cluster: 'token' (clusters started by `ray start` use it) or "
+        "'disabled'.",
     )
     auth_token_path: Path | None = Field(
         default=None,
         description="File holding the cluster's token (RAY_AUTH_TOKEN_PATH); "
-        "default: Ray's own, ~/.ray/auth_token.",
+        "default: Ray's own, ~/.ray/auth_token (a local instance creates it if missing).",
     )
 
     def auth_env(self) -> dict[str, str]:
-        """The RAY_AUTH_* variables to set before joining the cluster at ``address``."""
-        if self.address is None:
-            return {}  # a local instance: Ray's defaults
+        """The RAY_AUTH_* variables to set before Ray starts locally or joins ``address``."""
         env = {"RAY_AUTH_MODE": self.auth_mode}
         if self.auth_token_path is not None and self.auth_mode == "token":
             env["RAY_AUTH_TOKEN_PATH"] = str(self.auth_token_path)
         return env
+
+    def apply_auth_env(self, environ: MutableMapping[str, str]) -> None:
+        """Put `auth_env` into ``environ`` (``os.environ``) where the operator set none of
+        its own. Ray reads RAY_AUTH_* once, when it is imported: call this before anything
+        imports Ray."""
+        for name, value in self.auth_env().items():
+            environ.setdefault(name, value)
 
 
 class Settings(BaseSettings):

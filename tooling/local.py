@@ -231,12 +231,15 @@ def _ray_start(
 
 
 @contextmanager
-def ray_head(num_cpus: int = 4, log_path: Path | None = None) -> Iterator[RayNode]:
+def ray_head(
+    num_cpus: int = 4, log_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[RayNode]:
     """A Ray head as an operator starts one; workers join it with
-    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user)."""
+    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user).
+    ``env``: e.g. RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH for a token of its own."""
     port = free_port()
     args = ["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--include-dashboard=false"]
-    head = RayNode(_ray_start(args, log_path), f"127.0.0.1:{port}")
+    head = RayNode(_ray_start(args, log_path, env), f"127.0.0.1:{port}")
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
         yield head

@@ -177,3 +177,18 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [env for env, _, _ in setting_rows() if f"| `{env}` |" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_ray_auth_env_for_a_local_instance_and_a_cluster(tmp_path: Path) -> None:
+    from streams.settings import RayConfig
+
+    token = tmp_path / "token"
+    assert RayConfig().auth_env() == {"RAY_AUTH_MODE": "token"}  # local: token auth too
+    joined = RayConfig(address="ray-head:6379", auth_token_path=token)
+    assert joined.auth_env() == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    assert RayConfig(auth_mode="disabled", auth_token_path=token).auth_env() == {
+        "RAY_AUTH_MODE": "disabled"
+    }
+    environ = {"RAY_AUTH_MODE": "disabled"}  # an operator's own variable wins
+    joined.apply_auth_env(environ)
+    assert environ == {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN_PATH": str(token)}
