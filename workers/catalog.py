@@ -89,7 +89,13 @@ class Catalog:
 
     def __init__(self, config: StoreConfig, dim: int, adapters: AdapterStoreConfig) -> None:
         api_key = config.api_key.get_secret_value() if config.api_key is not None else None
-        self.store = open_store(config.url, dim=dim, collection=config.collection, api_key=api_key)
+        self.store = open_store(
+            config.url,
+            dim=dim,
+            collection=config.collection,
+            api_key=api_key,
+            ca_file=config.ca_file,
+        )
         self.adapters = adapters
         self.dim = dim
         # The change feed replicas follow: (change number, points) of recent index calls,

@@ -64,6 +64,11 @@ class StoreConfig(BaseModel):
         description="Qdrant server API key (use it over https://; never logged nor shown in "
         "reprs, errors or dead letters).",
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed an https:// Qdrant server's certificate "
+        "(default: the system's trusted CAs).",
+    )
     collection: str = Field(default="items", description="Collection holding the catalog.")
     resources: dict[str, float] = Field(
         default_factory=dict,

@@ -11,6 +11,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from streams import deadletters
 from streams.remote import GaveUp, call_until_done
 from streams.schemas import dumps
 from streams.settings import RetryConfig, Settings
+from tests.tls import Certs, make_certs, server_context
 from workers.store import StoreError, open_store
 from workers.store.qdrant_client_store import QdrantClientStore
 
@@ -108,3 +110,34 @@ def test_an_error_without_the_key_keeps_its_cause(refusing_server: str) -> None:
         QdrantClientStore(dim=4, url=refusing_server)
     assert refused.value.__cause__ is not None
     assert "api-key None" in str(refused.value)
+
+
+@pytest.fixture
+def refusing_https_server(tmp_path: Path) -> Iterator[tuple[str, Certs]]:
+    certs = make_certs(tmp_path / "certs")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingRefusal)
+    server.socket = server_context(certs, client_certs=False).wrap_socket(
+        server.socket, server_side=True
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", certs
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_key_travels_over_https_checked_against_the_configured_ca(
+    refusing_https_server: tuple[str, Certs],
+) -> None:
+    url, certs = refusing_https_server
+    # The server's answer (403, quoting the key it received) proves the TLS request went.
+    with pytest.raises(StoreError, match="forbidden: api-key <api key>") as refused:
+        open_store(url, dim=4, api_key=API_KEY, ca_file=certs.ca)
+    assert API_KEY not in "".join(traceback.format_exception(refused.value))
+    # Another CA: the certificate check fails before any request (and any key) is sent.
+    with pytest.raises(StoreError, match="CERTIFICATE_VERIFY_FAILED") as untrusted:
+        open_store(url, dim=4, api_key=API_KEY, ca_file=certs.stranger_ca)
+    assert API_KEY not in "".join(traceback.format_exception(untrusted.value))

@@ -8,8 +8,10 @@ index on ``scenario``.
 
 from __future__ import annotations
 
+import ssl
 import traceback
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,7 @@ class QdrantClientStore(VectorStore):
         path: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         """Connect and make sure ``collection`` exists with ``base``/``rec`` cosine vectors.
 
@@ -71,7 +74,11 @@ class QdrantClientStore(VectorStore):
         try:
             if url is not None:
                 # No background version-check thread: opening checks the collection itself.
-                client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+                # verify: httpx's TLS check of an https server, against ca_file if given.
+                verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+                client = QdrantClient(
+                    url=url, api_key=api_key, check_compatibility=False, verify=verify
+                )
             elif path is not None:
                 client = QdrantClient(path=path)
             else:
