@@ -185,7 +185,7 @@ class RayConfig(BaseModel):
     auth_token_path: Path | None = Field(
         default=None,
         description="File holding the cluster's token (RAY_AUTH_TOKEN_PATH); "
-        "default: Ray's own, ~/.ray/auth_token (a local instance creates it if missing).",
+        "default: Ray's own, ~/.ray/auth_token (which a local instance creates if missing).",
     )
 
     def auth_env(self) -> dict[str, str]:
