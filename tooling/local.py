@@ -232,13 +232,19 @@ def _ray_start(
 
 @contextmanager
 def ray_head(
-    num_cpus: int = 4, log_path: Path | None = None, env: Mapping[str, str] | None = None
+    num_cpus: int = 4,
+    log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    client_port: int | None = None,
 ) -> Iterator[RayNode]:
     """A Ray head as an operator starts one; workers join it with
     ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user).
-    ``env``: e.g. RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH for a token of its own."""
+    ``env``: e.g. RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH for a token of its own;
+    ``client_port``: the Ray client server's port (``ray://``), if not Ray's 10001."""
     port = free_port()
     args = ["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--include-dashboard=false"]
+    if client_port is not None:
+        args.append(f"--ray-client-server-port={client_port}")
     head = RayNode(_ray_start(args, log_path, env), f"127.0.0.1:{port}")
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
