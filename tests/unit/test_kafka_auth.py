@@ -131,3 +131,18 @@ def test_kafka_python_configuration_logs_hide_the_password(
     assert PASSWORD not in caplog.text
     assert caplog.text.count("'sasl_plain_password': '**********'") == 2
     assert "'sasl_plain_username': 'streamrec'" in caplog.text
+
+
+def test_command_line_overrides_keep_the_security_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--broker`` on a command rebuilds the Kafka settings: the secret survives it."""
+    from streams.cli import _settings
+
+    monkeypatch.setenv("STREAMREC_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAMREC_KAFKA__SASL_USERNAME", "streamrec")
+    monkeypatch.setenv("STREAMREC_KAFKA__SASL_PASSWORD", PASSWORD)
+    kafka = _settings(broker="k1:9093").kafka
+    assert kafka.broker == "kafka://k1:9093"
+    assert client_kwargs(kafka)["sasl_plain_password"] == PASSWORD
+    assert PASSWORD not in repr(kafka)
