@@ -16,7 +16,8 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksStore
 
-from streams.settings import Settings
+from streams.kafka_auth import faust_credentials
+from streams.settings import KafkaConfig, Settings
 from streams.transport import transport_class
 
 
@@ -42,11 +43,10 @@ class Pipeline:
 class _App(faust.App):
     """faust.App whose Kafka transport takes streamrec's fetch long-poll setting."""
 
-    fetch_max_wait_ms: int = 1500
-    bootstrap: list[str] = []  # noqa: RUF012 (set per instance in create_app)
+    kafka: KafkaConfig = KafkaConfig()  # set per instance in create_app
 
     def _new_transport(self) -> Any:
-        cls = transport_class(self.fetch_max_wait_ms, self.bootstrap)
+        cls = transport_class(self.kafka)
         return cls(self.conf.broker_consumer, self)
 
 
@@ -108,9 +108,9 @@ def create_app(settings: Settings) -> Pipeline:
         producer_acks=-1,
         producer_linger=kafka.linger_ms / 1000.0,
         web_enabled=False,
+        broker_credentials=faust_credentials(kafka),
     )
-    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
-    app.bootstrap = kafka.bootstrap_servers()
+    app.kafka = kafka
 
     def raw_topic(name: str, *, internal: bool = False) -> Any:
         return app.topic(

@@ -67,8 +67,7 @@ def worker(broker: str | None) -> None:
     settings = _settings(broker=broker)
     # Ray reads RAY_AUTH_* once, when it is imported: set them before anything imports it
     # (streams.settings does not). An operator's own RAY_AUTH_* variables win.
-    for name, value in settings.ray.auth_env().items():
-        os.environ.setdefault(name, value)
+    settings.ray.apply_auth_env(os.environ)
     from streams.worker import run
 
     logging.basicConfig(level=settings.log_level)
@@ -107,7 +106,7 @@ def produce(
         raise click.UsageError("give --dataset, or --items and/or --events")
     data = datasets.load(dataset, scenario) if dataset else datasets.load_jsonl(items, events)
     settings = _settings(broker=broker)
-    producer = kafka_producer(settings.kafka.bootstrap_servers())
+    producer = kafka_producer(settings.kafka)
     try:
         if not no_items:
             n = send(producer, settings.kafka.topics.items, data.items, "item_id")

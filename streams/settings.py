@@ -7,9 +7,10 @@ It is validated at start and passed into constructors; nothing reads it globally
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
@@ -57,6 +58,47 @@ class KafkaConfig(BaseModel):
         le=30000,
         description="Consumer fetch long-poll bound, ms (Faust's 1500 stalls Tansu hops).",
     )
+
+    security_protocol: str = Field(
+        default="PLAINTEXT",
+        pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="How every Kafka client (workers, produce, consume, eval, bench, topic "
+        "creation) talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: str = Field(
+        default="PLAIN",
+        pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+        description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged nor shown in reprs)."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates, with SSL/"
+        "SASL_SSL (default: the system's trusted CAs).",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM), where the brokers ask for one."
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="Private key (PEM) of STREAMREC_KAFKA__SSL_CERTFILE."
+    )
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that a broker's certificate names the host dialled."
+    )
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaConfig:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        return self
 
     @field_validator("broker")
     @classmethod
@@ -136,23 +178,29 @@ class RayConfig(BaseModel):
     auth_mode: str = Field(
         default="token",
         pattern="^(token|disabled)$",
-        description="Ray token authentication when joining a cluster (RAY_AUTH_MODE): "
-        "'token' (clusters started by `ray start` use it) or 'disabled'.",
+        description="Ray token authentication (RAY_AUTH_MODE) of the local instance or "
+        "when joining a cluster: 'token' (clusters started by `ray start` use it) or "
+        "'disabled'.",
     )
     auth_token_path: Path | None = Field(
         default=None,
         description="File holding the cluster's token (RAY_AUTH_TOKEN_PATH); "
-        "default: Ray's own, ~/.ray/auth_token.",
+        "default: Ray's own, ~/.ray/auth_token (which a local instance creates if missing).",
     )
 
     def auth_env(self) -> dict[str, str]:
-        """The RAY_AUTH_* variables to set before joining the cluster at ``address``."""
-        if self.address is None:
-            return {}  # a local instance: Ray's defaults
+        """The RAY_AUTH_* variables to set before Ray starts locally or joins ``address``."""
         env = {"RAY_AUTH_MODE": self.auth_mode}
         if self.auth_token_path is not None and self.auth_mode == "token":
             env["RAY_AUTH_TOKEN_PATH"] = str(self.auth_token_path)
         return env
+
+    def apply_auth_env(self, environ: MutableMapping[str, str]) -> None:
+        """Put `auth_env` into ``environ`` (``os.environ``) where the operator set none of
+        its own. Ray reads RAY_AUTH_* once, when it is imported: call this before anything
+        imports Ray."""
+        for name, value in self.auth_env().items():
+            environ.setdefault(name, value)
 
 
 class LimitsConfig(BaseModel):

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
 
+from streams.kafka_auth import client_kwargs
+from streams.settings import KafkaConfig
+
 log = logging.getLogger(__name__)
 
 
 async def true_highwaters(
-    bootstrap: Sequence[str], reported: Mapping[Any, int], timeout: float = 10.0
+    kafka: KafkaConfig, reported: Mapping[Any, int], timeout: float = 10.0
 ) -> dict[Any, int]:
     """{partition: end offset as a fetch reports it}, for partitions whose ListOffsets
     answer was ``reported`` (a lower bound). A fetch from the start of the last batch
@@ -43,7 +46,10 @@ async def true_highwaters(
         return {}
     tps = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=list(bootstrap), enable_auto_commit=False, fetch_max_wait_ms=100
+        bootstrap_servers=kafka.bootstrap_servers(),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **client_kwargs(kafka),
     )
     await consumer.start()
     try:
@@ -88,23 +94,23 @@ class DrainableBuffer(ProducerBuffer):
             await self.message_sent.wait()  # set by the buffer's task after each send
 
 
-def transport_class(fetch_max_wait_ms: int, bootstrap: Sequence[str]) -> type[Any]:
+def transport_class(kafka: KafkaConfig) -> type[Any]:
     """A faust Transport class whose worker consumers long-poll at most
-    ``fetch_max_wait_ms``, whose recovery reads changelogs to their real end, and whose
+    ``kafka.fetch_max_wait_ms``, whose recovery reads changelogs to their real end, and whose
     producer's flush (before every commit and on revoke) sends every queued write."""
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
             consumer = super()._create_worker_consumer(transport)
             # aiokafka hands this to its Fetcher when the consumer starts.
-            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            consumer._fetch_max_wait_ms = kafka.fetch_max_wait_ms
             return consumer
 
         async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
             reported = await super()._highwaters(partitions)
             if self.consumer.in_transaction:
                 return reported
-            return await true_highwaters(bootstrap, reported)
+            return await true_highwaters(kafka, reported)
 
     class FastFetchConsumer(driver.Consumer):
         def _new_consumer_thread(self) -> Any:

@@ -26,6 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from streams.kafka_auth import client_kwargs
+from streams.settings import KafkaConfig
 from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load
@@ -53,8 +55,8 @@ def _latencies(recs: list[Received]) -> dict[str, float]:
 def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phase:
     topics = stack.kafka.topics
     wanted = {e["event_id"] for e in events}
-    with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
-        producer = kafka_producer(stack.bootstrap)
+    with TopicReader(stack.kafka, [topics.recommendations]) as reader:
+        producer = kafka_producer(stack.kafka)
         started = time.time()
         produce(producer, topics.events, events, "user_id", rate=rate)
         producer.close()
@@ -66,11 +68,13 @@ def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phas
     return Phase(len(recs), round(elapsed, 2), round(len(recs) / elapsed, 1), _latencies(recs))
 
 
-async def _passthrough(bootstrap: list[str], source: str, target: str, n: int) -> float:
+async def _passthrough(kafka: KafkaConfig, source: str, target: str, n: int) -> float:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    bootstrap = kafka.bootstrap_servers()
+    auth = client_kwargs(kafka)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **auth)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **auth)
     await consumer.start()
     await producer.start()
     try:
@@ -94,7 +98,7 @@ async def _passthrough(bootstrap: list[str], source: str, target: str, n: int) -
 
 def _catalog(stack: LocalStack, items: list[Record]) -> float:
     """Produce every item; seconds until the worker has committed them all (indexed)."""
-    producer = kafka_producer(stack.bootstrap)
+    producer = kafka_producer(stack.kafka)
     t0 = time.monotonic()
     produce(producer, stack.kafka.topics.items, items, "item_id")
     producer.close()
@@ -148,7 +152,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
             create_topics(stack.kafka, ["bench-passthrough"])
             ceiling = asyncio.run(
                 _passthrough(
-                    stack.bootstrap, stack.kafka.topics.events, "bench-passthrough", len(firehose)
+                    stack.kafka, stack.kafka.topics.events, "bench-passthrough", len(firehose)
                 )
             )
     with console.status("firehose with training off (a second stack) ..."):

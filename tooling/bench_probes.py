@@ -29,8 +29,8 @@ def new_item_freshness(stack: LocalStack, original: Record, timeout: float = 60.
     twin_id = f"bench-twin-{uuid.uuid4().hex[:8]}"
     twin = {**original, "item_id": twin_id}
     topics = stack.kafka.topics
-    producer = kafka_producer(stack.bootstrap)
-    with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
+    producer = kafka_producer(stack.kafka)
+    with TopicReader(stack.kafka, [topics.recommendations]) as reader:
         reader.consumer.seek_to_end()  # only what comes after the twin
         produced = time.time()
         producer.send(topics.items, key=twin_id.encode(), value=encode_record(twin))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.kafka_auth import client_kwargs
 from streams.settings import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,17 @@ class EmbeddedBroker:
                 self.process.wait()
 
 
-def start_broker(port: int | None = None, log_path: Path | None = None) -> EmbeddedBroker:
-    """Start Tansu on 127.0.0.1:port (a free port if None) and wait until it listens."""
+def start_broker(
+    port: int | None = None,
+    log_path: Path | None = None,
+    advertised_port: int | None = None,
+    *,
+    authentication: bool = False,
+) -> EmbeddedBroker:
+    """Start Tansu on 127.0.0.1:port (a free port if None) and wait until it listens.
+    ``advertised_port``: the port clients are told to use (a TLS front's), if not ``port``.
+    ``authentication``: require SASL of every client (Tansu's ``--authentication``; this
+    build refuses PLAIN and, with memory storage, has no SCRAM users: nobody gets in)."""
     port = port or free_port()
     address = f"tcp://127.0.0.1:{port}"
     cmd = [
@@ -76,9 +86,10 @@ def start_broker(port: int | None = None, log_path: Path | None = None) -> Embed
         "--listener-url",
         address,
         "--advertised-listener-url",
-        address,
+        f"tcp://127.0.0.1:{advertised_port or port}",
         "--storage-engine",
         "memory://tansu/",
+        *(["--authentication"] if authentication else []),
     ]
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -102,7 +113,9 @@ def create_topics(kafka: KafkaConfig, names: Iterable[str] | None = None) -> lis
     from kafka.errors import TopicAlreadyExistsError
 
     wanted = list(names) if names is not None else list(kafka.topics.model_dump().values())
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers(), client_id="streamrec")
+    admin = KafkaAdminClient(
+        bootstrap_servers=kafka.bootstrap_servers(), client_id="streamrec", **client_kwargs(kafka)
+    )
     try:
         existing = set(admin.list_topics())
         new = [

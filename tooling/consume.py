@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.kafka_auth import client_kwargs
 from streams.settings import KafkaConfig
 
 
@@ -23,11 +24,14 @@ class Received:
 class TopicReader:
     """Reads whole topics from the beginning (``assign``, no group: nothing to wait for)."""
 
-    def __init__(self, bootstrap: list[str], topics: list[str]) -> None:
+    def __init__(self, kafka: KafkaConfig, topics: list[str]) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=kafka.bootstrap_servers(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **client_kwargs(kafka),
         )
         partitions: list[Any] = []
         for topic in topics:
@@ -100,6 +104,7 @@ def group_lag(kafka: KafkaConfig, topic: str, group: str | None = None) -> int:
         bootstrap_servers=kafka.bootstrap_servers(),
         group_id=group or kafka.app_id,
         enable_auto_commit=False,
+        **client_kwargs(kafka),
     )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

@@ -75,7 +75,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         console.print(
             f"worker ready in {time.monotonic() - t0:.1f}s (broker {stack.broker.bootstrap})"
         )
-        producer = kafka_producer(stack.bootstrap)
+        producer = kafka_producer(stack.kafka)
         topics = stack.kafka.topics
         with progress_bar(console) as progress:
             task = progress.add_task("catalog: encode + index", total=len(catalog))
@@ -86,7 +86,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
             progress.update(task, completed=len(catalog))
 
         with (
-            TopicReader(stack.bootstrap, [topics.recommendations, topics.dead_letters]) as reader,
+            TopicReader(stack.kafka, [topics.recommendations, topics.dead_letters]) as reader,
             progress_bar(console) as progress,
         ):
             task = progress.add_task("events -> recommendations", total=len(events))

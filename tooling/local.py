@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.kafka_auth import KAFKA_SECURITY_FIELDS
 from streams.settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, free_port, start_broker, wait_for_port
 from tooling.consume import group_lag
@@ -44,16 +45,19 @@ class LocalStack:
 
     @property
     def kafka(self) -> KafkaConfig:
-        """The workers' Kafka settings; ``app_id`` (their consumer group) follows
-        ``STREAMREC_KAFKA__APP_ID`` when ``env`` sets it, as the workers' does."""
+        """The workers' Kafka settings: ``env``'s STREAMREC_KAFKA__APP_ID (their consumer
+        group), __BROKER (e.g. a TLS front of the broker) and security settings win, as
+        they do in the workers' environment."""
         given: dict[str, object] = {"broker": self.broker.url, "partitions": self.partitions}
-        if app_id := self.env.get("STREAMREC_KAFKA__APP_ID"):
-            given["app_id"] = app_id
+        for name in ("app_id", "broker", *KAFKA_SECURITY_FIELDS):
+            if (value := self.env.get(f"STREAMREC_KAFKA__{name.upper()}")) is not None:
+                given[name] = value
         return KafkaConfig.model_validate(given)
 
     @property
     def bootstrap(self) -> list[str]:
-        return [self.broker.bootstrap]
+        """host:port list of the brokers (plaintext clients; else use ``kafka``)."""
+        return self.kafka.bootstrap_servers()
 
     def worker_env(self, index: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMREC_")}
@@ -167,12 +171,14 @@ def local_stack(
     partitions: int = 2,
     env: Mapping[str, str] | None = None,
     workdir: Path | None = None,
+    broker: EmbeddedBroker | None = None,
 ) -> Iterator[LocalStack]:
-    """Broker + topics now; workers on demand (``stack.start_worker()``). Cleans up all."""
+    """Broker + topics now; workers on demand (``stack.start_worker()``). Cleans up all.
+    ``broker``: one already started (e.g. behind a TLS front) instead of a new one."""
     with tempfile.TemporaryDirectory(prefix="streamrec-") as tmp:
         root = workdir or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        broker = start_broker(log_path=root / "broker.log")
+        broker = broker or start_broker(log_path=root / "broker.log")
         stack = LocalStack(root, broker, partitions, dict(env or {}))
         try:
             create_topics(stack.kafka)
@@ -229,14 +235,20 @@ def ray_head(
     num_cpus: int = 4,
     log_path: Path | None = None,
     resources: Mapping[str, float] | None = None,
+    env: Mapping[str, str] | None = None,
+    client_port: int | None = None,
 ) -> Iterator[RayNode]:
     """A Ray head as an operator starts one; workers join it with
-    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user)."""
+    ``STREAMREC_RAY__ADDRESS`` (and Ray's token, under ~/.ray, as the same user).
+    ``env``: e.g. RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH for a token of its own;
+    ``client_port``: the Ray client server's port (``ray://``), if not Ray's 10001."""
     port = free_port()
     args = ["--head", f"--port={port}", f"--num-cpus={num_cpus}", "--include-dashboard=false"]
     if resources:
         args.append(f"--resources={json.dumps(dict(resources))}")
-    head = RayNode(_ray_start(args, log_path), f"127.0.0.1:{port}")
+    if client_port is not None:
+        args.append(f"--ray-client-server-port={client_port}")
+    head = RayNode(_ray_start(args, log_path, env), f"127.0.0.1:{port}")
     try:
         wait_for_port("127.0.0.1", port, timeout=60)
         yield head

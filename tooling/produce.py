@@ -7,13 +7,21 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streams.kafka_auth import client_kwargs
+from streams.settings import KafkaConfig
 from tooling.datasets import Record
 
 
-def kafka_producer(bootstrap: list[str]) -> Any:
+def kafka_producer(kafka: KafkaConfig) -> Any:
+    """A kafka-python producer for ``kafka``'s brokers, with its TLS/SASL settings."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    return KafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers(),
+        linger_ms=5,
+        acks="all",
+        **client_kwargs(kafka),
+    )
 
 
 def encode_record(record: Record | bytes) -> bytes:

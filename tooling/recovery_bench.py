@@ -42,7 +42,7 @@ def _fill_changelog(stack: LocalStack, users: int) -> None:
         events=20,
     )
     value = json.dumps(encode_state(state, seen=time.time())).encode()
-    producer = kafka_producer(stack.bootstrap)
+    producer = kafka_producer(stack.kafka)
     try:
         for n in range(users):
             producer.send(topic, key=f"user-{n}".encode(), value=value)
@@ -55,13 +55,13 @@ def _served_after_launch(stack: LocalStack, index: int, probe: str) -> float:
     """Launch worker ``index`` with a probe event waiting; seconds until it is served
     (every state restored: Faust holds the agents until then)."""
     event = {"event_id": probe, "user_id": "user-0", "item_id": "item-x", "ts": 1.0}
-    producer = kafka_producer(stack.bootstrap)
+    producer = kafka_producer(stack.kafka)
     producer.send(stack.kafka.topics.events, key=b"user-0", value=json.dumps(event).encode())
     producer.flush()
     producer.close()
     started = time.monotonic()
     stack.launch_worker(index)
-    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+    with TopicReader(stack.kafka, [stack.kafka.topics.recommendations]) as reader:
         seen = reader.read_until(
             lambda got: any(r.value.get("event_id") == probe for r in got), timeout=1800
         )

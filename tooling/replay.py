@@ -93,7 +93,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
         with console.status(f"[{plan.name}] starting a worker ..."):
             stack.start_worker(timeout=300)
         topics = stack.kafka.topics
-        producer = kafka_producer(stack.bootstrap)
+        producer = kafka_producer(stack.kafka)
         with progress_bar(console) as progress:
             task = progress.add_task(f"[{plan.name}] catalog", total=len(items))
             produce(producer, topics.items, items, "item_id")
@@ -101,7 +101,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
                 topics.items, lambda lag: progress.update(task, completed=len(items) - lag)
             )
             progress.update(task, completed=len(items))
-        with TopicReader(stack.bootstrap, [topics.recommendations]) as reader:
+        with TopicReader(stack.kafka, [topics.recommendations]) as reader:
             started = time.time()
             produce(producer, topics.events, train, "user_id")
             _collect(reader, train, served, wire, plan, console, "stream (online phase)")

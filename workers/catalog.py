@@ -88,8 +88,13 @@ class Catalog:
     """
 
     def __init__(self, config: StoreConfig, dim: int, adapters: AdapterStoreConfig) -> None:
+        api_key = config.api_key.get_secret_value() if config.api_key is not None else None
         self.store = open_store(
-            config.url, dim=dim, collection=config.collection, api_key=config.api_key
+            config.url,
+            dim=dim,
+            collection=config.collection,
+            api_key=api_key,
+            ca_file=config.ca_file,
         )
         self.adapters = adapters
         self.dim = dim

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 
 def embedded_model_path() -> Path:
@@ -59,7 +59,16 @@ class StoreConfig(BaseModel):
         description="edge:<dir> (in-process Qdrant engine), local::memory: / local:<dir> "
         "(qdrant-client local mode), or http(s)://host:6333 (Qdrant server).",
     )
-    api_key: str | None = Field(default=None, description="Qdrant server API key.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Qdrant server API key (use it over https://; never logged nor shown in "
+        "reprs, errors or dead letters).",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed an https:// Qdrant server's certificate "
+        "(default: the system's trusted CAs).",
+    )
     collection: str = Field(default="items", description="Collection holding the catalog.")
     resources: dict[str, float] = Field(
         default_factory=dict,

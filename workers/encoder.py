@@ -41,8 +41,13 @@ class TextEncoder:
         path = config.resolved_model_path()
         self.config = config
         self.device = pick_device(config.num_gpus)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        # Weights from safetensors only (never a pickle), no code from the model folder.
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False
+        )
+        self.model = AutoModel.from_pretrained(
+            str(path), local_files_only=True, use_safetensors=True, trust_remote_code=False
+        )
         self.model.eval().to(self.device)
         self.pool = POOLERS[config.pooling]
         self.dim = int(self.model.config.hidden_size)

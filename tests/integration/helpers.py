@@ -19,7 +19,7 @@ def unique(prefix: str) -> str:
 
 def send(stack: LocalStack, topic: str, records: Iterable[tuple[bytes | None, Any]]) -> None:
     """Produce (key, value) pairs; dict values become JSON, bytes go as they are."""
-    producer = kafka_producer(stack.bootstrap)
+    producer = kafka_producer(stack.kafka)
     try:
         for key, value in records:
             producer.send(topic, key=key, value=None if value is None else encode_record(value))
@@ -56,7 +56,7 @@ def read(
     timeout: float = 120.0,
 ) -> list[Received]:
     """Everything on ``topic`` (from the beginning) until ``done`` or the timeout."""
-    with TopicReader(stack.bootstrap, [topic]) as reader:
+    with TopicReader(stack.kafka, [topic]) as reader:
         return reader.read_until(done, timeout)
 
 
@@ -143,7 +143,7 @@ def fault_report(
 
 def wait_served(stack: LocalStack, ids: set[str], at_least: int, timeout: float = 120) -> None:
     """Wait until ``at_least`` of ``ids`` have a recommendation (a fault lands mid-stream)."""
-    with TopicReader(stack.bootstrap, [stack.kafka.topics.recommendations]) as reader:
+    with TopicReader(stack.kafka, [stack.kafka.topics.recommendations]) as reader:
         seen = reader.read_until(
             lambda got: sum(r.value["event_id"] in ids for r in got) >= at_least, timeout
         )

@@ -199,7 +199,7 @@ Record = tuple[str, bytes | None, bytes | None]  # (topic, key, value)
 
 def produce(stack: LocalStack, records: list[Record]) -> list[tuple[int, int]]:
     """(topic, key, value) in order, one at a time -> (partition, offset) of each."""
-    producer = kafka_producer(stack.bootstrap)
+    producer = kafka_producer(stack.kafka)
     try:
         placed = []
         for topic, key, value in records:
@@ -212,7 +212,7 @@ def produce(stack: LocalStack, records: list[Record]) -> list[tuple[int, int]]:
 
 def all_of(stack: LocalStack, topic: str) -> list[Received]:
     """Every record on ``topic`` now (to its end offsets)."""
-    with TopicReader(stack.bootstrap, [topic]) as reader:
+    with TopicReader(stack.kafka, [topic]) as reader:
         parts = list(reader.consumer.assignment())
         total = sum(reader.consumer.end_offsets(parts).values())
         return reader.read_until(lambda seen: len(seen) >= total, 120)

@@ -34,6 +34,7 @@ STREAMS_FILES = {
     "catalog.py",
     "cli.py",
     "deadletters.py",
+    "kafka_auth.py",
     "events.py",
     "record_limits.py",
     "remote.py",

@@ -78,7 +78,7 @@ def test_produce_then_read_round_trip(kafka: KafkaConfig) -> None:
     values.append({"no_key": "é"})
     before = time.time()
     send(kafka, "roundtrip", values, one_by_one=False)
-    with TopicReader(kafka.bootstrap_servers(), ["roundtrip"]) as reader:
+    with TopicReader(kafka, ["roundtrip"]) as reader:
         got = reader.read_until(lambda seen: len(seen) >= len(values), timeout=20)
         assert reader.poll(timeout=0.3) == []  # nothing more than what was sent
     assert sorted((r.value for r in got), key=json.dumps) == sorted(values, key=json.dumps)
@@ -95,7 +95,7 @@ def test_produce_then_read_round_trip(kafka: KafkaConfig) -> None:
 
 def test_topic_reader_needs_an_existing_topic(kafka: KafkaConfig) -> None:
     with pytest.raises(RuntimeError, match="none of the topics") as info:
-        TopicReader(kafka.bootstrap_servers(), ["absent-topic"])
+        TopicReader(kafka, ["absent-topic"])
     # TopicReader.__init__ does not close its consumer when it raises (see the report);
     # close it here so its connection does not hold up the broker's shutdown (~5 s).
     for frame, _ in traceback.walk_tb(info.tb):

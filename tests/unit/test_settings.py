@@ -201,3 +201,18 @@ def test_invalid_record_limits_are_rejected(
     with pytest.raises(ValidationError) as info:
         Settings()
     assert all(e["loc"][0] == "limits" for e in info.value.errors())
+
+
+def test_ray_auth_env_for_a_local_instance_and_a_cluster(tmp_path: Path) -> None:
+    from streams.settings import RayConfig
+
+    token = tmp_path / "token"
+    assert RayConfig().auth_env() == {"RAY_AUTH_MODE": "token"}  # local: token auth too
+    joined = RayConfig(address="ray-head:6379", auth_token_path=token)
+    assert joined.auth_env() == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    assert RayConfig(auth_mode="disabled", auth_token_path=token).auth_env() == {
+        "RAY_AUTH_MODE": "disabled"
+    }
+    environ = {"RAY_AUTH_MODE": "disabled"}  # an operator's own variable wins
+    joined.apply_auth_env(environ)
+    assert environ == {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN_PATH": str(token)}

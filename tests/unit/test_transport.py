@@ -47,7 +47,7 @@ def test_recovery_reads_to_the_end_a_fetch_reports(broker: EmbeddedBroker) -> No
     tps = [TopicPartition("changelog", p) for p in range(3)]
     reported = asyncio.run(list_offsets(broker.bootstrap, tps))
     assert reported[tps[0]] < 7, "Tansu's ListOffsets is right now: the fix may be unneeded"
-    real = asyncio.run(true_highwaters([broker.bootstrap], reported))
+    real = asyncio.run(true_highwaters(kafka, reported))
     assert real == {tps[0]: 7, tps[1]: 0, tps[2]: 0}
 
 

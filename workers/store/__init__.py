@@ -48,7 +48,12 @@ def _bad_url(url: str, why: str) -> ValueError:
 
 
 def open_store(
-    url: str, *, dim: int, collection: str = "items", api_key: str | None = None
+    url: str,
+    *,
+    dim: int,
+    collection: str = "items",
+    api_key: str | None = None,
+    ca_file: Path | None = None,
 ) -> VectorStore:
     """Open (creating if needed) the store at ``url`` for vectors of size ``dim``.
 
@@ -56,7 +61,8 @@ def open_store(
       persistent in-process Qdrant Edge shard in the directory ``<dir>/<collection>``.
     * ``local::memory:``: qdrant-client local mode in memory (lost on close).
     * ``local:<dir>``: qdrant-client local mode persisted in ``<dir>``.
-    * ``http://...`` / ``https://...``: a Qdrant server (``api_key`` optional).
+    * ``http://...`` / ``https://...``: a Qdrant server (``api_key`` optional; ``ca_file``:
+      the CA that signed an https server's certificate, else the system's).
 
     Raises ``ValueError`` for any other URL and :class:`StoreError` if the store
     cannot be opened or holds a collection with another dimension.
@@ -83,5 +89,7 @@ def open_store(
     if url.startswith(("http://", "https://")):
         if url.rstrip("/") in ("http:", "https:"):
             raise _bad_url(url, "no host given")
-        return QdrantClientStore(dim=dim, collection=collection, url=url, api_key=api_key)
+        return QdrantClientStore(
+            dim=dim, collection=collection, url=url, api_key=api_key, ca_file=ca_file
+        )
     raise _bad_url(url, "unknown scheme")

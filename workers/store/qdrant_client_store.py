@@ -8,7 +8,10 @@ index on ``scenario``.
 
 from __future__ import annotations
 
+import ssl
+import traceback
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +55,7 @@ class QdrantClientStore(VectorStore):
         path: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         """Connect and make sure ``collection`` exists with ``base``/``rec`` cosine vectors.
 
@@ -66,16 +70,23 @@ class QdrantClientStore(VectorStore):
         self.dim = dim
         self.collection = collection
         self._remote = url is not None
+        self._api_key = api_key
         try:
             if url is not None:
                 # No background version-check thread: opening checks the collection itself.
-                client = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+                # verify: httpx's TLS check of an https server, against ca_file if given.
+                verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+                client = QdrantClient(
+                    url=url, api_key=api_key, check_compatibility=False, verify=verify
+                )
             elif path is not None:
                 client = QdrantClient(path=path)
             else:
                 client = QdrantClient(location=location)
         except Exception as exc:
-            raise StoreError(f"cannot open Qdrant ({url or path or location}): {exc}") from exc
+            raise self._error(
+                f"cannot open Qdrant ({url or path or location})", exc
+            ) from self._cause(exc)
         self._client: QdrantClient | None = client
         try:
             self._ensure_collection(client)
@@ -83,7 +94,8 @@ class QdrantClientStore(VectorStore):
             self.close()
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"cannot prepare collection {collection!r}: {exc}") from exc
+            what = f"cannot prepare collection {collection!r}"
+            raise self._error(what, exc) from self._cause(exc)
 
     def _ensure_collection(self, client: QdrantClient) -> None:
         if not client.collection_exists(self.collection):
@@ -134,7 +146,7 @@ class QdrantClientStore(VectorStore):
                 chunk = batch[start : start + UPSERT_CHUNK]
                 client.upsert(self.collection, points=chunk, wait=True)
         except Exception as exc:
-            raise StoreError(f"upsert of {len(batch)} points failed: {exc}") from exc
+            raise self._error(f"upsert of {len(batch)} points failed", exc) from self._cause(exc)
 
     def vectors(
         self, item_ids: Sequence[str], using: str = "rec"
@@ -150,7 +162,9 @@ class QdrantClientStore(VectorStore):
                 self.collection, ids=list(by_point), with_payload=False, with_vectors=[using]
             )
         except Exception as exc:
-            raise StoreError(f"retrieve of {len(by_point)} points failed: {exc}") from exc
+            raise self._error(f"retrieve of {len(by_point)} points failed", exc) from self._cause(
+                exc
+            )
         return collect_vectors(records, by_point, using)
 
     def get(self, item_ids: Sequence[str]) -> dict[str, ItemPoint]:
@@ -166,7 +180,7 @@ class QdrantClientStore(VectorStore):
                 self.collection, ids=ids, with_payload=True, with_vectors=True
             )
         except Exception as exc:
-            raise StoreError(f"retrieve of {len(ids)} points failed: {exc}") from exc
+            raise self._error(f"retrieve of {len(ids)} points failed", exc) from self._cause(exc)
         return points_by_id(records)
 
     def scan(self, batch: int = 1000) -> Iterator[list[ItemPoint]]:
@@ -211,7 +225,10 @@ class QdrantClientStore(VectorStore):
             responses = client.query_batch_points(self.collection, requests=queries)
             return [[(p.payload, p.score) for p in r.points] for r in responses]
 
-        return batched_search(requests, self._query, execute)
+        try:
+            return batched_search(requests, self._query, execute)
+        except StoreError as exc:
+            raise self._error("search failed", exc) from self._cause(exc)
 
     def count(self) -> int:
         """Return the exact number of stored items."""
@@ -219,7 +236,23 @@ class QdrantClientStore(VectorStore):
         try:
             return client.count(self.collection, exact=True).count
         except Exception as exc:
-            raise StoreError(f"count failed: {exc}") from exc
+            raise self._error("count failed", exc) from self._cause(exc)
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        """A StoreError for ``exc`` whose message never carries the API key: a server may
+        echo a request's headers in its answer, and the error reaches logs and dead
+        letters. Raise it ``from self._cause(exc)``."""
+        text = f"{what}: {exc}"
+        key = self._api_key
+        return StoreError(text.replace(key, "<api key>") if key else text)
+
+    def _cause(self, exc: BaseException) -> BaseException | None:
+        """``exc``, or None where its chain mentions the API key (Ray ships an actor's
+        traceback, causes included, to the caller, whose logs would show it)."""
+        key = self._api_key
+        if key and key in "".join(traceback.format_exception(exc)):
+            return None
+        return exc
 
     def close(self) -> None:
         """Close the client (releasing a local directory's lock); idempotent."""
