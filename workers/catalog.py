@@ -70,11 +70,34 @@ class Cursor:
 @dataclass(frozen=True)
 class Changes:
     """The answer to `Catalog.changes_since`: serving points to upsert, and the cursor
-    after them; with ``snapshot`` the points are the whole catalog (replace, not add)."""
+    after them; with ``snapshot`` the points are the whole catalog (replace, not add).
+
+    Pickled (as Ray sends it) by columns: the ids, the scenarios and one float32 matrix,
+    so a 100k-item snapshot is one buffer, not 100k arrays to (de)serialise while the
+    reader's process holds its interpreter lock (BENCHMARKS.md, hot swap)."""
 
     cursor: Cursor
     points: list[ServingPoint]
     snapshot: bool
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        ids = [p.item_id for p in self.points]
+        scenarios = [p.scenario for p in self.points]
+        matrix = (
+            np.stack([p.rec for p in self.points]).astype(np.float32, copy=False)
+            if self.points
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        return _changes_of_columns, (self.cursor, ids, scenarios, matrix, self.snapshot)
+
+
+def _changes_of_columns(
+    cursor: Cursor, ids: list[str], scenarios: list[str], matrix: Vector, snapshot: bool
+) -> Changes:
+    points = [
+        ServingPoint(i, s, matrix[n]) for n, (i, s) in enumerate(zip(ids, scenarios, strict=True))
+    ]
+    return Changes(cursor, points, snapshot)
 
 
 class Catalog:
@@ -182,20 +205,22 @@ class Catalog:
         Cost: one adapter forward pass per item over the stored base vectors, no
         language model. On failure the previous version stays current.
         """
-        started, moved = time.perf_counter(), 0
-        for page in list(self.store.scan()):
-            rec = model.item_vectors(
-                [p.item_id for p in page],
-                np.stack([p.base for p in page]),
-                [p.scenario for p in page],
-            )
-            self.store.upsert(
-                [
-                    ItemPoint(p.item_id, p.scenario, p.text, p.base, rec[n])
-                    for n, p in enumerate(page)
-                ]
-            )
-            moved += len(page)
+        started = time.perf_counter()
+        moved = 0
+        with self.store.bulk():  # an index rebuilt once at the end, not every 1000 points
+            for page in list(self.store.scan()):
+                rec = model.item_vectors(
+                    [p.item_id for p in page],
+                    np.stack([p.base for p in page]),
+                    [p.scenario for p in page],
+                )
+                self.store.upsert(
+                    [
+                        ItemPoint(p.item_id, p.scenario, p.text, p.base, rec[n])
+                        for n, p in enumerate(page)
+                    ]
+                )
+                moved += len(page)
         self.model = model
         self.seq += 1  # readers at the old version take a snapshot
         self.feed.clear()

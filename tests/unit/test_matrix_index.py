@@ -103,3 +103,46 @@ def test_bad_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         bad = np.full(DIM, np.inf, dtype=np.float32)
         index.upsert([ItemPoint("x", "s", "", bad, bad)])
+
+
+def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
+    import pickle
+
+    from workers.catalog import Changes, Cursor, ServingPoint
+
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((500, DIM)).astype(np.float32)
+    points = [ServingPoint(f"i{n}", "films", matrix[n]) for n in range(500)]
+    sent = Changes(Cursor("epoch", 2, 7), points, snapshot=True)
+    buffers: list[pickle.PickleBuffer] = []  # out of band, as Ray serialises arrays
+    wire = pickle.dumps(sent, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == 1  # one array for all the vectors
+    per_point: list[pickle.PickleBuffer] = []
+    pickle.dumps(points, protocol=5, buffer_callback=per_point.append)
+    assert len(per_point) == 500  # what a plain list of points would have sent
+    got = pickle.loads(wire, buffers=buffers)
+    assert (got.cursor, got.snapshot) == (sent.cursor, True)
+    assert [(p.item_id, p.scenario) for p in got.points] == [
+        (p.item_id, p.scenario) for p in points
+    ]
+    np.testing.assert_array_equal(np.stack([p.rec for p in got.points]), matrix)
+    empty = pickle.loads(pickle.dumps(Changes(Cursor("e", 0, 0), [], snapshot=False)))
+    assert empty.points == [] and not empty.snapshot
+
+
+def test_bulk_upserts_rebuild_the_engine_index_once(tmp_path: Path) -> None:
+    from workers.store.edge import EdgeStore
+
+    store = EdgeStore(tmp_path / "edge", dim=DIM, optimize_every=100)
+    calls = []
+    optimize = store.optimize
+    store.optimize = lambda: calls.append(1) or optimize()  # type: ignore[method-assign]
+    stored = points(450)
+    with store.bulk():
+        for first in range(0, 450, 50):
+            store.upsert(stored[first : first + 50])
+        assert calls == []
+    assert calls == [1] and store.count() == 450
+    store.upsert(points(100, seed=5, prefix="j"))  # outside: every 100 points again
+    assert calls == [1, 1]
+    store.close()

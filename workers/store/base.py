@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
@@ -298,6 +299,11 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """Return the number of stored items."""
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """A context for many upserts in a row: an engine that maintains its index as it
+        goes may defer that to the end (default: nothing deferred)."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None:

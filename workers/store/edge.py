@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,17 @@ class EdgeStore(VectorStore):
             return shard.count(qe.CountRequest(exact=True))
         except Exception as exc:
             raise StoreError(f"count failed: {exc}") from exc
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Upserts inside it run no ``optimize()``; one runs at the end if any were due."""
+        every, self._optimize_every = self._optimize_every, 0
+        try:
+            yield
+        finally:
+            self._optimize_every = every
+            if every > 0 and self._pending >= every:
+                self.optimize()
 
     def optimize(self) -> bool:
         """Run the engine's optimizers now (builds HNSW once due); True if anything changed."""

@@ -26,8 +26,20 @@ from workers.store.base import (
     check_k,
     check_using,
     latest_per_id,
-    unit_vector,
 )
+
+
+def checked_unit_rows(matrix: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
+    """Rows checked (shape ``(n, dim)``, finite) and L2-normalised (zero rows stay zero)."""
+    rows = np.array(matrix, dtype=np.float32)  # a copy: normalised in place below
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"{what}: expected shape (n, {dim}), got {rows.shape}")
+    if not np.isfinite(rows).all():
+        raise ValueError(f"{what}: vector has non-finite values")
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
+
 
 #: Queries scored per matrix product (bounds the temporary score matrix).
 QUERY_CHUNK = 64
@@ -48,14 +60,18 @@ class MatrixIndex:
         return len(self._ids)
 
     def upsert(self, points: Sequence[ItemPoint]) -> None:
-        """Insert or replace items (the last record of an id wins)."""
+        """Insert or replace items (the last record of an id wins); all are checked before
+        any is written, and normalised in one pass (a snapshot of 100k items is loaded
+        by a few array operations, not 100k of them)."""
         latest = latest_per_id(points)
-        rows = [unit_vector(p.rec, self.dim, p.item_id) for p in latest]  # all valid first
+        if not latest:
+            return
+        rows = checked_unit_rows(np.stack([p.rec for p in latest]), self.dim, "item vectors")
+        self._grow(len(self._ids) + len(latest))
         for point, vector in zip(latest, rows, strict=True):
             row = self._row.get(point.item_id)
             if row is None:
                 row = len(self._ids)
-                self._grow(row + 1)
                 self._ids.append(point.item_id)
                 self._row[point.item_id] = row
             self._matrix[row] = vector
@@ -99,8 +115,10 @@ class MatrixIndex:
         live = [n for n, r in enumerate(requests) if r.k > 0]
         for start in range(0, len(live), QUERY_CHUNK):
             chunk = live[start : start + QUERY_CHUNK]
-            queries = np.stack(
-                [unit_vector(requests[n].vector, self.dim, "search vector") for n in chunk]
+            queries = checked_unit_rows(
+                np.stack([np.asarray(requests[n].vector, dtype=np.float32) for n in chunk]),
+                self.dim,
+                "search vector",
             )
             scores = queries @ self._matrix[: len(self._ids)].T
             for row, n in enumerate(chunk):
