@@ -103,3 +103,26 @@ def test_bad_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         bad = np.full(DIM, np.inf, dtype=np.float32)
         index.upsert([ItemPoint("x", "s", "", bad, bad)])
+
+
+def test_a_deleted_item_is_neither_searched_nor_looked_up_and_rows_stay_consistent() -> None:
+    rng = np.random.default_rng(5)
+    stored = [
+        ItemPoint(f"m{n}", "ab"[n % 2], "", v, v)
+        for n, v in enumerate(rng.standard_normal((9, DIM)).astype(np.float32))
+    ]
+    index = MatrixIndex(DIM, capacity=2)
+    index.upsert(stored)
+    index.delete(["m0", "m8", "m4", "absent"])  # the first row, the last row, a middle one
+    rest = [p for p in stored if p.item_id not in {"m0", "m8", "m4"}]
+    assert index.count() == 6
+    assert index.vectors(["m0", "m4", "m8", "m1"]).keys() == {"m1"}
+    for p in rest:  # every remaining id still maps to its own vector and scenario
+        unit = p.rec / np.linalg.norm(p.rec)
+        np.testing.assert_allclose(index.vectors([p.item_id])[p.item_id], unit, atol=1e-6)
+        (hits,) = index.search([SearchRequest(p.rec, 1, scenario=p.scenario)])
+        assert [h.item_id for h in hits] == [p.item_id]
+    (everything,) = index.search([SearchRequest(stored[0].rec, 9)])
+    assert {h.item_id for h in everything} == {p.item_id for p in rest}
+    index.upsert([stored[0]])
+    assert index.count() == 7 and "m0" in index.vectors(["m0"])
