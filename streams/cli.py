@@ -120,6 +120,29 @@ def produce(
 
 
 @main.command()
+@click.argument("user_id")
+@click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
+def forget(user_id: str, broker: str | None) -> None:
+    """Forget USER_ID: their state, pending items and training samples are removed.
+
+    Produces a forget record to the events topic, keyed by the user like their events,
+    so the workers apply it after the user's earlier events (README: "Forgetting").
+    """
+    from tooling.produce import kafka_producer, send_forget
+
+    if not user_id.strip():
+        raise click.BadParameter("a user id cannot be blank", param_hint="USER_ID")
+    settings = _settings(broker=broker)
+    producer = kafka_producer(settings.kafka.bootstrap_servers())
+    try:
+        topic = settings.kafka.topics.events
+        partition, offset = send_forget(producer, topic, user_id)
+    finally:
+        producer.close()
+    click.echo(f"forget {user_id!r} -> {topic} (partition {partition}, offset {offset})")
+
+
+@main.command()
 @click.option("--users", type=int, default=24, show_default=True, help="Users replayed.")
 @click.option("--events-per-user", type=int, default=40, show_default=True)
 @click.option(

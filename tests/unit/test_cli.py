@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from streams.cli import _settings, main
 
-COMMANDS = ("broker", "worker", "produce", "demo", "bench", "eval")
+COMMANDS = ("broker", "worker", "produce", "demo", "bench", "eval", "forget")
 
 
 @pytest.fixture(autouse=True)
@@ -84,6 +84,12 @@ def test_produce_with_missing_file_is_a_usage_error(runner: CliRunner, tmp_path:
     result = runner.invoke(main, ["produce", "--items", str(tmp_path / "absent.jsonl")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_forget_needs_a_user_id_that_is_not_blank(runner: CliRunner) -> None:
+    assert "Missing argument 'USER_ID'" in runner.invoke(main, ["forget"]).output
+    result = runner.invoke(main, ["forget", "  "])
+    assert result.exit_code == 2 and "a user id cannot be blank" in result.output
 
 
 def test_command_line_kafka_options_win_and_are_validated(
