@@ -176,6 +176,49 @@ def bench(dataset: Path, n_events: int, output: Path | None) -> None:
     sys.exit(run_bench(dataset, n_events, output))
 
 
+@main.command()
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/ml-100k"),
+    show_default=True,
+    help="Its events are replayed in a loop (fresh event ids).",
+)
+@click.option("--minutes", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Minutes not judged  [default: 5, or minutes - 1 when shorter than 6].",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("results/soak.json"),
+    show_default=True,
+    help="JSON results file.",
+)
+def soak(dataset: Path, minutes: int, rate: float, warmup: int | None, output: Path) -> None:
+    """Run the pipeline at a steady rate; sample the RSS of the worker, each Ray actor and
+    the broker every minute; exit 1 unless each stayed within 10 % after warm-up."""
+    from tooling.soak import SoakOptions, run_soak
+
+    if warmup is None:
+        warmup = min(5, minutes - 1)
+    try:
+        options = SoakOptions(dataset, minutes, rate, warmup, output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    sys.exit(run_soak(options))
+
+
 @main.command(name="eval")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
