@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tooling.soak import SoakOptions, flatness, looped_events
+from tooling.soak import SoakOptions, flatness, looped_events, summarize
 
 
 def test_a_series_that_settles_after_warm_up_is_flat() -> None:
@@ -53,3 +53,17 @@ def test_options_are_checked() -> None:
         SoakOptions(dataset=Path("."), minutes=3, warmup=3)
     with pytest.raises(ValueError, match="rate > 0"):
         SoakOptions(dataset=Path("."), rate=0)
+
+
+def test_results_judge_streamrec_processes_and_measure_the_broker_s_growth() -> None:
+    def sample(minute: int, sent: int, worker: float, broker: float) -> dict[str, object]:
+        rss = {"worker": worker, "broker": broker}
+        return {"minute": minute, "elapsed_s": 60.0 * minute, "events_sent": sent, "rss_mb": rss}
+
+    samples = [sample(0, 0, 300, 20), sample(1, 12_000, 330, 50), sample(2, 24_000, 332, 80)]
+    options = SoakOptions(dataset=Path("."), minutes=2, warmup=1)
+    results = summarize(options, "ml-100k", samples)  # type: ignore[arg-type]
+    assert results["verdict"]["broker"]["flat"] is False  # judged, and reported as grown
+    assert results["streamrec_flat"] is True  # ... but only streamrec processes count
+    assert results["broker_mb_per_1k_events"] == 2.5  # 30 MB over 12,000 events
+    assert results["achieved_rate"] == 200.0
