@@ -18,7 +18,7 @@ from typing import Any
 
 from streams import deadletters, metrics
 from streams.app import Pipeline
-from streams.remote import call_until_done, describe, in_halves
+from streams.remote import call_until_done, describe, in_halves, runs
 from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item, decode_item_key
 from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
@@ -85,25 +85,12 @@ async def index_batch(
             letter = deadletters.from_message(message, reason)
             await deadletters.send(dead_letters, letter, deadletters.FAILED)
 
-    for run in _runs(good):
+    for run in runs(good, lambda record: _is_item(record[1])):
         await in_halves(run, index if _is_item(run[0][1]) else delete, reject)
 
 
 def _is_item(record: ItemRecord | str) -> bool:
     return isinstance(record, ItemRecord)
-
-
-def _runs(
-    records: Sequence[tuple[Any, ItemRecord | str]],
-) -> list[list[tuple[Any, ItemRecord | str]]]:
-    """Consecutive records to index, or ids to delete, in order."""
-    runs: list[list[tuple[Any, ItemRecord | str]]] = []
-    for record in records:
-        if runs and _is_item(runs[-1][-1][1]) == _is_item(record[1]):
-            runs[-1].append(record)
-        else:
-            runs.append([record])
-    return runs
 
 
 def register(pipeline: Pipeline, actors: Actors) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 from streams import deadletters, metrics
 from streams.app import Pipeline, Topics
 from streams.forget import forget_users
-from streams.remote import InputFailed, call_until_done, describe, in_halves
+from streams.remote import InputFailed, call_until_done, describe, in_halves, runs
 from streams.schemas import (
     DEFAULT_LIMITS,
     Event,
@@ -177,7 +177,7 @@ async def recommend_batch(
             reason = f"bad internal record: {describe(exc)}"
             letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
-    for run in _runs(records):
+    for run in runs(records, type):
         if isinstance(run[0], KeyedForget):
             forgets = [r for r in run if isinstance(r, KeyedForget)]
             await forget_users(forgets, topics=topics, users=users, actors=actors, retry=retry)
@@ -187,24 +187,15 @@ async def recommend_batch(
 
 
 def _internal(value: bytes) -> KeyedEvent | KeyedForget:
-    """A by-user record -> what it holds (ValidationError: neither)."""
+    """A by-user record -> what it holds; neither: the KeyedEvent's ValidationError (the
+    reason a broken event record gets)."""
     try:
         return KeyedEvent.model_validate_json(value)
-    except ValueError:
-        return KeyedForget.model_validate_json(value)
-
-
-def _runs(
-    records: Sequence[KeyedEvent | KeyedForget],
-) -> list[list[KeyedEvent | KeyedForget]]:
-    """Consecutive records of one kind (events, or forgets), in order."""
-    runs: list[list[KeyedEvent | KeyedForget]] = []
-    for record in records:
-        if runs and type(runs[-1][-1]) is type(record):
-            runs[-1].append(record)
-        else:
-            runs.append([record])
-    return runs
+    except ValueError as exc:
+        try:
+            return KeyedForget.model_validate_json(value)
+        except ValueError:
+            raise exc from None
 
 
 async def _recommend_events(

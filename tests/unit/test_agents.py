@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 import ray.exceptions as rex
+from pydantic import ValidationError
 
 from streams.app import Topics
 from streams.catalog import index_batch
-from streams.events import recommend_batch, route_event
-from streams.remote import is_transient
+from streams.events import _internal, recommend_batch, route_event
+from streams.remote import is_transient, runs
 from streams.schemas import (
     ERROR_LIMIT,
     KEY_LIMIT,
@@ -593,3 +594,20 @@ def test_a_delete_the_catalog_fails_on_is_dead_lettered_alone() -> None:
     asyncio.run(index_batch(msgs, dead_letters=dead, actors=actors(catalog=catalog), retry=FAST))
     (letter,) = [DeadLetter.model_validate(v) for v in dead.values()]
     assert (letter.offset, letter.error) == (1, "delete failed: ValueError: cannot delete bad")
+
+
+def test_a_batch_is_cut_into_runs_of_one_kind_in_order() -> None:
+    assert runs([1, 3, 2, 4, 6, 5], lambda n: n % 2) == [[1, 3], [2, 4, 6], [5]]
+    assert runs([], lambda n: n) == []
+
+
+def test_a_broken_event_record_keeps_the_event_s_reason_beside_forget_records() -> None:
+    bad = Message(b'{"event": {"user_id": "u1"}}', topic="app-events-by-user", offset=2)
+    users: dict[bytes, Any] = {}
+    topics = run_batch([forget_record("u1"), bad, by_user("e1")], users, FakeRecommender())
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 2 and letter.error.startswith("bad internal record: ValidationError")
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1"]
+    with pytest.raises(ValidationError) as info:
+        _internal(bad.value or b"")
+    assert info.value.title == "KeyedEvent"  # the event's own reason, not the forget's
