@@ -170,9 +170,9 @@ class Catalog:
         return self.store.count()
 
     def delete(self, item_ids: Sequence[str]) -> int:
-        """Remove items (absent ids are ignored): no longer searched, looked up or handed
-        to the trainer, here and, after their next poll, in every replica; returns the
-        catalog size."""
+        """Remove items (absent ids are ignored): no longer searched, looked up or read by
+        `items` (the trainer), here and, after their next poll, in every replica; returns
+        the catalog size."""
         present = self.store.get(list(dict.fromkeys(item_ids)))
         ids = [i for i in dict.fromkeys(item_ids) if i in present]
         if ids:  # (replicas hold what this store holds: an absent id is in none of them)
