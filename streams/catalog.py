@@ -1,4 +1,13 @@
-"""Catalog agent: item records -> language-model vectors -> the catalog actor."""
+"""Catalog agent: item records -> language-model vectors -> the catalog actor.
+
+    items (key item_id) ──record──► encoder ──► CatalogActor.index
+                        ──tombstone (null value)──► CatalogActor.delete([item_id])
+                          (the replicas drop it on their next poll: never recommended again)
+                        ──invalid──► dead-letters
+
+A batch is applied in runs of one kind, in order, so an item indexed and then deleted
+(or the reverse) in one batch ends as its last record says.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +18,8 @@ from typing import Any
 
 from streams import deadletters, metrics
 from streams.app import Pipeline
-from streams.remote import call_until_done, describe, in_halves
-from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item
+from streams.remote import call_until_done, describe, in_halves, runs
+from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item, decode_item_key
 from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
 from workers.catalog import CatalogItem
@@ -32,18 +41,23 @@ async def index_batch(
     retry: RetryConfig,
     limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> None:
-    """A micro-batch of `items` messages -> indexed items, or dead letters with reasons.
+    """A micro-batch of `items` messages -> indexed (or, for a tombstone: a null value
+    keyed by the item id, deleted) items, or dead letters with reasons.
 
-    A record that breaks the contract or ``limits``, or that the decoding code fails on
-    (the reason names the exception), is dead-lettered alone. Failures of Ray or the
-    store are waited out; an item the encoder or the catalog fails on is found by
-    indexing the batch in halves, and only it is dead-lettered.
+    A record that breaks the contract or ``limits`` (a tombstone without a usable key
+    included), or that the decoding code fails on (the reason names the exception), is
+    dead-lettered alone. Failures of Ray or the store are waited out; an item the
+    encoder or the catalog fails on is found by indexing the batch in halves, and only
+    it is dead-lettered.
     """
-    # [faust Message(items record)] -> [(Message, ItemRecord)]
-    good: list[tuple[Any, ItemRecord]] = []
+    # [faust Message(items record)] -> [(Message, ItemRecord | item id to delete)]
+    good: list[tuple[Any, ItemRecord | str]] = []
     for message in messages:
         try:
-            good.append((message, decode_item(message.value, limits=limits)))
+            if message.value is None:
+                good.append((message, decode_item_key(message.key, limits=limits)))
+            else:
+                good.append((message, decode_item(message.value, limits=limits)))
         except InvalidRecord as exc:
             letter = deadletters.from_message(message, str(exc))
             await deadletters.send(dead_letters, letter, deadletters.INVALID)
@@ -51,19 +65,32 @@ async def index_batch(
             letter = deadletters.from_message(message, f"decoding failed: {describe(exc)}")
             await deadletters.send(dead_letters, letter, deadletters.FAILED)
 
-    async def index(part: Sequence[tuple[Any, ItemRecord]]) -> None:
-        items = [CatalogItem(r.item_id, r.text, r.scenario) for _, r in part]
+    async def index(part: Sequence[tuple[Any, ItemRecord | str]]) -> None:
+        records = [r for _, r in part if isinstance(r, ItemRecord)]
+        items = [CatalogItem(r.item_id, r.text, r.scenario) for r in records]
         # encoder.encode(texts) -> (n, d); catalog.index(items, vectors) -> catalog size
         await call_until_done(partial(_index, actors, items), retry, what="catalog indexing")
 
-    async def reject(part: Sequence[tuple[Any, ItemRecord]], exc: BaseException) -> None:
-        reason = f"indexing failed: {describe(exc)}"
+    async def delete(part: Sequence[tuple[Any, ItemRecord | str]]) -> None:
+        ids = [r for _, r in part if isinstance(r, str)]
+        # catalog.delete(item ids) -> catalog size
+        await call_until_done(
+            partial(actors.catalog.delete.remote, ids), retry, what="catalog delete"
+        )
+
+    async def reject(part: Sequence[tuple[Any, ItemRecord | str]], exc: BaseException) -> None:
+        what = "indexing" if _is_item(part[0][1]) else "delete"
+        reason = f"{what} failed: {describe(exc)}"
         for message, _ in part:
             letter = deadletters.from_message(message, reason)
             await deadletters.send(dead_letters, letter, deadletters.FAILED)
 
-    if good:
-        await in_halves(good, index, reject)
+    for run in runs(good, lambda record: _is_item(record[1])):
+        await in_halves(run, index if _is_item(run[0][1]) else delete, reject)
+
+
+def _is_item(record: ItemRecord | str) -> bool:
+    return isinstance(record, ItemRecord)
 
 
 def register(pipeline: Pipeline, actors: Actors) -> Any:

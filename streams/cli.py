@@ -119,6 +119,29 @@ def produce(
 
 
 @main.command()
+@click.argument("user_id")
+@click.option("--broker", default=None, help="Overrides STREAMREC_KAFKA__BROKER.")
+def forget(user_id: str, broker: str | None) -> None:
+    """Forget USER_ID: their state, pending items and training samples are removed.
+
+    Produces a forget record to the events topic, keyed by the user like their events,
+    so the workers apply it after the user's earlier events (README: "Forgetting").
+    """
+    from tooling.produce import kafka_producer, send_forget
+
+    if not user_id.strip():
+        raise click.BadParameter("a user id cannot be blank", param_hint="USER_ID")
+    settings = _settings(broker=broker)
+    producer = kafka_producer(settings.kafka)
+    try:
+        topic = settings.kafka.topics.events
+        partition, offset = send_forget(producer, topic, user_id)
+    finally:
+        producer.close()
+    click.echo(f"forget {user_id!r} -> {topic} (partition {partition}, offset {offset})")
+
+
+@main.command()
 @click.option("--users", type=int, default=24, show_default=True, help="Users replayed.")
 @click.option("--events-per-user", type=int, default=40, show_default=True)
 @click.option(
@@ -150,6 +173,50 @@ def bench(dataset: Path, n_events: int, output: Path | None) -> None:
     from tooling.bench import run_bench
 
     sys.exit(run_bench(dataset, n_events, output))
+
+
+@main.command()
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/ml-100k"),
+    show_default=True,
+    help="Its events are replayed in a loop (fresh event ids).",
+)
+@click.option("--minutes", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Minutes not judged  [default: 10, or minutes - 1 for a shorter run].",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("results/soak.json"),
+    show_default=True,
+    help="JSON results file.",
+)
+def soak(dataset: Path, minutes: int, rate: float, warmup: int | None, output: Path) -> None:
+    """Run the pipeline at a steady rate; sample the RSS of the worker, each Ray actor and
+    the broker every minute; exit 1 unless the worker and each actor stayed within 10 %
+    after warm-up (the in-memory broker keeps every record: reported, not judged)."""
+    from tooling.soak import SoakOptions, run_soak
+
+    if warmup is None:
+        warmup = min(10, minutes - 1)
+    try:
+        options = SoakOptions(dataset, minutes, rate, warmup, output)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    sys.exit(run_soak(options))
 
 
 @main.command(name="eval")

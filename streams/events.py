@@ -3,6 +3,8 @@
     events ──ingest──► <app>-events-by-user (key user_id)        invalid ──► dead-letters
     by-user ──recommend, a micro-batch at a time──► RecommenderActor
             ──► users table (changelog), recommendations, trainer samples
+    by-user forget records ──► `streams.forget` (state tombstone, samples dropped), in
+            their place among the batch's events
 
 The agents are thin loops; what they do with a record or a batch is `route_event` and
 `recommend_batch`, which tests drive in-process with fake topics and actors.
@@ -19,16 +21,19 @@ from typing import Any
 
 from streams import deadletters, metrics
 from streams.app import Pipeline, Topics
-from streams.remote import InputFailed, call_until_done, describe, in_halves
+from streams.forget import forget_users
+from streams.remote import InputFailed, call_until_done, describe, in_halves, runs
 from streams.schemas import (
     DEFAULT_LIMITS,
+    Event,
     InvalidRecord,
     KeyedEvent,
+    KeyedForget,
     Recommendation,
     ScoredItem,
     SourceRef,
     StateFormatError,
-    decode_event,
+    decode_events_record,
     decode_state,
     dumps,
     encode_state,
@@ -43,9 +48,9 @@ log = logging.getLogger(__name__)
 
 
 def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
-    """One `events` record (faust Message) -> (user id, KeyedEvent JSON) for the by-user
-    topic; InvalidRecord when the record breaks the contract or ``limits``."""
-    record = decode_event(
+    """One `events` record (faust Message) -> (user id, KeyedEvent or KeyedForget JSON)
+    for the by-user topic; InvalidRecord when the record breaks the contract or ``limits``."""
+    record = decode_events_record(
         message.value,
         default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
         limits=limits,
@@ -57,8 +62,10 @@ def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
         key=key_text(message.key),
         timestamp=message.timestamp,
     )
-    # (user_id, KeyedEvent): co-partitioned with the users table
-    return record.user_id.encode(), dumps(KeyedEvent(event=record, source=source))
+    # (user_id, KeyedEvent | KeyedForget): co-partitioned with the users table
+    if isinstance(record, Event):
+        return record.user_id.encode(), dumps(KeyedEvent(event=record, source=source))
+    return record.user_id.encode(), dumps(KeyedForget(forget=record, source=source))
 
 
 async def route_event(message: Any, topics: Topics, limits: LimitsConfig = DEFAULT_LIMITS) -> None:
@@ -152,23 +159,54 @@ async def recommend_batch(
 ) -> None:
     """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
     table, keyed by the UTF-8 user id), one recommendation per event, samples to the
-    trainer.
+    trainer; a forget record removes its user's state and samples (`streams.forget`).
 
-    Every message ends as a recommendation or a dead letter with its reason: a message
-    the ingest agent did not write, a user whose stored state cannot be read, or an
-    event the recommender fails on (found by serving the batch in halves). Failures of
-    Ray or the store are waited out (`streams.remote.call_until_done`).
+    Every message ends as a recommendation (a forget: its user forgotten) or a dead
+    letter with its reason: a message the ingest agent did not write, a user whose
+    stored state cannot be read, or an event the recommender fails on (found by serving
+    the batch in halves). Failures of Ray or the store are waited out
+    (`streams.remote.call_until_done`). The batch is served in runs split at forget
+    records, so a forget comes after its user's earlier events and before later ones.
     """
-    # [faust Message] -> [KeyedEvent] (internal topic, written by the ingest agent)
-    keyed: list[KeyedEvent] = []
+    # [faust Message] -> [KeyedEvent | KeyedForget] (internal topic, by the ingest agent)
+    records: list[KeyedEvent | KeyedForget] = []
     for message in messages:
         try:
-            keyed.append(KeyedEvent.model_validate_json(message.value))
+            records.append(_internal(message.value))
         except Exception as exc:  # not written by a compatible ingest agent
             reason = f"bad internal record: {describe(exc)}"
             letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
+    for run in runs(records, type):
+        if isinstance(run[0], KeyedForget):
+            forgets = [r for r in run if isinstance(r, KeyedForget)]
+            await forget_users(forgets, topics=topics, users=users, actors=actors, retry=retry)
+        else:
+            keyed = [r for r in run if isinstance(r, KeyedEvent)]
+            await _recommend_events(keyed, topics=topics, users=users, actors=actors, retry=retry)
 
+
+def _internal(value: bytes) -> KeyedEvent | KeyedForget:
+    """A by-user record -> what it holds; neither: the KeyedEvent's ValidationError (the
+    reason a broken event record gets)."""
+    try:
+        return KeyedEvent.model_validate_json(value)
+    except ValueError as exc:
+        try:
+            return KeyedForget.model_validate_json(value)
+        except ValueError:
+            raise exc from None
+
+
+async def _recommend_events(
+    keyed: list[KeyedEvent],
+    *,
+    topics: Topics,
+    users: MutableMapping[bytes, Any],
+    actors: Actors,
+    retry: RetryConfig,
+) -> None:
+    """Validated events -> states, recommendations, samples, or dead letters."""
     # {user_id: UserState | None}, decoded once per batch and kept current as parts of
     # the batch are served; users whose stored state is unreadable go to dead letters.
     states: dict[str, UserState | None] = {}

@@ -139,6 +139,18 @@ async def in_halves(
         await in_halves(records[mid:], serve, reject)
 
 
+def runs(records: Sequence[T], kind: Callable[[T], object]) -> list[list[T]]:
+    """``records`` cut into runs of consecutive records of one ``kind``, in order (a batch
+    whose records must apply in order, served a run at a time)."""
+    out: list[list[T]] = []
+    for record in records:
+        if out and kind(out[-1][-1]) == kind(record):
+            out[-1].append(record)
+        else:
+            out.append([record])
+    return out
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason for a dead letter."""
     text = str(exc).strip().splitlines()

@@ -73,6 +73,21 @@ class Event(_Contract):
     text: str | None = None
 
 
+#: The ``type`` of an `events` record that forgets its user (`ForgetUser`).
+FORGET = "forget"
+
+
+class ForgetUser(_Contract):
+    """`events` topic, key ``user_id``, ``type`` "forget": remove everything kept of the
+    user (their state and pending items, their training samples). It travels the user's
+    path (re-keyed by user like their events), so it comes after their earlier events."""
+
+    type: Literal["forget"]
+    user_id: NonEmpty
+    event_id: NonEmpty | None = None
+    ts: float | None = None
+
+
 class ScoredItem(_Contract):
     item_id: str
     score: float
@@ -118,6 +133,13 @@ class KeyedEvent(_Contract):
     source: SourceRef
 
 
+class KeyedForget(_Contract):
+    """Internal `<app>-events-by-user` topic: a validated `ForgetUser`, keyed by user."""
+
+    forget: ForgetUser
+    source: SourceRef
+
+
 _REASONS = 8  # validation errors named in a reason (a record may have thousands)
 
 
@@ -153,7 +175,46 @@ def decode_event(
 ) -> Event:
     """Raw `events` value -> Event within ``limits`` (``event_id`` defaulted, text cut to
     its limit), or InvalidRecord with the reason."""
+    return _event(load_json(raw, limits), default_event_id, limits)
+
+
+def decode_events_record(
+    raw: bytes | str | None, *, default_event_id: str, limits: LimitsConfig = DEFAULT_LIMITS
+) -> Event | ForgetUser:
+    """Raw `events` value -> an Event, or a ForgetUser when its ``type`` is "forget"
+    (``event_id`` defaulted), or InvalidRecord with the reason."""
     data = load_json(raw, limits)
+    if not (isinstance(data, dict) and data.get("type") == FORGET):
+        return _event(data, default_event_id, limits)
+    try:
+        forget = ForgetUser.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecord(_reason(exc)) from exc
+    check_id("user_id", forget.user_id, limits.id_bytes)
+    check_id("event_id", forget.event_id, limits.id_bytes)
+    check_ts(forget.ts, limits)
+    if forget.event_id is None:
+        return forget.model_copy(update={"event_id": default_event_id})
+    return forget
+
+
+def decode_item_key(key: bytes | str | None, *, limits: LimitsConfig = DEFAULT_LIMITS) -> str:
+    """The key of an `items` tombstone (a null value) -> the id of the item to delete,
+    or InvalidRecord with the reason."""
+    if key is None:
+        raise InvalidRecord("empty value (null record) without a key: no item to delete")
+    try:
+        item_id = key.decode("utf-8") if isinstance(key, bytes) else key
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(f"item tombstone key is not UTF-8: {exc}") from exc
+    item_id = item_id.strip()
+    if not item_id:
+        raise InvalidRecord("item tombstone with a blank key: no item to delete")
+    check_id("item_id", item_id, limits.id_bytes)
+    return item_id
+
+
+def _event(data: Any, default_event_id: str, limits: LimitsConfig) -> Event:
     try:
         event = Event.model_validate(data)
     except ValidationError as exc:

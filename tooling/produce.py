@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,3 +59,22 @@ def produce(
     if on_sent:
         on_sent(sent)
     return sent
+
+
+def forget_record(user_id: str, now: float | None = None) -> Record:
+    """The `events` record that forgets ``user_id`` (streams.schemas.ForgetUser)."""
+    return {
+        "type": "forget",
+        "user_id": user_id,
+        "event_id": f"forget-{uuid.uuid4().hex}",
+        "ts": time.time() if now is None else now,
+    }
+
+
+def send_forget(producer: Any, topic: str, user_id: str, timeout: float = 60.0) -> tuple[int, int]:
+    """Produce the forget record of ``user_id``, keyed by it as the user's events are;
+    returns the (partition, offset) the broker acknowledged."""
+    record = forget_record(user_id)
+    meta = producer.send(topic, key=user_id.encode("utf-8"), value=encode_record(record))
+    placed = meta.get(timeout=timeout)
+    return int(placed.partition), int(placed.offset)

@@ -3,10 +3,12 @@
 `start_actors` connects the encoder, the catalog, the trainer and the recommender:
 
     catalog batch ──► EncoderActor.encode ──► CatalogActor.index
+    item tombstones ──► CatalogActor.delete (ids on the change feed: replicas drop them)
     event batch   ──► RecommenderActor.recommend ──► ReplicaActor of its node
                       (lookup/search_at; event text: the recommender's own LazyEncoder)
     ReplicaActor  ··· every sync_interval ··► CatalogActor.changes_since
     samples       ──► TrainerActor.add ··· round ··► CatalogActor.publish(v+1, files)
+    forget record ──► TrainerActor.forget(user ids) (their samples dropped)
 
 The encoder, the catalog and the trainer are named, detached actors (``get_if_exists``),
 so every streamrec worker process attached to the same Ray cluster shares one catalog

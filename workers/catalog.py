@@ -1,9 +1,11 @@
 """The catalog: the vector store of every item, at one model version.
 
     catalog agent ──index(items, base vectors)──► Catalog ──► vector store (Qdrant)
+    catalog agent ──delete(item ids)──► Catalog ──► removed from the store
     trainer ──publish(v, files)──► Catalog: keeps version v on its disk, every item's
                                    rec = model v's projection of its base vector
-    node replicas ──changes_since(cursor)──► the serving vectors changed since, or all
+    node replicas ──changes_since(cursor)──► the serving vectors changed and the ids
+                                             removed since, or all
     recommenders ──adapter(v)──► v's files (when they move to version v)
 
 The catalog is the one writer; it is off the per-event path: recommenders read a copy on
@@ -21,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,8 +71,9 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Changes:
-    """The answer to `Catalog.changes_since`: serving points to upsert, and the cursor
-    after them; with ``snapshot`` the points are the whole catalog (replace, not add).
+    """The answer to `Catalog.changes_since`: serving points to upsert, ids to remove
+    (never also in ``points``), and the cursor after them; with ``snapshot`` the points
+    are the whole catalog (replace, not add) and nothing is removed.
 
     Pickled (as Ray sends it) by columns: the ids, the scenarios and one float32 matrix,
     so a 100k-item snapshot is one buffer, not 100k arrays to (de)serialise while the
@@ -79,6 +82,7 @@ class Changes:
     cursor: Cursor
     points: list[ServingPoint]
     snapshot: bool
+    removed: list[str] = field(default_factory=list)
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         ids = [p.item_id for p in self.points]
@@ -88,16 +92,47 @@ class Changes:
             if self.points
             else np.zeros((0, 0), dtype=np.float32)
         )
-        return _changes_of_columns, (self.cursor, ids, scenarios, matrix, self.snapshot)
+        return _changes_of_columns, (
+            self.cursor,
+            ids,
+            scenarios,
+            matrix,
+            self.snapshot,
+            self.removed,
+        )
+
+
+#: One entry of the change feed: (change number, points upserted, item ids deleted).
+FeedEntry = tuple[int, list[ServingPoint], list[str]]
+
+
+def net_changes(entries: Sequence[FeedEntry]) -> tuple[list[ServingPoint], list[str]]:
+    """Feed entries, oldest first -> (points to upsert, ids to remove): each id's last
+    change wins (an item deleted then indexed again is upserted, and the reverse)."""
+    last: dict[str, ServingPoint | None] = {}
+    for _, points, removed in entries:
+        for point in points:
+            last.pop(point.item_id, None)  # re-inserted: keeps the order of last change
+            last[point.item_id] = point
+        for item_id in removed:
+            last.pop(item_id, None)
+            last[item_id] = None
+    upserts = [p for p in last.values() if p is not None]
+    return upserts, [k for k, p in last.items() if p is None]
 
 
 def _changes_of_columns(
-    cursor: Cursor, ids: list[str], scenarios: list[str], matrix: Vector, snapshot: bool
+    cursor: Cursor,
+    ids: list[str],
+    scenarios: list[str],
+    matrix: Vector,
+    snapshot: bool,
+    removed: list[str],
 ) -> Changes:
     points = [
         ServingPoint(i, s, matrix[n]) for n, (i, s) in enumerate(zip(ids, scenarios, strict=True))
     ]
-    return Changes(cursor, points, snapshot)
+    return Changes(cursor, points, snapshot, removed)
 
 
 class Catalog:
@@ -121,11 +156,12 @@ class Catalog:
         )
         self.adapters = adapters
         self.dim = dim
-        # The change feed replicas follow: (change number, points) of recent index calls,
-        # at most ``config.feed_size`` points; a reader further behind gets a snapshot.
+        # The change feed replicas follow: (change number, points, removed ids) of recent
+        # index and delete calls, at most ``config.feed_size`` points and ids; a reader
+        # further behind gets a snapshot.
         self.epoch = uuid.uuid4().hex
         self.seq = 0
-        self.feed: deque[tuple[int, list[ServingPoint]]] = deque()
+        self.feed: deque[FeedEntry] = deque()
         self.feed_points = 0
         self.feed_size = config.feed_size
         self.model: ServingModel = self._model(0, None)
@@ -170,30 +206,41 @@ class Catalog:
             ItemPoint(i.item_id, i.scenario, i.text, matrix[n], rec[n]) for n, i in enumerate(items)
         ]
         self.store.upsert(points)  # the store keeps the last record of a repeated id
-        self._record([ServingPoint(p.item_id, p.scenario, p.rec) for p in points])
+        self._record([ServingPoint(p.item_id, p.scenario, p.rec) for p in points], [])
         return self.store.count()
 
-    def _record(self, points: list[ServingPoint]) -> None:
+    def delete(self, item_ids: Sequence[str]) -> int:
+        """Remove items (absent ids are ignored): no longer searched, looked up or read by
+        `items` (the trainer), here and, after their next poll, in every replica; returns
+        the catalog size."""
+        present = self.store.get(list(dict.fromkeys(item_ids)))
+        ids = [i for i in dict.fromkeys(item_ids) if i in present]
+        if ids:  # (replicas hold what this store holds: an absent id is in none of them)
+            self.store.delete(ids)
+            self._record([], ids)
+        return self.store.count()
+
+    def _record(self, points: list[ServingPoint], removed: list[str]) -> None:
         self.seq += 1
-        self.feed.append((self.seq, points))
-        self.feed_points += len(points)
+        self.feed.append((self.seq, points, removed))
+        self.feed_points += len(points) + len(removed)
         while self.feed and self.feed_points > self.feed_size:
-            _, dropped = self.feed.popleft()
-            self.feed_points -= len(dropped)
+            _, dropped, unremoved = self.feed.popleft()
+            self.feed_points -= len(dropped) + len(unremoved)
 
     def cursor(self) -> Cursor:
         return Cursor(self.epoch, self.model.version, self.seq)
 
     def changes_since(self, cursor: Cursor | None) -> Changes:
         """What a reader at ``cursor`` (None: nothing yet) must apply to be current: the
-        points indexed since, or every point when it is at another incarnation or
-        version or further behind than the feed keeps."""
+        points indexed and the ids deleted since, or every point when it is at another
+        incarnation or version or further behind than the feed keeps."""
         now = self.cursor()
         if cursor is not None and (cursor.epoch, cursor.version) == (now.epoch, now.version):
             first_kept = self.feed[0][0] if self.feed else now.seq + 1
             if cursor.seq >= first_kept - 1:
-                points = [p for seq, batch in self.feed if seq > cursor.seq for p in batch]
-                return Changes(now, points, snapshot=False)
+                points, removed = net_changes([e for e in self.feed if e[0] > cursor.seq])
+                return Changes(now, points, snapshot=False, removed=removed)
         every = [
             ServingPoint(p.item_id, p.scenario, p.rec) for page in self.store.scan() for p in page
         ]

@@ -238,7 +238,7 @@ class Recommender:
                     continue
                 if state.history:
                     history = tuple(state.history[-self.config.sample_history :])
-                    samples.append(Sample(history, event.item_id, event.scenario))
+                    samples.append(Sample(history, event.item_id, event.scenario, event.user_id))
                 folds.append(self._apply(state, event, item_vectors, text_vectors.get(n)))
                 applying.append(n)
             starts = [users[events[n].user_id].vector for n in applying]

@@ -9,7 +9,8 @@ event rate). A replica serves one whole version at a time: a new model version (
 restarted writer) arrives as a snapshot that is loaded aside and swapped in, so a read
 never sees two versions. Versions only move forward. It lags the writer by at most one
 poll; a read that misses an item polls at once (rate-limited), so an event on an item
-indexed a moment ago usually finds it.
+indexed a moment ago usually finds it. A deleted item leaves the copy on the next poll
+(the feed carries deleted ids), so it is searched at most one poll after its delete.
 
 A plain class (tests call it directly); `workers.actors` makes it a per-node actor.
 """
@@ -89,6 +90,8 @@ class CatalogReplica:
             with self.read_lock:
                 if changes.points:
                     self._store().upsert(_points(changes.points))
+                if changes.removed:  # disjoint from the points: the order does not matter
+                    self._store().delete(changes.removed)
                 self.cursor = changes.cursor
             return
         # A whole catalog: loaded aside, then swapped in, so readers see one version.

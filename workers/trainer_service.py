@@ -1,5 +1,6 @@
 """The plain class behind the trainer actor: online fine-tuning and publishing versions.
 
+    events agent ──forget(user_ids)──► those users' samples dropped (inbox and buffer)
     events agent ──add(samples)──► inbox ──(background thread)──► OnlineTrainer
         every N samples / T seconds: train a bounded round ──► version v+1's files
         ──► catalog.publish(v+1, files) ──► servers follow on their next batch
@@ -103,6 +104,21 @@ class TrainerService:
             self._status.samples_received += len(samples)
             del self._inbox[: max(0, len(self._inbox) - self.config.buffer_size)]
             return len(self._inbox)
+
+    def forget(self, user_ids: Sequence[str]) -> int:
+        """Drop every sample of ``user_ids``, waiting in the inbox or in the replay buffer;
+        returns how many were dropped. A round already running keeps the samples it drew
+        (it waits for the lock); no later round sees them."""
+        gone = set(user_ids)
+        with self._train_lock:
+            with self._inbox_lock:
+                kept = [s for s in self._inbox if s.user_id not in gone]
+                dropped = len(self._inbox) - len(kept)
+                self._inbox = kept
+            dropped += self.trainer.forget(gone)
+        if dropped:
+            log.info("forgot %d samples of %d users", dropped, len(gone))
+        return dropped
 
     def status(self) -> dict[str, Any]:
         return self._status.to_dict()

@@ -156,9 +156,9 @@ def hostile_events(user: str, known: str, scenario: str) -> list[Hostile]:
 def hostile_items(scenario: str) -> list[Hostile]:
     out: list[Hostile] = []
 
-    def add(kind: str, value: Any, expect: str) -> None:
+    def add(kind: str, value: Any, expect: str, key: bytes | None = b"hostile-item") -> None:
         value = value if isinstance(value, bytes) or value is None else encode_record(value)
-        out.append(Hostile(kind, "items", b"hostile-item", value, expect))
+        out.append(Hostile(kind, "items", key, value, expect))
 
     def ok(**changes: Any) -> dict[str, Any]:
         return {**item(unique("hi"), "A quiet film about gardens.", scenario), **changes}
@@ -186,7 +186,10 @@ def hostile_items(scenario: str) -> list[Hostile]:
     )
     add("missing text", {"item_id": unique("hi")}, "text: Field required")
     add("blank text", ok(text="  \n "), "text: String should have at least 1 character")
-    add("null value", None, "null record")
+    add("null value (a tombstone: deletes the item)", None, SERVED)
+    # (kafka-python cannot send a record with neither key nor value: unit-tested instead)
+    add("tombstone with a NUL in its key", None, "control character U+0000", key=b"i\x00")
+    add("tombstone with a blank key", None, "blank key", key=b"  ")
     add("not JSON", b"<item/>", "not valid UTF-8 JSON")
     add("500,000-character text (cut)", ok(text="garden " * 70_000), SERVED)
     most = {f"a{n}": [n, "x"] for n in range(64)}

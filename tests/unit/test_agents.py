@@ -19,17 +19,19 @@ from typing import Any
 import numpy as np
 import pytest
 import ray.exceptions as rex
+from pydantic import ValidationError
 
 from streams.app import Topics
 from streams.catalog import index_batch
-from streams.events import recommend_batch, route_event
-from streams.remote import is_transient
+from streams.events import _internal, recommend_batch, route_event
+from streams.remote import is_transient, runs
 from streams.schemas import (
     ERROR_LIMIT,
     KEY_LIMIT,
     RAW_LIMIT,
     DeadLetter,
     KeyedEvent,
+    KeyedForget,
     Recommendation,
     decode_state,
     encode_state,
@@ -363,7 +365,7 @@ def test_an_error_of_the_routing_code_dead_letters_that_record_with_its_type(
         raise RecursionError("deep inside")
 
     topics = fake_topics()
-    monkeypatch.setattr("streams.events.decode_event", explode)
+    monkeypatch.setattr("streams.events.decode_events_record", explode)
     asyncio.run(route_event(Message(b"{}", offset=2), topics))
     (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
     assert letter.error == "routing failed: RecursionError: deep inside"
@@ -452,3 +454,160 @@ def test_an_item_the_decoding_code_fails_on_is_dead_lettered_alone(
         (3, "ts must be epoch seconds in [0, 4102444800], got 1e+300"),
     ]
     assert letters[0].error == "decoding failed: MemoryError: too big"
+
+
+# --- forgetting a user, deleting an item -------------------------------------------
+
+
+def forget_record(user: str, offset: int = 0) -> Message:
+    """A forget record as the ingest agent writes it to the by-user topic."""
+    value = {"type": "forget", "user_id": user}
+    route = fake_topics()
+    asyncio.run(route_event(Message(json.dumps(value).encode(), offset=offset), route))
+    ((key, keyed),) = route.by_user.sent  # type: ignore[attr-defined]
+    assert key == user.encode()  # routed like the user's events
+    return Message(keyed, key=key, topic="app-events-by-user", offset=offset)
+
+
+class FakeTrainer:
+    """Records what reaches the trainer, in order; ``forget`` raises ``error`` if set."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.error = error
+        self.add = Remote(lambda samples: self.calls.append(("add", len(samples))))
+        self.forget = Remote(self._forget)
+
+    def _forget(self, user_ids: list[str]) -> int:
+        self.calls.append(("forget", user_ids))
+        if self.error is not None:
+            raise self.error
+        return 7
+
+
+def test_a_forget_record_is_routed_by_user_with_its_source() -> None:
+    keyed = KeyedForget.model_validate_json(forget_record("u9", offset=4).value or b"")
+    assert keyed.forget.user_id == "u9" and keyed.forget.event_id == "events-0-4"
+    assert keyed.source.offset == 4
+
+
+def test_a_forget_removes_the_state_between_the_user_s_events_and_tells_the_trainer() -> None:
+    users: dict[bytes, Any] = {}
+    trainer = FakeTrainer()
+    batch = [
+        by_user("e1"),
+        by_user("e2", "u2"),
+        by_user("e3"),
+        forget_record("u1", offset=9),
+        by_user("e4"),
+    ]
+    topics = run_batch(batch, users, FakeRecommender(), trainer=trainer)
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1", "e2", "e3", "e4"]
+    assert sent(topics.dead_letters) == []
+    u1, u2 = decode_state("u1", users[b"u1"]), decode_state("u2", users[b"u2"])
+    assert u1 is not None and u1.events == 1  # e4 only: a new user after the forget
+    assert u2 is not None and u2.events == 1  # another user's state is untouched
+    assert trainer.calls == [("add", 1), ("forget", ["u1"]), ("add", 1)]
+
+
+def test_forgetting_deletes_the_table_entry_so_the_changelog_gets_a_tombstone() -> None:
+    class Table(dict[bytes, Any]):
+        deleted: list[bytes] = []  # noqa: RUF012 (one table per test)
+
+        def __delitem__(self, key: bytes) -> None:
+            self.deleted.append(key)
+            super().__delitem__(key)
+
+    users = Table({b"u1": encode_state(UserState(history=["a"], weights=[1.0]), seen=1.0)})
+    topics = run_batch([forget_record("u1"), forget_record("nobody")], users, FakeRecommender())
+    assert users.deleted == [b"u1"] and b"u1" not in users  # nothing to delete for nobody
+    assert sent(topics.dead_letters) == [] and sent(topics.recommendations) == []
+
+
+def test_a_forget_the_trainer_fails_on_is_dead_lettered_with_the_reason() -> None:
+    users: dict[bytes, Any] = {b"u1": encode_state(UserState(), seen=1.0)}
+    trainer = FakeTrainer(error=ValueError("no such thing"))
+    topics = run_batch([forget_record("u1", offset=3)], users, FakeRecommender(), trainer=trainer)
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 3 and letter.error.startswith("forget incomplete (state removed")
+    assert json.loads(letter.raw)["user_id"] == "u1" and users == {}
+
+
+def test_a_forget_waits_out_a_trainer_that_is_down() -> None:
+    trainer = FakeTrainer(error=rex.ActorDiedError())
+    remote = trainer.forget
+    remote.fn = lambda ids: (  # type: ignore[method-assign]
+        trainer._forget(ids) if remote.calls < 4 else 0
+    )
+    topics = run_batch([forget_record("u1")], {}, FakeRecommender(), trainer=trainer)
+    assert remote.calls == 4 and sent(topics.dead_letters) == []
+
+
+def test_a_forget_record_without_a_user_is_dead_lettered() -> None:
+    topics = fake_topics()
+    asyncio.run(route_event(Message(b'{"type": "forget"}', offset=6), topics))
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 6 and letter.error == "user_id: Field required"
+
+
+def item_message(item_id: str | None, value: dict[str, Any] | None, offset: int) -> Message:
+    key = None if item_id is None else item_id.encode()
+    raw = None if value is None else json.dumps(value).encode()
+    return Message(raw, key=key, topic="items", offset=offset)
+
+
+def test_an_item_tombstone_deletes_the_item_in_its_place_in_the_batch() -> None:
+    calls: list[tuple[str, list[str]]] = []
+    encoder = type("E", (), {"encode": Remote(lambda texts: [[0.0]] * len(texts))})()
+    index = Remote(lambda items, vectors: calls.append(("index", [i.item_id for i in items])))
+    delete = Remote(lambda ids: calls.append(("delete", list(ids))))
+    catalog = type("C", (), {"index": index, "delete": delete})()
+    msgs = [
+        item_message("i1", {"item_id": "i1", "text": "a"}, 0),
+        item_message("i2", {"item_id": "i2", "text": "b"}, 1),
+        item_message("i1", None, 2),  # tombstone
+        item_message(" i2 ", None, 3),  # keys are stripped as ids are
+        item_message("i1", {"item_id": "i1", "text": "back"}, 4),
+        item_message(None, None, 5),  # a tombstone of nothing
+        item_message("i\x00", None, 6),
+    ]
+    dead = FakeTopic()
+    both = actors(encoder=encoder, catalog=catalog)
+    asyncio.run(index_batch(msgs, dead_letters=dead, actors=both, retry=FAST))
+    assert calls == [("index", ["i1", "i2"]), ("delete", ["i1", "i2"]), ("index", ["i1"])]
+    letters = [DeadLetter.model_validate(v) for v in dead.values()]
+    assert [(d.offset, d.error) for d in letters] == [
+        (5, "empty value (null record) without a key: no item to delete"),
+        (6, "item_id: control character U+0000 at 1"),
+    ]
+
+
+def test_a_delete_the_catalog_fails_on_is_dead_lettered_alone() -> None:
+    def delete(ids: list[str]) -> int:
+        if "bad" in ids:
+            raise ValueError("cannot delete bad")
+        return 0
+
+    catalog = type("C", (), {"delete": Remote(delete)})()
+    msgs = [item_message("ok", None, 0), item_message("bad", None, 1)]
+    dead = FakeTopic()
+    asyncio.run(index_batch(msgs, dead_letters=dead, actors=actors(catalog=catalog), retry=FAST))
+    (letter,) = [DeadLetter.model_validate(v) for v in dead.values()]
+    assert (letter.offset, letter.error) == (1, "delete failed: ValueError: cannot delete bad")
+
+
+def test_a_batch_is_cut_into_runs_of_one_kind_in_order() -> None:
+    assert runs([1, 3, 2, 4, 6, 5], lambda n: n % 2) == [[1, 3], [2, 4, 6], [5]]
+    assert runs([], lambda n: n) == []
+
+
+def test_a_broken_event_record_keeps_the_event_s_reason_beside_forget_records() -> None:
+    bad = Message(b'{"event": {"user_id": "u1"}}', topic="app-events-by-user", offset=2)
+    users: dict[bytes, Any] = {}
+    topics = run_batch([forget_record("u1"), bad, by_user("e1")], users, FakeRecommender())
+    (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
+    assert letter.offset == 2 and letter.error.startswith("bad internal record: ValidationError")
+    assert [v["event_id"] for v in sent(topics.recommendations)] == ["e1"]
+    with pytest.raises(ValidationError) as info:
+        _internal(bad.value or b"")
+    assert info.value.title == "KeyedEvent"  # the event's own reason, not the forget's

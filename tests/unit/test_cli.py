@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from streams.cli import _settings, main
 
-COMMANDS = ("broker", "worker", "produce", "demo", "bench", "eval")
+COMMANDS = ("broker", "worker", "produce", "demo", "bench", "eval", "forget", "soak")
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +58,7 @@ def test_subcommand_help(runner: CliRunner, command: str) -> None:
         ("produce", ["--broker", "--dataset", "--items", "--events", "--rate", "--limit"]),
         ("demo", ["--users", "--events-per-user"]),
         ("bench", ["--dataset", "--events", "--output"]),
+        ("soak", ["--dataset", "--minutes", "--rate", "--warmup", "--output"]),
     ],
 )
 def test_subcommand_options_are_documented(
@@ -84,6 +85,19 @@ def test_produce_with_missing_file_is_a_usage_error(runner: CliRunner, tmp_path:
     result = runner.invoke(main, ["produce", "--items", str(tmp_path / "absent.jsonl")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_forget_needs_a_user_id_that_is_not_blank(runner: CliRunner) -> None:
+    assert "Missing argument 'USER_ID'" in runner.invoke(main, ["forget"]).output
+    result = runner.invoke(main, ["forget", "  "])
+    assert result.exit_code == 2 and "a user id cannot be blank" in result.output
+
+
+def test_soak_refuses_a_warm_up_as_long_as_the_run(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        main, ["soak", "--dataset", str(tmp_path), "--minutes", "3", "--warmup", "3"]
+    )
+    assert result.exit_code == 2 and "must be shorter than the run" in result.output
 
 
 def test_command_line_kafka_options_win_and_are_validated(

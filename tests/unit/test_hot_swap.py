@@ -97,6 +97,25 @@ def serve(store: Catalog, adapters: AdapterStoreConfig) -> Recommender:
     return Recommender(config, store, NoText(), dim=DIM)
 
 
+def test_a_forgotten_user_s_samples_leave_the_inbox_and_the_replay_buffer(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    first = rec.recommend(events("u1", [1, 2, 3, 4]), {})
+    other = rec.recommend(events("u2", [5, 6, 7]), {})
+    assert {s.user_id for s in first.samples} == {"u1"} and len(first.samples) == 3
+    trainer = TrainerService(training(), store, DIM, background=False)
+    trainer.add([*first.samples, *other.samples])
+    trainer.step(now=1.0)  # drained into the replay buffer (not yet due to train)
+    later = rec.recommend(events("u1", [8, 9], start=100), {})
+    trainer.add(later.samples)  # still in the inbox
+    assert trainer.forget(["u1"]) == 3 + len(later.samples)
+    assert [s.user_id for s in trainer.trainer.buffer] == ["u2", "u2"]
+    trainer.step(now=2.0)
+    assert {s.user_id for s in trainer.trainer.buffer} == {"u2"}
+    assert trainer.forget(["u1"]) == 0
+
+
 def test_a_round_publishes_a_version_and_servers_follow(
     store: Catalog, adapters: AdapterStoreConfig
 ) -> None:

@@ -30,6 +30,7 @@ STREAMS_FILES = {
     "__init__.py",
     "app.py",
     "expiry.py",
+    "forget.py",
     "metrics.py",
     "catalog.py",
     "cli.py",

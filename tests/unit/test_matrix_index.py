@@ -113,7 +113,7 @@ def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
     rng = np.random.default_rng(3)
     matrix = rng.standard_normal((500, DIM)).astype(np.float32)
     points = [ServingPoint(f"i{n}", "films", matrix[n]) for n in range(500)]
-    sent = Changes(Cursor("epoch", 2, 7), points, snapshot=True)
+    sent = Changes(Cursor("epoch", 2, 7), points, snapshot=False, removed=["gone"])
     buffers: list[pickle.PickleBuffer] = []  # out of band, as Ray serialises arrays
     wire = pickle.dumps(sent, protocol=5, buffer_callback=buffers.append)
     assert len(buffers) == 1  # one array for all the vectors
@@ -121,7 +121,7 @@ def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
     pickle.dumps(points, protocol=5, buffer_callback=per_point.append)
     assert len(per_point) == 500  # what a plain list of points would have sent
     got = pickle.loads(wire, buffers=buffers)
-    assert (got.cursor, got.snapshot) == (sent.cursor, True)
+    assert (got.cursor, got.snapshot, got.removed) == (sent.cursor, False, ["gone"])
     assert [(p.item_id, p.scenario) for p in got.points] == [
         (p.item_id, p.scenario) for p in points
     ]
@@ -146,3 +146,26 @@ def test_bulk_upserts_rebuild_the_engine_index_once(tmp_path: Path) -> None:
     store.upsert(points(100, seed=5, prefix="j"))  # outside: every 100 points again
     assert calls == [1, 1]
     store.close()
+
+
+def test_a_deleted_item_is_neither_searched_nor_looked_up_and_rows_stay_consistent() -> None:
+    rng = np.random.default_rng(5)
+    stored = [
+        ItemPoint(f"m{n}", "ab"[n % 2], "", v, v)
+        for n, v in enumerate(rng.standard_normal((9, DIM)).astype(np.float32))
+    ]
+    index = MatrixIndex(DIM, capacity=2)
+    index.upsert(stored)
+    index.delete(["m0", "m8", "m4", "absent"])  # the first row, the last row, a middle one
+    rest = [p for p in stored if p.item_id not in {"m0", "m8", "m4"}]
+    assert index.count() == 6
+    assert index.vectors(["m0", "m4", "m8", "m1"]).keys() == {"m1"}
+    for p in rest:  # every remaining id still maps to its own vector and scenario
+        unit = p.rec / np.linalg.norm(p.rec)
+        np.testing.assert_allclose(index.vectors([p.item_id])[p.item_id], unit, atol=1e-6)
+        (hits,) = index.search([SearchRequest(p.rec, 1, scenario=p.scenario)])
+        assert [h.item_id for h in hits] == [p.item_id]
+    (everything,) = index.search([SearchRequest(stored[0].rec, 9)])
+    assert {h.item_id for h in everything} == {p.item_id for p in rest}
+    index.upsert([stored[0]])
+    assert index.count() == 7 and "m0" in index.vectors(["m0"])

@@ -194,3 +194,30 @@ def test_the_background_thread_follows_the_writer(writer: Catalog, source: Sourc
         )
     finally:
         copy.close()
+
+
+def test_a_deleted_item_leaves_the_copy_through_the_change_feed(
+    writer: Catalog, replica: CatalogReplica
+) -> None:
+    cursor = replica.cursor
+    items, base = new_items(300, 2)
+    writer.index(items, base)
+    assert writer.delete(["i0", "new300", "absent"]) == N_ITEMS  # +2 indexed, -2 deleted
+    changes = writer.changes_since(cursor)
+    assert not changes.snapshot
+    assert [p.item_id for p in changes.points] == ["new301"] and changes.removed == ["i0", "new300"]
+    assert replica.poll()
+    everything = SearchRequest(vector=np.ones(DIM, dtype=np.float32), k=N_ITEMS + 5, exact=True)
+    _, (hits,) = replica.search_at([everything])
+    assert {"i0", "new300"}.isdisjoint(h.item_id for h in hits) and len(hits) == N_ITEMS
+    assert replica.lookup(["i0", "i1"])[1].keys() == {"i1"}
+    assert_same_answer(replica.search_at([everything]), writer.search_at([everything]))
+    writer.index(*new_items(300, 1))  # indexed again: back in the copy
+    assert replica.poll() and "new300" in replica.lookup(["new300"])[1]
+
+
+def test_a_snapshot_after_a_delete_does_not_hold_the_item(writer: Catalog) -> None:
+    writer.delete(["i1"])
+    fresh = writer.changes_since(None)
+    assert fresh.snapshot and fresh.removed == []
+    assert "i1" not in {p.item_id for p in fresh.points} and len(fresh.points) == N_ITEMS - 1

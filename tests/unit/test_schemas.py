@@ -11,12 +11,15 @@ from streams.schemas import (
     RAW_LIMIT,
     DeadLetter,
     Event,
+    ForgetUser,
     InvalidRecord,
     ItemRecord,
     Recommendation,
     ScoredItem,
     decode_event,
+    decode_events_record,
     decode_item,
+    decode_item_key,
     dumps,
     truncate_raw,
 )
@@ -258,3 +261,32 @@ def test_dumps_writes_none_fields_as_null() -> None:
     letter = DeadLetter(topic="events", partition=1, offset=7, key=None, error="bad", raw="{")
     assert json.loads(dumps(letter))["key"] is None
     assert DeadLetter.model_validate_json(dumps(letter)) == letter
+
+
+# --- the forget record and item tombstones ----------------------------------------
+
+
+def test_a_forget_record_is_told_from_an_event_by_its_type() -> None:
+    forget = decode_events_record(b'{"type": "forget", "user_id": " u1 "}', default_event_id="d")
+    assert isinstance(forget, ForgetUser) and (forget.user_id, forget.event_id) == ("u1", "d")
+    event = decode_events_record(event_json(type="click").encode(), default_event_id="d")
+    assert isinstance(event, Event) and event.type == "click"
+    with pytest.raises(InvalidRecord, match="ts must be epoch seconds"):
+        decode_events_record(b'{"type": "forget", "user_id": "u", "ts": -5}', default_event_id="d")
+    with pytest.raises(InvalidRecord, match="control character"):
+        decode_events_record(b'{"type": "forget", "user_id": "u\\u0000"}', default_event_id="d")
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (None, "without a key"),
+        (b"  ", "blank key"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"k" * 300, "item_id: 300 bytes"),
+    ],
+)
+def test_an_item_tombstone_needs_a_usable_key(key: bytes | None, reason: str) -> None:
+    with pytest.raises(InvalidRecord, match=reason):
+        decode_item_key(key)
+    assert decode_item_key(b" item-7 ") == "item-7"

@@ -156,6 +156,25 @@ def test_upsert_replaces_existing_id(store: VectorStore) -> None:
     assert_matches(search_one(store, SearchRequest(new.rec, 4)), brute_force(current, new.rec, 4))
 
 
+def test_deleted_items_are_neither_searched_nor_read(store: VectorStore) -> None:
+    items = make_items(12)
+    store.upsert(items)
+    store.delete(["item-3", "item-7", "item-3", "never-there"])
+    assert store.count() == 10
+    gone = {"item-3", "item-7"}
+    assert not gone & store.vectors(["item-3", "item-7", "item-1"]).keys()
+    assert not gone & store.get(["item-3", "item-7"]).keys()
+    assert not gone & {p.item_id for page in store.scan(batch=4) for p in page}
+    rest = [i for i in items if i.item_id not in gone]
+    assert_matches(
+        search_one(store, SearchRequest(items[3].rec, 12, exact=True)),
+        brute_force(rest, items[3].rec, 12),
+    )
+    store.delete([])
+    store.upsert([items[3]])  # a deleted id can come back
+    assert store.count() == 11 and "item-3" in store.vectors(["item-3"])
+
+
 def test_later_record_in_one_batch_wins(store: VectorStore) -> None:
     first, second = make_items(2)
     store.upsert([first, ItemPoint(first.item_id, "b", "later", second.base, second.rec)])

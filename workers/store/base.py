@@ -276,6 +276,10 @@ class VectorStore(ABC):
         """Insert or replace items; a later record for an id replaces the earlier one."""
 
     @abstractmethod
+    def delete(self, item_ids: Sequence[str]) -> None:
+        """Remove items (absent ids are ignored): no longer searched, looked up or scanned."""
+
+    @abstractmethod
     def vectors(
         self, item_ids: Sequence[str], using: str = "rec"
     ) -> dict[str, npt.NDArray[np.float32]]:

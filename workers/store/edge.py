@@ -135,6 +135,17 @@ class EdgeStore(VectorStore):
         if self._optimize_every > 0 and self._pending >= self._optimize_every:
             self.optimize()
 
+    def delete(self, item_ids: Sequence[str]) -> None:
+        """Remove items (absent ids are ignored; written to the WAL before returning)."""
+        shard = self._open_shard()
+        ids: list[qe.PointId] = [point_id(i) for i in dict.fromkeys(item_ids)]
+        if not ids:
+            return
+        try:
+            shard.update(qe.UpdateOperation.delete_points(ids))
+        except Exception as exc:
+            raise StoreError(f"delete of {len(ids)} points failed: {exc}") from exc
+
     def vectors(
         self, item_ids: Sequence[str], using: str = "rec"
     ) -> dict[str, npt.NDArray[np.float32]]:

@@ -78,6 +78,21 @@ class MatrixIndex:
             code = self._scenario_code.setdefault(point.scenario, len(self._scenario_code))
             self._scenario[row] = code
 
+    def delete(self, item_ids: Sequence[str]) -> None:
+        """Remove items (absent ids are ignored): the last row moves into each freed one."""
+        for item_id in dict.fromkeys(item_ids):
+            row = self._row.pop(item_id, None)
+            if row is None:
+                continue
+            last = len(self._ids) - 1
+            moved = self._ids.pop()
+            if row != last:
+                self._ids[row] = moved
+                self._row[moved] = row
+                self._matrix[row] = self._matrix[last]
+                self._scenario[row] = self._scenario[last]
+            self._matrix[last] = 0.0
+
     def _grow(self, size: int) -> None:
         capacity = len(self._matrix)
         if size <= capacity:

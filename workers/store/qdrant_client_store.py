@@ -148,6 +148,19 @@ class QdrantClientStore(VectorStore):
         except Exception as exc:
             raise self._error(f"upsert of {len(batch)} points failed", exc) from self._cause(exc)
 
+    def delete(self, item_ids: Sequence[str]) -> None:
+        """Remove items (absent ids are ignored), waiting until the engine has applied it."""
+        client = self._open_client()
+        ids: list[models.ExtendedPointId] = [str(point_id(i)) for i in dict.fromkeys(item_ids)]
+        if not ids:
+            return
+        try:
+            for start in range(0, len(ids), UPSERT_CHUNK):
+                chunk = ids[start : start + UPSERT_CHUNK]
+                client.delete(self.collection, points_selector=chunk, wait=True)
+        except Exception as exc:
+            raise StoreError(f"delete of {len(ids)} points failed: {exc}") from exc
+
     def vectors(
         self, item_ids: Sequence[str], using: str = "rec"
     ) -> dict[str, npt.NDArray[np.float32]]:

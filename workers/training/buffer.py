@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,11 +11,14 @@ import numpy as np
 @dataclass(frozen=True)
 class Sample:
     """One next-item example: ``history`` (item ids, oldest first, the user's recent items
-    before the event), the ``target`` item of the event, and the event's ``scenario``."""
+    before the event), the ``target`` item of the event, the event's ``scenario``, and
+    the ``user_id`` it came from (None: not known, e.g. a simulation), so a forgotten
+    user's samples can be dropped (`ReplayBuffer.forget`)."""
 
     history: tuple[str, ...]
     target: str
     scenario: str = "default"
+    user_id: str | None = None
 
 
 class ReplayBuffer:
@@ -43,6 +46,17 @@ class ReplayBuffer:
             else:
                 self._ring[self._next] = sample
                 self._next = (self._next + 1) % self.capacity
+
+    def forget(self, user_ids: Collection[str]) -> int:
+        """Drop every sample of ``user_ids``; returns how many were dropped. The others
+        keep their order (oldest first)."""
+        if not user_ids or not self._ring:
+            return 0
+        kept = [s for s in self if s.user_id not in user_ids]
+        dropped = len(self._ring) - len(kept)
+        if dropped:
+            self._ring, self._next = kept, 0  # not full any more: appends until it is
+        return dropped
 
     def sample(self, n: int, rng: np.random.Generator) -> list[Sample]:
         """``n`` samples drawn uniformly without replacement (all of them when fewer)."""

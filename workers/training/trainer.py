@@ -1,6 +1,7 @@
 """`OnlineTrainer`: replay buffer + cached base vectors -> bounded rounds of fine-tuning.
 
     add(samples)                 # (history ids -> target id), stream order
+    forget(user_ids)             # drop those users' samples from the replay buffer
     missing_items() -> ids       # the caller fetches their base vectors ...
     add_base_vectors(vec, scen)  # ... and hands them over
     due(now) -> bool             # N new samples, or T seconds with >= 1 new sample
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -60,8 +61,7 @@ class OnlineTrainer:
         """Queue samples for replay (histories are cut to ``max_history``)."""
         cut = self.config.max_history
         kept = [
-            s if len(s.history) <= cut else Sample(s.history[-cut:], s.target, s.scenario)
-            for s in samples
+            s if len(s.history) <= cut else replace(s, history=s.history[-cut:]) for s in samples
         ]
         self.buffer.add(kept)
         self.samples_seen += len(kept)
@@ -70,6 +70,11 @@ class OnlineTrainer:
             for item in (*sample.history, sample.target):
                 if item not in self.vectors:
                     self._missing.add(item)
+
+    def forget(self, user_ids: Collection[str]) -> int:
+        """Drop every replay sample of ``user_ids``; returns how many were dropped (the
+        base vectors are the catalog's, not the users': they stay)."""
+        return self.buffer.forget(user_ids)
 
     def pending_samples(self) -> int:
         """Samples added since the last round."""

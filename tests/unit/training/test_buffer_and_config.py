@@ -24,6 +24,20 @@ def test_buffer_keeps_the_most_recent_capacity_samples_oldest_first() -> None:
         ReplayBuffer(0)
 
 
+def test_forgetting_users_drops_every_sample_of_theirs_and_keeps_the_order() -> None:
+    buffer = ReplayBuffer(4)
+    users = ["a", "b", "a", None, "c", "a"]  # a full ring that has wrapped
+    buffer.add(Sample((f"h{k}",), f"t{k}", "default", u) for k, u in enumerate(users))
+    assert [s.target for s in buffer] == ["t2", "t3", "t4", "t5"]
+    assert buffer.forget({"a", "nobody"}) == 2
+    assert [(s.target, s.user_id) for s in buffer] == [("t3", None), ("t4", "c")]
+    buffer.add([Sample(("h",), "t6", "default", "b"), Sample(("h",), "t7", "default", "b")])
+    buffer.add([Sample(("h",), "t8", "default", "d")])  # full again: the oldest goes first
+    assert [s.target for s in buffer] == ["t4", "t6", "t7", "t8"]
+    assert buffer.forget(set()) == 0 and buffer.forget({"b"}) == 2
+    assert [s.user_id for s in buffer] == ["c", "d"]
+
+
 def test_buffer_samples_without_replacement_deterministically() -> None:
     buffer = ReplayBuffer(100)
     buffer.add(sample(k) for k in range(50))
