@@ -14,6 +14,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _ray_auth_as_the_workers() -> None:
+    """The tests' own Ray clients (joining a worker's local Ray, a `ray start` cluster,
+    ray.cluster_utils) authenticate as `streamrec worker` does: Ray reads RAY_AUTH_* once,
+    when it is imported, so this runs before any test module imports it."""
+    from streams.settings import RayConfig
+
+    RayConfig().apply_auth_env(os.environ)
+
+
+_ray_auth_as_the_workers()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real datasets beside the project (../shared/data), read in place."""

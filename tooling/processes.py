@@ -72,6 +72,21 @@ def descendants(pid: int) -> list[Process]:
     return out
 
 
+def ray_address_of(pid: int) -> str | None:
+    """The GCS address of the local Ray that process ``pid`` started (its raylet's
+    ``--gcs-address``); None if it started none. Ray's own ``address="auto"`` picks the
+    newest cluster it knows of, which is another one while several run on this machine."""
+    for process in descendants(pid):
+        try:
+            args = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for arg in args:
+            if arg.startswith(b"--gcs-address="):
+                return arg.split(b"=", 1)[1].decode()
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used, in seconds (0 when it is gone)."""
     try:

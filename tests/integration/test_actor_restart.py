@@ -22,6 +22,7 @@ from tests.integration.helpers import (
     wait_served,
 )
 from tooling.local import LocalStack
+from tooling.processes import ray_address_of
 from workers.actors import REPLICA_NAME
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,8 +48,9 @@ def test_a_killed_catalog_replica_restarts_and_no_event_is_lost(
     send_events(stack, events)
     wait_served(stack, ids, at_least=200)
 
-    # The worker's local Ray is the newest cluster on this machine.
-    ray.init(address="auto", namespace="streamrec", log_to_driver=False)
+    address = ray_address_of(stack.workers[0].pid)  # the worker's local Ray
+    assert address is not None, "the worker started no Ray"
+    ray.init(address=address, namespace="streamrec", log_to_driver=False)
     try:
         (name,) = [n for n in ray.util.list_named_actors() if n.startswith(REPLICA_NAME)]
         ray.kill(ray.get_actor(name), no_restart=False)

@@ -8,7 +8,15 @@ import time
 import pytest
 
 from tooling.bench_probes import cpu_ms_per_event
-from tooling.processes import actor_class, ancestors, cpu_seconds, descendants, processes, rss_mb
+from tooling.processes import (
+    actor_class,
+    ancestors,
+    cpu_seconds,
+    descendants,
+    processes,
+    ray_address_of,
+    rss_mb,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +54,7 @@ def test_cpu_seconds_move_with_work_and_split_per_event() -> None:
         "broker": 0.5,
         "worker": 2.0,
     }
+
+
+def test_no_ray_address_for_a_process_that_started_no_ray() -> None:
+    assert ray_address_of(os.getpid()) is None
