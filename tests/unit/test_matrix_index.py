@@ -130,24 +130,6 @@ def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
     assert empty.points == [] and not empty.snapshot
 
 
-def test_bulk_upserts_rebuild_the_engine_index_once(tmp_path: Path) -> None:
-    from workers.store.edge import EdgeStore
-
-    store = EdgeStore(tmp_path / "edge", dim=DIM, optimize_every=100)
-    calls = []
-    optimize = store.optimize
-    store.optimize = lambda: calls.append(1) or optimize()  # type: ignore[method-assign]
-    stored = points(450)
-    with store.bulk():
-        for first in range(0, 450, 50):
-            store.upsert(stored[first : first + 50])
-        assert calls == []
-    assert calls == [1] and store.count() == 450
-    store.upsert(points(100, seed=5, prefix="j"))  # outside: every 100 points again
-    assert calls == [1, 1]
-    store.close()
-
-
 def test_a_deleted_item_is_neither_searched_nor_looked_up_and_rows_stay_consistent() -> None:
     rng = np.random.default_rng(5)
     stored = [

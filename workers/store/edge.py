@@ -16,6 +16,10 @@ Durability (qdrant-edge-py 0.9.0, checked with strace and a SIGKILL test):
   flushes too. :meth:`EdgeStore.flush` exposes it for callers that need
   durability against power loss at a point in time (it costs ~0.1-0.2 s at 10k
   points of dim 384, so it is not done on every upsert).
+* The WAL is truncated only by a flush: without one it grows by every upsert for
+  good (a catalog of 1.7k items re-projected at every model version reached 2.2 GB
+  of WAL in 35 minutes of a soak). The store flushes after every ``flush_every``
+  upserted points (20,000 by default), which bounds it (~64 MB measured).
 
 Indexing: new points land in an appendable segment searched by brute force. Edge
 runs no background optimizer; ``EdgeShard.optimize()`` blocks (holding the GIL)
@@ -74,12 +78,18 @@ class EdgeStore(VectorStore):
     """A :class:`VectorStore` kept in an in-process Qdrant Edge shard at ``path``."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, dim: int, optimize_every: int = 1000
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dim: int,
+        optimize_every: int = 1000,
+        flush_every: int = 20_000,
     ) -> None:
         """Open the shard at ``path`` (creating it if absent) for vectors of size ``dim``.
 
         ``optimize_every`` is how many upserted points trigger an ``optimize()``
-        call (0 disables it). Raises :class:`StoreError` if the shard cannot be
+        call (0 disables it); ``flush_every`` how many trigger a ``flush()``, which
+        also lets the engine truncate its write-ahead log (0: never). Raises :class:`StoreError` if the shard cannot be
         opened, is locked by another instance, or was created with another
         dimension or other vector names.
         """
@@ -89,6 +99,8 @@ class EdgeStore(VectorStore):
         self.path = Path(path)
         self._optimize_every = optimize_every
         self._pending = 0
+        self._flush_every = flush_every
+        self._unflushed = 0
         config = _config(dim)
         exists = any((self.path / marker).exists() for marker in _SHARD_MARKERS)
         try:
@@ -132,8 +144,11 @@ class EdgeStore(VectorStore):
         except Exception as exc:
             raise StoreError(f"upsert of {len(batch)} points failed: {exc}") from exc
         self._pending += len(batch)
+        self._unflushed += len(batch)
         if self._optimize_every > 0 and self._pending >= self._optimize_every:
             self.optimize()
+        if self._flush_every > 0 and self._unflushed >= self._flush_every:
+            self.flush()
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove items (absent ids are ignored; written to the WAL before returning)."""
@@ -247,6 +262,7 @@ class EdgeStore(VectorStore):
     def flush(self) -> None:
         """Sync the WAL and segments to disk, surviving an OS crash from here on."""
         shard = self._open_shard()
+        self._unflushed = 0
         try:
             shard.flush()
         except Exception as exc:
