@@ -7,6 +7,7 @@ finds the Ray node that runs one). Linux only.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,15 @@ def actor_class(title: str) -> str | None:
     return name
 
 
-def actor_pids(class_name: str) -> list[int]:
-    """Processes running a Ray actor of ``class_name``."""
-    return [p.pid for p in processes().values() if actor_class(p.title) == class_name]
+def actor_pids(class_name: str, under: Sequence[int] | None = None) -> list[int]:
+    """Processes running a Ray actor of ``class_name``: anywhere on this machine, or only
+    below the processes ``under`` (a cluster's `ray start` processes: not another Ray
+    that runs on the same machine)."""
+    if under is None:
+        candidates = list(processes().values())
+    else:
+        candidates = [p for root in under for p in descendants(root)]
+    return [p.pid for p in candidates if actor_class(p.title) == class_name]
 
 
 def ancestors(pid: int) -> set[int]:

@@ -124,8 +124,13 @@ class Replay:
         return row
 
 
-def kill_actor(class_name: str) -> None:
-    pids = actor_pids(class_name)
+def cluster_pids(suite: Suite) -> list[int]:
+    """The suite's own `ray start` processes (not another Ray on this machine)."""
+    return [suite.head.process.pid, *(node.process.pid for node in suite.nodes)]
+
+
+def kill_actor(suite: Suite, class_name: str) -> None:
+    pids = actor_pids(class_name, under=cluster_pids(suite))
     assert pids, f"no {class_name} actor process to kill"
     os.kill(pids[0], signal.SIGKILL)
 
@@ -171,7 +176,7 @@ def test_each_actor_killed_in_turn(suite: Suite) -> None:
     wait_until_mid_stream(replay)
     killed = time.monotonic()
     for name in ACTORS:
-        kill_actor(name)
+        kill_actor(suite, name)
         killed = time.monotonic()
         time.sleep(3)
     replay.check("catalog, replica, encoder, trainer, recommender SIGKILLed in turn", killed)
@@ -191,7 +196,7 @@ def test_a_serving_node_removed(suite: Suite) -> None:
 def _node_with_recommenders(suite: Suite) -> RayNode:
     """The serving node that runs a recommender (its ``ray start`` is an ancestor of the
     recommender's process: ray start -> raylet -> worker)."""
-    pids = actor_pids("Recommender")
+    pids = actor_pids("Recommender", under=cluster_pids(suite))
     for node in suite.nodes:
         if any(node.process.pid in ancestors(pid) for pid in pids):
             return node
