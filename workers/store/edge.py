@@ -89,9 +89,9 @@ class EdgeStore(VectorStore):
 
         ``optimize_every`` is how many upserted points trigger an ``optimize()``
         call (0 disables it); ``flush_every`` how many trigger a ``flush()``, which
-        also lets the engine truncate its write-ahead log (0: never). Raises :class:`StoreError` if the shard cannot be
-        opened, is locked by another instance, or was created with another
-        dimension or other vector names.
+        also lets the engine truncate its write-ahead log (0: never). Raises
+        :class:`StoreError` if the shard cannot be opened, is locked by another
+        instance, or was created with another dimension or other vector names.
         """
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
