@@ -93,9 +93,9 @@ def event(
     }
 
 
-def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
-    """user_id -> the newest value of their state in the users table's changelog (a user
-    whose newest record is a tombstone, an expired state, has none)."""
+def changelog(stack: LocalStack, timeout: float = 60.0) -> list[tuple[str, bytes | None]]:
+    """Every (user_id, value) record of the users table's changelog, read to its end
+    (per partition in order; a None value is a tombstone)."""
     from kafka import KafkaConsumer, TopicPartition
 
     topic = f"{stack.kafka.app_id}-users-changelog"
@@ -105,20 +105,28 @@ def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[st
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
-        latest: dict[str, dict[str, Any]] = {}
+        out: list[tuple[str, bytes | None]] = []
         deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < ends[tp] for tp in parts):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end")
             for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    if r.value is None:
-                        latest.pop(r.key.decode(), None)
-                    else:
-                        latest[r.key.decode()] = json.loads(r.value)
-        return latest
+                out += [(r.key.decode(), r.value) for r in records]
+        return out
     finally:
         consumer.close()
+
+
+def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """user_id -> the newest value of their state in the users table's changelog (a user
+    whose newest record is a tombstone, an expired state, has none)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for user, value in changelog(stack, timeout):
+        if value is None:
+            latest.pop(user, None)
+        else:
+            latest[user] = json.loads(value)
+    return latest
 
 
 def fault_report(

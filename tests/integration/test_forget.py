@@ -20,6 +20,7 @@ import pytest
 
 from tests.integration import themes
 from tests.integration.helpers import (
+    changelog,
     event,
     item,
     latest_states,
@@ -52,24 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def changelog_of(stack: LocalStack, user: str) -> list[bytes | None]:
     """Every value the users table's changelog holds for ``user``, oldest first."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = f"{stack.kafka.app_id}-users-changelog"
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        values: list[bytes | None] = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in consumer.poll(timeout_ms=500).values():
-                values += [r.value for r in records if r.key == user.encode()]
-        return values
-    finally:
-        consumer.close()
+    return [value for key, value in changelog(stack) if key == user]
 
 
 def forget_command(stack: LocalStack, user: str) -> str:
