@@ -56,6 +56,15 @@ TRAINING_LOSS = Gauge("streamrec_training_loss", "Loss of the trainer's last rou
 TRAINING_FAILED = Gauge(
     "streamrec_training_failed_rounds", "Training rounds that failed (nothing published)."
 )
+TRAINING_REJECTED = Gauge(
+    "streamrec_training_rejected_candidates",
+    "Candidate versions the gate turned down (not better than the live one on fresh samples).",
+)
+GATE_SCORE = Gauge(
+    "streamrec_training_gate_ndcg",
+    "The gate's last NDCG@10 on held-out fresh samples, of the live version and the candidate.",
+    ["model"],
+)
 
 
 def serve(port: int, bind: str) -> bool:
@@ -92,3 +101,8 @@ def set_training(status: Mapping[str, Any]) -> None:
     if isinstance(loss, int | float):
         TRAINING_LOSS.set(float(loss))
     TRAINING_FAILED.set(float(status.get("failed_rounds", 0)))
+    TRAINING_REJECTED.set(float(status.get("rejected", 0)))
+    for model in ("live", "candidate"):
+        score = status.get(f"last_{model}_score")
+        if isinstance(score, int | float):
+            GATE_SCORE.labels(model=model).set(float(score))

@@ -80,6 +80,7 @@ def simulate(
     catalog = Catalog(base, scenarios)
     result = SimulationResult(adapter)
     catalog.reproject(adapter)
+    adapter = trainer.live  # what serves: the candidate itself, or the gate's live copy
     histories: dict[str, list[str]] = {}
     states: dict[str, tuple[int, torch.Tensor]] = {}  # user -> (version, state)
     served: dict[str, list[str]] = {}
@@ -108,12 +109,14 @@ def simulate(
             _fetch_missing(trainer, base, scenarios)
             report = trainer.train_round(now)
             result.rounds.append(report)
-            if report.steps:
+            if report.accepted:
+                adapter = trainer.live
                 started = time.perf_counter()
                 catalog.reproject(adapter)
                 result.reproject_seconds += time.perf_counter() - started
     if serve:
         result.online = prequential(observations, k=k)
+    result.adapter = trainer.live
     return result
 
 

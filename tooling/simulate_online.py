@@ -1,6 +1,7 @@
-"""Online-training study on ML-100K: replay the stream, train while serving, score LOO.
+"""Online-training study: replay a dataset's stream, train while serving, score LOO.
 
     python -m tooling.simulate_online --run default zero-shot ...   # append results
+    python -m tooling.simulate_online --data ../shared/data/amazon-beauty --run default
     python -m tooling.simulate_online --report docs/ONLINE-TRAINING-STUDY.md
 
 Each named configuration is replayed over the leave-one-out training events in time
@@ -12,6 +13,7 @@ computed once and cached under /tmp. Results go to a JSON-lines file (one row pe
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tooling.datasets import load_ml100k
+from tooling.datasets import load
 from tooling.evaluation import (
     SliceSpec,
     Split,
@@ -36,12 +38,15 @@ from workers.adapters import RecAdapter
 from workers.training import TrainingConfig
 
 DATA = Path("/work/shared/data/ml-100k")
-CACHE = Path("/tmp/streamrec_study/ml100k-minilm.npz")
-RESULTS = Path("/tmp/streamrec_study/results.jsonl")
+STUDY = Path("/tmp/streamrec_study")
+RESULTS = STUDY / "results.jsonl"
 # Test targets whose item had fewer training interactions than ``below``: the cold
 # slice, and a larger, less noisy slice of rarely seen items.
 COLD = SliceSpec("cold<5", "item", 5)
 RARE = SliceSpec("rare<20", "item", 20)
+NEW = SliceSpec("new<1", "item", 1)
+#: Stream windows reported per run (equal shares of the judged events).
+WINDOWS = 10
 
 # name -> TrainingConfig overrides (on top of the defaults). Kept in the order tried.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -50,7 +55,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def base_vectors(items: list[dict[str, Any]], cache: Path = CACHE) -> dict[str, np.ndarray]:
+def base_vectors(items: list[dict[str, Any]], cache: Path) -> dict[str, np.ndarray]:
     """item id -> MiniLM vector, cached in ``cache``."""
     if cache.exists():
         data = np.load(cache)
@@ -71,11 +76,13 @@ def metrics(
     v, t = evaluate(valid, split.valid), evaluate(test, split.test)
     c = evaluate(test, slice_targets(split, COLD, "test"))
     rare = evaluate(test, slice_targets(split, RARE, "test"))
+    new = evaluate(test, slice_targets(split, NEW, "test"))
     return {
         "valid_recall": v.recall, "valid_ndcg": v.ndcg, "valid_mrr": v.mrr,
         "test_recall": t.recall, "test_ndcg": t.ndcg, "test_mrr": t.mrr,
         "cold_users": c.users, "cold_recall": c.recall, "cold_ndcg": c.ndcg,
         "rare_users": rare.users, "rare_recall": rare.recall, "rare_ndcg": rare.ndcg,
+        "new_users": new.users, "new_recall": new.recall, "new_ndcg": new.ndcg,
     }  # fmt: skip
 
 
@@ -84,16 +91,16 @@ def run(
     overrides: dict[str, Any],
     split: Split,
     base: dict[str, np.ndarray],
+    scenarios: dict[str, str],
     serve: bool = True,
 ) -> dict[str, Any]:
     config = TrainingConfig.model_validate(overrides)
     torch.manual_seed(config.seed)
     adapter = RecAdapter(config.adapter_config(384))
-    scenarios = {i: "default" for i in base}
     started = time.perf_counter()
     result = simulate(split.train, base, scenarios, config, adapter, serve=serve)
     wall = time.perf_counter() - started
-    valid, test = leave_one_out_lists(adapter, split, base, scenarios)
+    valid, test = leave_one_out_lists(result.adapter, split, base, scenarios)
     rounds = [r for r in result.rounds if r.steps]
     row = {
         "name": name,
@@ -110,8 +117,23 @@ def run(
         "online_hr": result.online.overall.hr if result.online else None,
         "online_ndcg": result.online.overall.ndcg if result.online else None,
         "final_loss": rounds[-1].loss if rounds else None,
+        "window_hr": window_hr(result.online.running_hr) if result.online else None,
+        "rejected": sum(1 for r in result.rounds if r.steps and not r.accepted),
     }
     return row
+
+
+def window_hr(running: tuple[float, ...], windows: int = WINDOWS) -> list[float]:
+    """HR@10 of each of ``windows`` equal shares of the judged events, from the running mean."""
+    n = len(running)
+    bounds = [round(n * w / windows) for w in range(windows + 1)]
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        if hi <= lo:
+            continue
+        before = running[lo - 1] * lo if lo else 0.0
+        out.append((running[hi - 1] * hi - before) / (hi - lo))
+    return out
 
 
 def baselines(split: Split) -> list[dict[str, Any]]:
@@ -130,23 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--no-serve", action="store_true", help="skip the per-event lists")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
     parser.add_argument(
         "--source", nargs="*", default=[], help="LABEL=RESULTS.jsonl rows for --report"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    dataset = load_ml100k(args.data)
+    dataset = load(args.data)
     split = leave_one_out(dataset.events)
-    base = base_vectors(dataset.items, args.cache)
+    base = base_vectors(dataset.items, STUDY / f"{args.data.name}-minilm.npz")
+    scenarios = {str(i["item_id"]): str(i.get("scenario") or "default") for i in dataset.items}
+    if args.results is None:
+        args.results = STUDY / f"{args.data.name}.jsonl"
     todo = [(n, CONFIGS[n]) for n in args.run]
     if args.name:
         todo.append((args.name, json.loads(args.set)))
     rows = baselines(split) if args.baselines else []
     for name, overrides in todo:
-        rows.append(run(name, overrides, split, base, serve=not args.no_serve))
+        rows.append(run(name, overrides, split, base, scenarios, serve=not args.no_serve))
         print(json.dumps(rows[-1]), flush=True)
     if rows:
         args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 
     events agent ──forget(user_ids)──► those users' samples dropped (inbox and buffer)
     events agent ──add(samples)──► inbox ──(background thread)──► OnlineTrainer
-        every N samples / T seconds: train a bounded round ──► version v+1's files
-        ──► catalog.publish(v+1, files) ──► servers follow on their next batch
+        every N samples / T seconds: train a bounded round on the candidate ──► gate:
+        beats the live version on the round's held-out newest samples? ──► version
+        v+1's files ──► catalog.publish(v+1, files) ──► servers follow on their next batch
+        (rejected: counted, logged with both scores, nothing published)
 
 `add` only appends to an inbox under a lock, so feeding never waits for training. A
 restart continues from the version the catalog serves (the replay buffer is soft state
@@ -50,6 +52,9 @@ class TrainerStatus:
     last_loss: float | None
     train_seconds: float
     last_error: str | None
+    rejected: int = 0  # candidates the gate turned down
+    last_live_score: float | None = None  # the gate's NDCG@10 of the live version ...
+    last_candidate_score: float | None = None  # ... and of the last candidate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,18 +174,32 @@ class TrainerService:
         report = self.trainer.train_round(now)
         if report.steps == 0:  # nothing had vectors yet: no new version to publish
             return report
-        self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
         status = self._status
-        status.version = report.version
-        status.rounds += 1
         status.last_loss = report.loss
         status.train_seconds += time.perf_counter() - started
+        if report.gate_samples:
+            status.last_live_score = report.live_score
+            status.last_candidate_score = report.candidate_score
+        if not report.accepted:
+            status.rejected += 1
+            log.info(
+                "gate rejected a candidate: NDCG@10 %.4f vs live version %d's %.4f on %d "
+                "held-out samples (training continues from the candidate)",
+                report.candidate_score,
+                report.version,
+                report.live_score,
+                report.gate_samples,
+            )
+            return report
+        self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
+        status.version = report.version
+        status.rounds += 1
         log.info("published model version %d (%s)", report.version, report)
         return report
 
     def _cpu_copy(self) -> RecAdapter:
-        """What is published: CPU tensors (servers load versions on CPU)."""
-        adapter = self.trainer.adapter
+        """What is published: the live adapter, as CPU tensors (servers load on CPU)."""
+        adapter = self.trainer.live
         return adapter if self.device.type == "cpu" else copy.deepcopy(adapter).to("cpu")
 
     def _loop(self, poll_seconds: float) -> None:

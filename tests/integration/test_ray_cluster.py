@@ -54,6 +54,7 @@ def actors(tmp_path: Path) -> Actors:
         steps_per_round=5,
         batch_size=16,
         negatives=8,
+        gate=False,  # every round publishes: this test is about versions crossing nodes
         resources={"trainer": 1},
     )
     return start_actors(

@@ -43,7 +43,12 @@ class DictCatalog:
 def test_trainer_trains_on_cuda_and_publishes_a_cpu_loadable_version(tmp_path: Path) -> None:
     catalog = DictCatalog(30)
     config = TrainingConfig(
-        train_every_samples=10, steps_per_round=5, batch_size=8, negatives=4, num_gpus=1.0
+        train_every_samples=10,
+        steps_per_round=5,
+        batch_size=8,
+        negatives=4,
+        num_gpus=1.0,
+        gate=False,
     )
     service = TrainerService(config, catalog, DIM, background=False)
     assert service.trainer.adapter.moe.weight.device.type == "cuda"

@@ -58,10 +58,19 @@ class ReplayBuffer:
             self._ring, self._next = kept, 0  # not full any more: appends until it is
         return dropped
 
-    def sample(self, n: int, rng: np.random.Generator) -> list[Sample]:
-        """``n`` samples drawn uniformly without replacement (all of them when fewer)."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        size = len(self._ring)
+    def newest(self, n: int) -> list[Sample]:
+        """The ``n`` most recent samples, oldest first (all of them when fewer)."""
+        if n <= 0:
+            return []
+        return list(self)[-n:]
+
+    def sample(self, n: int, rng: np.random.Generator, *, hold_out: int = 0) -> list[Sample]:
+        """``n`` samples drawn uniformly without replacement (all of them when fewer)
+        among all but the ``hold_out`` most recent ones."""
+        if n < 0 or hold_out < 0:
+            raise ValueError(f"n and hold_out must be >= 0, got {n}, {hold_out}")
+        size = max(0, len(self._ring) - hold_out)
         picks = rng.permutation(size) if n >= size else rng.choice(size, size=n, replace=False)
-        return [self._ring[int(i)] for i in picks]
+        # Position p (oldest first) is ring slot p while filling, (next + p) % capacity once full.
+        offset = self._next if len(self._ring) == self.capacity else 0
+        return [self._ring[(offset + int(p)) % len(self._ring)] for p in picks]

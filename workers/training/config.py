@@ -40,6 +40,34 @@ class TrainingConfig(BaseModel):
     max_history: int = Field(
         default=50, ge=1, description="Most recent history items a sample keeps (and reads)."
     )
+    gate: bool = Field(
+        default=True,
+        description="Gate every version: a candidate goes live only if it ranks the round's "
+        "held-out newest samples better (NDCG@10) than the live version.",
+    )
+    gate_samples: int = Field(
+        default=1000,
+        ge=1,
+        description="Most of a round's new samples held out of its training and scored "
+        "by the gate.",
+    )
+    gate_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="NDCG@10 a candidate must beat the live version by on the held-out samples.",
+    )
+    gate_patience: int = Field(
+        default=0,
+        ge=0,
+        description="Rejections in a row after which the candidate restarts from the live "
+        "version (0: never; training continues from the candidate).",
+    )
+    anchor: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Weight of an L2 pull of the projection and aggregator toward their "
+        "starting point (the text prior); 0 disables it.",
+    )
     seed: int = Field(default=0, ge=0, description="Seed of sampling and dropout.")
     adapter: dict[str, Any] = Field(
         default_factory=dict,

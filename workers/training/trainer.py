@@ -5,15 +5,26 @@
     missing_items() -> ids       # the caller fetches their base vectors ...
     add_base_vectors(vec, scen)  # ... and hands them over
     due(now) -> bool             # N new samples, or T seconds with >= 1 new sample
-    train_round(now) -> report   # steps_per_round Adam steps, then adapter.version += 1
+    train_round(now) -> report   # steps_per_round Adam steps on the candidate, then the gate
+    live                         # the adapter to serve (version v); `adapter` is the candidate
 
-Every round is seeded by (seed, version), so a run is deterministic, and a trainer
-built on a loaded adapter of version v continues with v + 1. The optimizer's moments
-are not checkpointed: a resumed trainer starts them afresh.
+The gate (``TrainingConfig.gate``): the newest samples not trained on yet (at most
+``gate_samples`` of the round's new ones) are held out of the round; afterwards the
+candidate and the live adapter rank them (`gate.prequential_ndcg`) and the candidate
+goes live as version v + 1 only if it scores above the live one by ``gate_margin``.
+After a rejection training continues from the candidate (what it learned is kept; the
+next round is judged again against the same live version); after ``gate_patience``
+rejections in a row the candidate restarts from the live adapter. Held-out samples
+join training from the next round on.
+
+Every round is seeded by (seed, round number), so a run is deterministic; a trainer
+built on a loaded adapter of version v numbers its rounds from v and publishes v + 1
+next. The optimizer's moments are not checkpointed: a resumed trainer starts them afresh.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Collection, Iterable, Mapping
@@ -28,12 +39,16 @@ from workers.training.batch import build_batch, contrastive_loss
 from workers.training.buffer import ReplayBuffer, Sample
 from workers.training.catalog import BaseVectors
 from workers.training.config import TrainingConfig
+from workers.training.gate import prequential_ndcg, usable
 
 
 @dataclass(frozen=True)
 class RoundReport:
     """What one `OnlineTrainer.train_round` did: ``loss`` is the mean over its steps
-    (``steps == 0``: nothing trained, the version did not change, ``loss`` is NaN)."""
+    (``steps == 0``: nothing trained, the version did not change, ``loss`` is NaN).
+    ``version`` is the live version after the round; ``accepted`` whether the round's
+    candidate became it (always, without a gate); ``live_score`` and ``candidate_score``
+    the gate's NDCG@10 on ``gate_samples`` held-out samples (NaN without a gate)."""
 
     version: int
     steps: int
@@ -41,6 +56,10 @@ class RoundReport:
     samples_seen: int
     rows: int
     seconds: float
+    accepted: bool = False
+    live_score: float = math.nan
+    candidate_score: float = math.nan
+    gate_samples: int = 0
 
 
 class OnlineTrainer:
@@ -56,6 +75,18 @@ class OnlineTrainer:
         self._clock: float | None = None  # time of the last round (or of the first due())
         self._missing: set[str] = set()
         self._optimizer = torch.optim.Adam(adapter.parameters(), lr=config.learning_rate)
+        self._round = adapter.version  # seeds each round's sampling and dropout
+        self.gated = config.gate and config.mode == "online"
+        # What serves: the candidate itself without a gate, else a copy it must beat.
+        self.live = copy.deepcopy(adapter).eval() if self.gated else adapter
+        self.rejected = 0  # candidates the gate turned down, in all
+        self._rejected_in_a_row = 0
+        # The starting point the anchor pulls the shared projection and aggregator back to.
+        self._anchor = {
+            name: p.detach().clone()
+            for name, p in adapter.named_parameters()
+            if not name.startswith("item_residual")
+        }
 
     def add(self, samples: Iterable[Sample]) -> None:
         """Queue samples for replay (histories are cut to ``max_history``)."""
@@ -109,40 +140,99 @@ class OnlineTrainer:
         Samples whose target (or whole history) has no cached vector are skipped.
         """
         started = time.perf_counter()
-        self._pending = 0
+        fresh, self._pending = self._pending, 0
         self._clock = now
         if self.config.mode == "zero-shot" or len(self.buffer) == 0 or len(self.vectors) == 0:
             return self._report(0, [], 0, started)
-        version = self.adapter.version
-        rng = np.random.default_rng([self.config.seed, version])
+        held = self.buffer.newest(min(fresh, self.config.gate_samples)) if self.gated else []
+        losses, rows = self._train(hold_out=len(held))
+        if not losses:
+            return self._report(0, losses, rows, started)
+        if not self.gated:
+            self.adapter.version += 1
+            return self._report(len(losses), losses, rows, started, accepted=True)
+        scored = usable(held, self.vectors)
+        live = prequential_ndcg(self.live, scored, self.vectors)
+        candidate = prequential_ndcg(self.adapter, scored, self.vectors)
+        accepted = bool(scored) and candidate > live + self.config.gate_margin
+        if accepted:
+            self.adapter.version = self.live.version + 1
+            self.live = copy.deepcopy(self.adapter).eval()
+            self._rejected_in_a_row = 0
+        else:
+            self.rejected += 1
+            self._rejected_in_a_row += 1
+            if 0 < self.config.gate_patience <= self._rejected_in_a_row:
+                self._restart_from_live()
+        return self._report(
+            len(losses), losses, rows, started, accepted, live, candidate, len(scored)
+        )
+
+    def _train(self, hold_out: int) -> tuple[list[float], int]:
+        """``steps_per_round`` steps on the candidate, the ``hold_out`` newest samples
+        left out; returns each step's loss and the rows trained."""
+        self._round += 1
+        rng = np.random.default_rng([self.config.seed, self._round])
         losses: list[float] = []
         rows = 0
         self.adapter.train()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed * 1_000_003 + version)  # dropout
+            torch.manual_seed(self.config.seed * 1_000_003 + self._round)  # dropout
             for _ in range(self.config.steps_per_round):
-                samples = self.buffer.sample(self.config.batch_size, rng)
+                samples = self.buffer.sample(self.config.batch_size, rng, hold_out=hold_out)
                 negatives = rng.integers(len(self.vectors), size=self.config.negatives)
                 batch = build_batch(samples, self.vectors, self.config.max_history, negatives)
                 if batch is None:
                     continue
                 self._optimizer.zero_grad(set_to_none=True)
                 loss = contrastive_loss(self.adapter, batch, self.vectors)
+                if self.config.anchor > 0:
+                    loss = loss + self.config.anchor * self._drift()
                 loss.backward()  # type: ignore[no-untyped-call]
                 self._optimizer.step()
                 losses.append(float(loss.detach()))
                 rows += len(batch.label)
         self.adapter.eval()
-        if losses:
-            self.adapter.version = version + 1
-        return self._report(len(losses), losses, rows, started)
+        return losses, rows
 
-    def _report(self, steps: int, losses: list[float], rows: int, started: float) -> RoundReport:
+    def _drift(self) -> torch.Tensor:
+        """Squared distance of the anchored parameters from their starting point."""
+        params = dict(self.adapter.named_parameters())
+        terms = [
+            (params[n] - start.to(params[n].device)).pow(2).sum()
+            for n, start in self._anchor.items()
+        ]
+        return torch.stack(terms).sum()
+
+    def _restart_from_live(self) -> None:
+        """The candidate becomes a copy of the live adapter again (fresh optimizer)."""
+        self.adapter.load_state_dict(self.live.state_dict())
+        self.adapter.load_scenarios(self.live.scenarios)
+        self.adapter.load_items(self.live.items)
+        self.adapter.version = self.live.version
+        self._optimizer = torch.optim.Adam(self.adapter.parameters(), lr=self.config.learning_rate)
+        self._rejected_in_a_row = 0
+
+    def _report(
+        self,
+        steps: int,
+        losses: list[float],
+        rows: int,
+        started: float,
+        accepted: bool = False,
+        live_score: float = math.nan,
+        candidate_score: float = math.nan,
+        gate_samples: int = 0,
+    ) -> RoundReport:
         return RoundReport(
-            version=self.adapter.version,
+            version=self.live.version,
             steps=steps,
             loss=sum(losses) / len(losses) if losses else math.nan,
             samples_seen=self.samples_seen,
             rows=rows,
             seconds=time.perf_counter() - started,
+            accepted=accepted,
+            live_score=live_score,
+            candidate_score=candidate_score,
+            gate_samples=gate_samples,
         )

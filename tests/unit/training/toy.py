@@ -43,6 +43,7 @@ def config(**kw: object) -> TrainingConfig:
         "learning_rate": 0.01,
         "buffer_size": 1000,
         "max_history": 5,
+        "gate": False,  # the gate has its own tests (test_gate.py)
         "adapter": {"n_experts": 2, "dropout": 0.0, "aggregator": "attention", "max_items": 64},
     }
     base.update(kw)
