@@ -138,7 +138,7 @@ def stream_run(result: RunResult, ph: Phases, k: int) -> StreamRun:
     observations = observations_from_stream(ph.train, lists, versions)
     window = max(200, len(ph.train) // 40)
     latencies = [result.served[str(e["event_id"])].latency_ms for e in ph.train]
-    return StreamRun(result.name, prequential(observations, k, window), latencies)
+    return StreamRun(result.name, prequential(observations, k, window), latencies, result.rounds)
 
 
 def cold_user_stream_run(result: RunResult, ph: Phases, k: int, below: int = 5) -> StreamRun:

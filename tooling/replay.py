@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -27,6 +28,7 @@ from tooling.local import local_stack
 from tooling.produce import kafka_producer, produce
 from tooling.progress import progress_bar
 from workers.adapters.io import latest_version, published_versions, version_dir
+from workers.adapters.rounds import read_rounds
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class RunResult:
     settle_seconds: float  # waiting for the trainer after the stream
     versions: list[int] = field(default_factory=list)  # published adapter versions
     final_adapter: Path | None = None  # copy of the newest version (for transfer)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # the gate's decisions
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ def run(plan: RunPlan, console: Console) -> RunResult:
     if versions:
         final = plan.workdir / "final-adapter" / version_dir(adapters, versions[-1]).name
         shutil.copytree(version_dir(adapters, versions[-1]), final)
-    return RunResult(plan.name, served, stream_seconds, settle_seconds, versions, final)
+    rounds = read_rounds(adapters)
+    return RunResult(plan.name, served, stream_seconds, settle_seconds, versions, final, rounds)
 
 
 def _collect(
@@ -155,13 +159,18 @@ def _served(rec: Received, wire: Wire) -> Served:
 
 
 def _settle(adapters: Path, plan: RunPlan, console: Console) -> None:
-    """Wait until no new version was published for ``plan.settle`` seconds (the trainer
-    trains the stream's tail within its T seconds, then has nothing new to learn)."""
-    last, since = latest_version(adapters), time.monotonic()
+    """Wait until no new round was logged (a version published or a candidate rejected)
+    for ``plan.settle`` seconds (the trainer trains the stream's tail within its T
+    seconds, then has nothing new to learn)."""
+
+    def progress() -> tuple[int | None, int]:
+        return latest_version(adapters), len(read_rounds(adapters))
+
+    last, since = progress(), time.monotonic()
     deadline = time.monotonic() + plan.timeout
     with console.status(f"[{plan.name}] waiting for the trainer to publish the stream's tail"):
         while time.monotonic() - since < plan.settle and time.monotonic() < deadline:
             time.sleep(0.5)
-            now = latest_version(adapters)
+            now = progress()
             if now != last:
                 last, since = now, time.monotonic()

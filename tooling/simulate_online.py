@@ -13,7 +13,6 @@ computed once and cached under /tmp. Results go to a JSON-lines file (one row pe
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -27,6 +26,7 @@ from tooling.datasets import load
 from tooling.evaluation import (
     SliceSpec,
     Split,
+    equal_windows,
     evaluate,
     item_knn,
     leave_one_out,
@@ -117,23 +117,12 @@ def run(
         "online_hr": result.online.overall.hr if result.online else None,
         "online_ndcg": result.online.overall.ndcg if result.online else None,
         "final_loss": rounds[-1].loss if rounds else None,
-        "window_hr": window_hr(result.online.running_hr) if result.online else None,
+        "window_hr": [p.hr for _, _, p in equal_windows(result.online, WINDOWS)]
+        if result.online
+        else None,
         "rejected": sum(1 for r in result.rounds if r.steps and not r.accepted),
     }
     return row
-
-
-def window_hr(running: tuple[float, ...], windows: int = WINDOWS) -> list[float]:
-    """HR@10 of each of ``windows`` equal shares of the judged events, from the running mean."""
-    n = len(running)
-    bounds = [round(n * w / windows) for w in range(windows + 1)]
-    out = []
-    for lo, hi in itertools.pairwise(bounds):
-        if hi <= lo:
-            continue
-        before = running[lo - 1] * lo if lo else 0.0
-        out.append((running[hi - 1] * hi - before) / (hi - lo))
-    return out
 
 
 def baselines(split: Split) -> list[dict[str, Any]]:
@@ -144,6 +133,40 @@ def baselines(split: Split) -> list[dict[str, Any]]:
     return rows
 
 
+def pack(
+    path: Path, events: list[dict[str, Any]], base: dict[str, np.ndarray], scenarios: dict[str, str]
+) -> None:
+    """The study's inputs as numbers (events as user / item codes in stream order, the
+    items' ids, scenarios and base vectors): enough to rerun it on another machine
+    without the dataset's files or the language model (`--packed`)."""
+    ids = list(base)
+    column = {item: n for n, item in enumerate(ids)}
+    users: dict[str, int] = {}
+    codes = np.array(
+        [(users.setdefault(str(e["user_id"]), len(users)), column[str(e["item_id"])])
+         for e in events], dtype=np.int32,
+    )  # fmt: skip
+    np.savez(
+        path,
+        events=codes,
+        item_ids=np.array(ids),
+        scenarios=np.array([scenarios.get(i, "default") for i in ids]),
+        vectors=np.stack([base[i] for i in ids]).astype(np.float32),
+    )
+
+
+def unpack(path: Path) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, str]]:
+    """Inverse of `pack`: (events, base vectors, scenarios); users are renamed by code."""
+    data = np.load(path)
+    ids = [str(i) for i in data["item_ids"]]
+    scenarios = dict(zip(ids, (str(s) for s in data["scenarios"]), strict=True))
+    events = [
+        {"user_id": str(u), "item_id": ids[i], "scenario": scenarios[ids[i]]}
+        for u, i in data["events"].tolist()
+    ]
+    return events, dict(zip(ids, data["vectors"], strict=True)), scenarios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", nargs="*", default=[], help=f"configs: {sorted(CONFIGS)}")
@@ -152,22 +175,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--no-serve", action="store_true", help="skip the per-event lists")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--pack", type=Path, default=None, help="write the inputs (npz), stop")
+    parser.add_argument("--packed", type=Path, default=None, help="read inputs from --pack")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], help="repeat runs per seed")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
     parser.add_argument(
         "--source", nargs="*", default=[], help="LABEL=RESULTS.jsonl rows for --report"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    dataset = load(args.data)
-    split = leave_one_out(dataset.events)
-    base = base_vectors(dataset.items, STUDY / f"{args.data.name}-minilm.npz")
-    scenarios = {str(i["item_id"]): str(i.get("scenario") or "default") for i in dataset.items}
+    torch.set_num_threads(args.threads)
+    if args.packed is not None:
+        events, base, scenarios = unpack(args.packed)
+        name = args.packed.stem
+    else:
+        dataset = load(args.data)
+        events, name = dataset.events, args.data.name
+        base = base_vectors(dataset.items, STUDY / f"{name}-minilm.npz")
+        scenarios = {str(i["item_id"]): str(i.get("scenario") or "default") for i in dataset.items}
+        if args.pack is not None:
+            pack(args.pack, events, base, scenarios)
+            return 0
+    split = leave_one_out(events)
     if args.results is None:
-        args.results = STUDY / f"{args.data.name}.jsonl"
+        args.results = STUDY / f"{name}.jsonl"
     todo = [(n, CONFIGS[n]) for n in args.run]
     if args.name:
         todo.append((args.name, json.loads(args.set)))
+    if args.seeds:
+        todo = [(f"{n}-seed{s}", {**o, "seed": s}) for n, o in todo for s in args.seeds]
     rows = baselines(split) if args.baselines else []
     for name, overrides in todo:
         rows.append(run(name, overrides, split, base, scenarios, serve=not args.no_serve))

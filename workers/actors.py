@@ -20,7 +20,7 @@ plain interface the classes were written against.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,9 @@ class RemoteCatalog:
 
     def publish(self, version: int, files: AdapterFiles) -> int:
         return int(ray.get(self.handle.publish.remote(version, files)))
+
+    def log_round(self, entry: Mapping[str, Any]) -> None:
+        ray.get(self.handle.log_round.remote(dict(entry)))
 
     def latest(self) -> tuple[int, AdapterFiles | None]:
         result: tuple[int, AdapterFiles | None] = ray.get(self.handle.latest.remote())

@@ -22,8 +22,9 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from workers.adapters.io import (
     read_files,
     save_files,
 )
+from workers.adapters.rounds import append_round
 from workers.config import AdapterStoreConfig, StoreConfig
 from workers.model import ServingModel, Vector, model_of
 from workers.store import Hit, ItemPoint, SearchRequest, open_store
@@ -185,6 +187,10 @@ class Catalog:
         self._reproject(model)
         prune_versions(self.adapters.path, self.adapters.keep)
         return version
+
+    def log_round(self, entry: Mapping[str, Any]) -> None:
+        """Keep one training round's entry (a gate decision) beside the versions."""
+        append_round(self.adapters.path, entry)
 
     def adapter(self, version: int) -> AdapterFiles | None:
         """The files of a published ``version`` (None for 0, the frozen model)."""

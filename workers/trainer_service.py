@@ -40,6 +40,8 @@ class TrainingCatalog(Protocol):
 
     def publish(self, version: int, files: AdapterFiles) -> int: ...
 
+    def log_round(self, entry: Mapping[str, Any]) -> None: ...
+
     def latest(self) -> tuple[int, AdapterFiles | None]: ...
 
 
@@ -175,6 +177,12 @@ class TrainerService:
         if report.steps == 0:  # nothing had vectors yet: no new version to publish
             return report
         status = self._status
+        accepted = report.accepted
+        if accepted:  # published before it is logged: the log never names a missing version
+            self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
+        self.catalog.log_round(
+            {"round": status.rounds + status.rejected + 1, "time": time.time(), **asdict(report)}
+        )
         status.last_loss = report.loss
         status.train_seconds += time.perf_counter() - started
         if report.gate_samples:
@@ -191,7 +199,6 @@ class TrainerService:
                 report.gate_samples,
             )
             return report
-        self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
         status.version = report.version
         status.rounds += 1
         log.info("published model version %d (%s)", report.version, report)

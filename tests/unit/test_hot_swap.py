@@ -263,3 +263,26 @@ def test_prune_keeps_the_newest_versions(tmp_path: Path) -> None:
         (version_dir(root, v) / CONFIG_NAME).write_text("{}")
     assert prune_versions(root, keep=2) == [1, 2, 3]
     assert sorted(p.name for p in root.iterdir()) == ["v000004", "v000005"]
+
+
+def test_every_round_is_logged_and_only_accepted_candidates_are_published(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    from workers.adapters.rounds import read_rounds
+
+    rec = serve(store, adapters)
+    trainer = TrainerService(training(gate=True, gate_samples=10), store, DIM, background=False)
+    for n in range(10):
+        served = rec.recommend(events(f"u{n}", [(7 * k + n) % N_ITEMS for k in range(12)]), {})
+        trainer.add(served.samples)
+        trainer.step(now=float(n))
+    rounds = read_rounds(adapters.path)
+    status = trainer.status()
+    assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1))
+    assert len(rounds) == status["rounds"] + status["rejected"] >= 4
+    accepted = [r for r in rounds if r["accepted"]]
+    assert [r["version"] for r in accepted] == list(range(1, len(accepted) + 1))
+    assert version_of(store) == status["version"] == len(accepted)
+    for r in rounds:  # both scores on the same 10 held-out samples, logged either way
+        assert r["gate_samples"] == 10 and r["candidate_score"] is not None
+        assert r["accepted"] == (r["candidate_score"] > r["live_score"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ class DictCatalog:
         self.base = {f"i{k}": rng.standard_normal(DIM).astype(np.float32) for k in range(n)}
         self.versions: list[int] = []
         self.files: dict[int, AdapterFiles] = {}
+        self.rounds: list[dict[str, Any]] = []
 
     def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]:
         return {i: (self.base[i], "shop") for i in item_ids if i in self.base}
@@ -34,6 +36,9 @@ class DictCatalog:
         self.versions.append(version)
         self.files[version] = files
         return version
+
+    def log_round(self, entry: Mapping[str, Any]) -> None:
+        self.rounds.append(dict(entry))
 
     def latest(self) -> tuple[int, AdapterFiles | None]:
         return 0, None

@@ -31,6 +31,7 @@ from tooling.evaluation.online import (
     PrequentialPoint,
     PrequentialResult,
     Window,
+    equal_windows,
     observations_from_stream,
     prequential,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "StreamRun",
     "Transfer",
     "Window",
+    "equal_windows",
     "evaluate",
     "evaluate_slices",
     "item_knn",

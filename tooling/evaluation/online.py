@@ -21,6 +21,7 @@ the effect of each version is visible over stream time.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,28 @@ class PrequentialResult:
     skipped: int = 0
     positions: tuple[int, ...] = ()
     version_starts: Mapping[str, int] = field(default_factory=dict)
+
+
+def equal_windows(
+    result: PrequentialResult, n: int = 10
+) -> list[tuple[int, int, PrequentialPoint]]:
+    """``n`` equal shares of the scored observations: (first stream position, last stream
+    position + 1, their HR/NDCG), from the running means (shares too small are left out)."""
+    size = len(result.running_hr)
+    bounds = [round(size * w / n) for w in range(n + 1)]
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        if hi <= lo:
+            continue
+
+        def mean(running: tuple[float, ...], lo: int = lo, hi: int = hi) -> float:
+            return (running[hi - 1] * hi - (running[lo - 1] * lo if lo else 0.0)) / (hi - lo)
+
+        point = PrequentialPoint(hi - lo, mean(result.running_hr), mean(result.running_ndcg))
+        start = result.positions[lo] if result.positions else lo
+        end = result.positions[hi - 1] + 1 if result.positions else hi
+        out.append((start, end, point))
+    return out
 
 
 def prequential(

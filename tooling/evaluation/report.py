@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 
 from tooling.evaluation.latency import check_latencies
+from tooling.evaluation.learning_section import learning_section
 from tooling.evaluation.markdown import cell
 from tooling.evaluation.metrics import RankingMetrics
 from tooling.evaluation.report_sections import (
@@ -121,6 +122,7 @@ def render_evaluation(evaluation: Evaluation) -> str:
         [f"## Validation targets (full ranking @{e.k})", "", *valid],
         slices_section(e.models, e.slices, e.k),
         prequential_section(e.streams, e.k),
+        learning_section(e.streams, e.k),
         latency_section(e.streams),
         transfer_section(e.transfers, e.k),
         plots_section(e.plots),

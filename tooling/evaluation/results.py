@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tooling.evaluation.metrics import RankingMetrics, evaluate
 from tooling.evaluation.online import PrequentialResult
@@ -35,11 +36,13 @@ class ModelResult:
 @dataclass(frozen=True)
 class StreamRun:
     """One replay of the stream: ``name`` (e.g. "streamrec online"), its prequential
-    result and the ``latency_ms`` of each recommendation it served (may be empty)."""
+    result, the ``latency_ms`` of each recommendation it served (may be empty) and the
+    trainer's ``rounds`` (`workers.adapters.rounds`: each gate decision; may be empty)."""
 
     name: str
     prequential: PrequentialResult
     latencies_ms: Sequence[float] = ()
+    rounds: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
