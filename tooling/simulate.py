@@ -85,14 +85,30 @@ def simulate(
     states: dict[str, tuple[int, torch.Tensor]] = {}  # user -> (version, state)
     served: dict[str, list[str]] = {}
     seen: dict[str, npt.NDArray[np.bool_]] = {}  # user -> catalog columns consumed
+    waiting: dict[str, torch.Tensor] = {}  # user -> user vector whose list is not ranked yet
     observations: list[Observation] = []
     cut = config.max_history
+
+    def rank_waiting() -> None:
+        """Rank the waiting users' lists in one matrix product (the lists they would have
+        been served after their latest event: same adapter, same exclusions)."""
+        if waiting:
+            started = time.perf_counter()
+            users = list(waiting)
+            scores = (torch.stack([waiting[u] for u in users]) @ catalog.rec.T).numpy()
+            for row, user in enumerate(users):
+                served[user] = top_k(scores[row], catalog.ids, k, seen[user])
+            waiting.clear()
+            result.serve_seconds += time.perf_counter() - started
+
     for n, event in enumerate(events):
         user, item = str(event["user_id"]), str(event["item_id"])
         history = histories.setdefault(user, [])
         if history:
             trainer.add([Sample(tuple(history[-cut:]), item, str(event.get("scenario", "")))])
         if serve:
+            if user in waiting:
+                rank_waiting()
             started = time.perf_counter()
             observations.append(Observation(user, item, served.get(user)))
             excluded = seen.setdefault(user, np.zeros(len(catalog.ids), dtype=np.bool_))
@@ -100,12 +116,12 @@ def simulate(
             state = _state(adapter, catalog, states.get(user), history)
             state = adapter.step_items(state, catalog.rec[catalog.column[item]].unsqueeze(0))
             states[user] = (adapter.version, state)
-            scores = (catalog.rec @ adapter.readout(state)[0]).numpy()
-            served[user] = top_k(scores, catalog.ids, k, excluded)
+            waiting[user] = adapter.readout(state)[0]
             result.serve_seconds += time.perf_counter() - started
         history.append(item)
         now = n / events_per_second
         if trainer.due(now):
+            rank_waiting()  # lists of the version that served them
             _fetch_missing(trainer, base, scenarios)
             report = trainer.train_round(now)
             result.rounds.append(report)
@@ -115,6 +131,7 @@ def simulate(
                 catalog.reproject(adapter)
                 result.reproject_seconds += time.perf_counter() - started
     if serve:
+        rank_waiting()
         result.online = prequential(observations, k=k)
     result.adapter = trainer.live
     return result
