@@ -142,8 +142,8 @@ def forget(user_id: str, broker: str | None) -> None:
 
 
 @main.command()
-@click.option("--users", type=int, default=24, show_default=True, help="Users replayed.")
-@click.option("--events-per-user", type=int, default=40, show_default=True)
+@click.option("--users", type=int, default=80, show_default=True, help="Users replayed.")
+@click.option("--events-per-user", type=int, default=50, show_default=True)
 @click.option(
     "--min-ratings",
     type=int,
@@ -152,11 +152,18 @@ def forget(user_id: str, broker: str | None) -> None:
     help="Catalog = movies with at least this many ratings.",
 )
 @click.option("--show", type=int, default=3, show_default=True, help="Users printed at the end.")
-def demo(users: int, events_per_user: int, min_ratings: int, show: int) -> None:
+@click.option("--rate", type=float, default=120.0, show_default=True, help="Events per second.")
+@click.option(
+    "--train-every", type=int, default=300, show_default=True, help="Samples per training round."
+)
+def demo(
+    users: int, events_per_user: int, min_ratings: int, show: int, rate: float, train_every: int
+) -> None:
     """The main job on embedded defaults: broker, Ray, a worker, MovieLens, recommendations."""
     from tooling.demo import DemoOptions, run_demo
 
-    sys.exit(run_demo(DemoOptions(users, events_per_user, min_ratings, show)))
+    options = DemoOptions(users, events_per_user, min_ratings, show, rate, train_every)
+    sys.exit(run_demo(options))
 
 
 @main.command()

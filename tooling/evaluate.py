@@ -375,6 +375,7 @@ def _metrics_json(models: Sequence[ModelResult], runs: Sequence[RunResult]) -> d
         "runs": {
             r.name: {
                 "versions": r.versions,
+                "rounds": r.rounds,
                 "stream_seconds": r.stream_seconds,
                 "settle_seconds": r.settle_seconds,
             }

@@ -31,6 +31,7 @@ from workers.training.config import TrainingConfig
 from workers.training.trainer import OnlineTrainer, RoundReport
 
 Vector = npt.NDArray[np.float32]
+EARLY = 5  # a user's first events: the cold-user slice of the stream
 
 
 @dataclass
@@ -42,6 +43,7 @@ class SimulationResult:
     reproject_seconds: float = 0.0
     serve_seconds: float = 0.0
     online: PrequentialResult | None = None
+    early: PrequentialResult | None = None  # users' events 2 .. EARLY only (new users)
 
     @property
     def train_seconds(self) -> float:
@@ -87,6 +89,7 @@ def simulate(
     seen: dict[str, npt.NDArray[np.bool_]] = {}  # user -> catalog columns consumed
     waiting: dict[str, torch.Tensor] = {}  # user -> user vector whose list is not ranked yet
     observations: list[Observation] = []
+    early: list[Observation] = []
     cut = config.max_history
 
     def rank_waiting() -> None:
@@ -111,6 +114,8 @@ def simulate(
                 rank_waiting()
             started = time.perf_counter()
             observations.append(Observation(user, item, served.get(user)))
+            if len(history) < EARLY:
+                early.append(observations[-1])
             excluded = seen.setdefault(user, np.zeros(len(catalog.ids), dtype=np.bool_))
             excluded[catalog.column[item]] = True
             state = _state(adapter, catalog, states.get(user), history)
@@ -133,6 +138,7 @@ def simulate(
     if serve:
         rank_waiting()
         result.online = prequential(observations, k=k)
+        result.early = prequential(early, k=k)
     result.adapter = trainer.live
     return result
 

@@ -34,7 +34,7 @@ from tooling.evaluation import (
     slice_targets,
 )
 from tooling.simulate import leave_one_out_lists, simulate
-from workers.adapters import RecAdapter
+from workers.adapters import RecAdapter, load_adapter, save_adapter
 from workers.training import TrainingConfig
 
 DATA = Path("/work/shared/data/ml-100k")
@@ -93,14 +93,18 @@ def run(
     base: dict[str, np.ndarray],
     scenarios: dict[str, str],
     serve: bool = True,
+    init: Path | None = None,
+    save: Path | None = None,
 ) -> dict[str, Any]:
     config = TrainingConfig.model_validate(overrides)
     torch.manual_seed(config.seed)
-    adapter = RecAdapter(config.adapter_config(384))
+    adapter = RecAdapter(config.adapter_config(384)) if init is None else load_adapter(init)
     started = time.perf_counter()
     result = simulate(split.train, base, scenarios, config, adapter, serve=serve)
     wall = time.perf_counter() - started
     valid, test = leave_one_out_lists(result.adapter, split, base, scenarios)
+    if save is not None:
+        save_adapter(result.adapter, save, max(1, result.adapter.version))
     rounds = [r for r in result.rounds if r.steps]
     row = {
         "name": name,
@@ -121,6 +125,9 @@ def run(
         if result.online
         else None,
         "rejected": sum(1 for r in result.rounds if r.steps and not r.accepted),
+        "early_hr": result.early.overall.hr if result.early else None,
+        "early_ndcg": result.early.overall.ndcg if result.early else None,
+        "init": str(init) if init else None,
     }
     return row
 
@@ -179,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packed", type=Path, default=None, help="read inputs from --pack")
     parser.add_argument("--seeds", type=int, nargs="*", default=[], help="repeat runs per seed")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--init", type=Path, default=None, help="start from this adapter dir")
+    parser.add_argument("--save", type=Path, default=None, help="save the final adapter here")
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
     parser.add_argument(
@@ -207,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         todo = [(f"{n}-seed{s}", {**o, "seed": s}) for n, o in todo for s in args.seeds]
     rows = baselines(split) if args.baselines else []
     for name, overrides in todo:
-        rows.append(run(name, overrides, split, base, scenarios, serve=not args.no_serve))
+        rows.append(
+            run(name, overrides, split, base, scenarios, not args.no_serve, args.init, args.save)
+        )
         print(json.dumps(rows[-1]), flush=True)
     if rows:
         args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,14 @@ class AdapterConfig:
             "added to their text projection; unknown items stay text-only (cold start)."
         },
     )
+    id_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of items trained without their ID residual row in each step "
+            "(text only), [0, 1): the text projection keeps ranking on its own, as it "
+            "must for items with no row (cold start)."
+        },
+    )
     aggregator: str = field(
         default="attention",
         metadata={"help": f"How a history becomes one user vector: one of {AGGREGATORS}."},
@@ -102,6 +110,9 @@ class AdapterConfig:
         _check_float("dropout", self.dropout)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        _check_float("id_dropout", self.id_dropout)
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
         _check_float("temperature", self.temperature)
         if self.temperature <= 0.0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")

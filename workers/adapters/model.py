@@ -150,6 +150,9 @@ class RecAdapter(nn.Module):
         if items.shape != (x.shape[0],):
             raise ValueError(f"items must be ({x.shape[0]},), got {tuple(items.shape)}")
         rows = items.to(device=x.device, dtype=torch.long)
+        if self.training and self.config.id_dropout > 0:  # some items learn as if cold
+            kept = torch.rand(rows.shape, device=rows.device) >= self.config.id_dropout
+            rows = rows * kept
         mixed = F.normalize(out + self.item_residual(rows), dim=-1)
         return torch.where((rows > 0).unsqueeze(-1), mixed, out)
 

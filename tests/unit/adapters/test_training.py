@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from tests.unit.adapters.helpers import DIM, cfg, scramble, training_loss, unit, user_vectors
-from workers.adapters import (
-    RecAdapter,
-)
+from workers.adapters import AdapterConfig, RecAdapter
 
 
 def test_the_training_loss_is_infonce_over_the_batch_s_items_and_sampled_negatives() -> None:
@@ -99,3 +97,25 @@ def test_training_beats_the_frozen_cosine(kind: str) -> None:
 
 
 # -- save / load -------------------------------------------------------------------------
+
+
+def test_id_dropout_trains_some_items_as_if_cold_and_never_touches_serving() -> None:
+    adapter = RecAdapter(
+        AdapterConfig(dim=DIM, max_items=64, id_dropout=0.5, n_experts=1, dropout=0.0)
+    )
+    with torch.no_grad():
+        adapter.item_residual.table.weight[1:].normal_()  # type: ignore[union-attr]
+    base = unit(torch.randn(400, DIM))
+    rows = adapter.item_indices([f"i{n % 60}" for n in range(400)])
+    text = adapter.project(base)  # no rows: text only
+    adapter.eval()
+    served = adapter.project(base, items=rows)
+    assert torch.equal(served, adapter.project(base, items=rows))  # deterministic
+    assert not torch.isclose(served, text).all(dim=1).any()  # every row has its ID part
+    adapter.train()
+    torch.manual_seed(0)
+    trained = adapter.project(base, items=rows)
+    as_text = torch.isclose(trained, text, atol=1e-6).all(dim=1)
+    assert 0.35 < float(as_text.float().mean()) < 0.65  # about half went text only
+    with pytest.raises(ValueError, match="id_dropout"):
+        AdapterConfig(dim=DIM, id_dropout=1.0)
