@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,15 @@ class Dataset:
             i["item_id"]: str((i.get("attributes") or {}).get("title") or i["text"])
             for i in self.items
         }
+
+
+def sample_users(events: list[Record], users: int | None, seed: int) -> list[Record]:
+    """The events (order kept) of ``users`` users drawn at random by ``seed`` (all: None)."""
+    if users is None:
+        return events
+    everyone = sorted({str(e["user_id"]) for e in events})
+    kept = set(random.Random(seed).sample(everyone, min(users, len(everyone))))
+    return [e for e in events if str(e["user_id"]) in kept]
 
 
 def _time_ordered(events: list[Record]) -> list[Record]:

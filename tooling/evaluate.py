@@ -22,7 +22,6 @@ with the from-scratch online run. Output: ``report.md``, PNG plots and
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tooling.datasets import Dataset, Record, load
+from tooling.datasets import Record, load, sample_users
 from tooling.evaluation import (
     Evaluation,
     ModelResult,
@@ -95,14 +94,6 @@ def phases(events: Sequence[Record]) -> Phases:
     return Phases(split, [dict(e) for e in split.train], probes, last_train)
 
 
-def sample_users(data: Dataset, users: int | None, seed: int) -> list[Record]:
-    if users is None:
-        return data.events
-    everyone = sorted({str(e["user_id"]) for e in data.events})
-    kept = set(random.Random(seed).sample(everyone, min(users, len(everyone))))
-    return [e for e in data.events if str(e["user_id"]) in kept]
-
-
 def trimmed(items: Sequence[str], exclude: set[str] | frozenset[str], k: int) -> list[str]:
     return [i for i in items if i not in exclude][:k]
 
@@ -160,7 +151,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
     console = console or Console()
     name = opts.data.name
     data = load(opts.data, scenario=name)
-    ph = phases(sample_users(data, opts.users, opts.seed))
+    ph = phases(sample_users(data.events, opts.users, opts.seed))
     catalog = data.items
     env = {
         "STREAMREC_RECOMMEND__TOP_K": str(opts.fetch_k),

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tooling.datasets import load
+from tooling.datasets import load, sample_users
 from tooling.evaluation import (
     SliceSpec,
     Split,
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packed", type=Path, default=None, help="read inputs from --pack")
     parser.add_argument("--seeds", type=int, nargs="*", default=[], help="repeat runs per seed")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--users", type=int, default=None, help="a random sample of users")
     parser.add_argument("--init", type=Path, default=None, help="start from this adapter dir")
     parser.add_argument("--save", type=Path, default=None, help="save the final adapter here")
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.pack is not None:
             pack(args.pack, events, base, scenarios)
             return 0
+    if args.users is not None:
+        events = sample_users(events, args.users, seed=0)
+        name = f"{name}-{args.users}u"
     split = leave_one_out(events)
     if args.results is None:
         args.results = STUDY / f"{name}.jsonl"
