@@ -128,6 +128,11 @@ def run(
         "early_hr": result.early.overall.hr if result.early else None,
         "early_ndcg": result.early.overall.ndcg if result.early else None,
         "init": str(init) if init else None,
+        "gate": [
+            [r.accepted, round(r.live_score, 4), round(r.candidate_score, 4)]
+            for r in result.rounds
+            if r.steps and r.gate_samples
+        ],
     }
     return row
 

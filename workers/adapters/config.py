@@ -31,14 +31,14 @@ class AdapterConfig:
         },
     )
     n_experts: int = field(
-        default=8, metadata={"help": "Whitening experts mixed by the gate (>= 1)."}
+        default=2, metadata={"help": "Whitening experts mixed by the gate (>= 1)."}
     )
     dropout: float = field(
         default=0.1,
         metadata={"help": "Dropout on the base vector before whitening (training only), [0, 1)."},
     )
     temperature: float = field(
-        default=0.07,
+        default=0.1,
         metadata={"help": "Softmax temperature of the contrastive (InfoNCE) loss, > 0."},
     )
     scenario_experts: bool = field(
@@ -56,7 +56,7 @@ class AdapterConfig:
         },
     )
     max_items: int = field(
-        default=0,
+        default=16384,
         metadata={
             "help": "Rows of the learned per-item ID residual table, index 0 (unknown item, "
             "always zero) included; 0 disables it. Items the trainer registered get a row "

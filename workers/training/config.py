@@ -28,7 +28,7 @@ class TrainingConfig(BaseModel):
     steps_per_round: int = Field(default=10, ge=1, description="Optimizer steps per round.")
     batch_size: int = Field(default=256, ge=1, description="Samples per optimizer step.")
     negatives: int = Field(
-        default=256,
+        default=1024,
         ge=0,
         description="Catalog items sampled uniformly as extra negatives per step (shared by "
         "every row, on top of the other rows' targets).",
@@ -38,7 +38,7 @@ class TrainingConfig(BaseModel):
         default=100_000, ge=1, description="Most recent samples kept for replay."
     )
     max_history: int = Field(
-        default=50, ge=1, description="Most recent history items a sample keeps (and reads)."
+        default=20, ge=1, description="Most recent history items a sample keeps (and reads)."
     )
     gate: bool = Field(
         default=True,

@@ -54,7 +54,7 @@ def test_item_vectors_are_unit_deterministic_and_fall_back_for_unknowns() -> Non
 
 
 def test_without_id_table_item_ids_are_ignored() -> None:
-    model = RecAdapter(cfg()).eval()
+    model = RecAdapter(cfg(max_items=0)).eval()
     base = torch.randn(3, DIM)
     assert model.item_index("a") == 0 and model.items == {}
     with torch.no_grad():

@@ -12,7 +12,7 @@ from workers.adapters import AdapterConfig, RecAdapter
 
 
 def test_the_training_loss_is_infonce_over_the_batch_s_items_and_sampled_negatives() -> None:
-    model = RecAdapter(cfg(aggregator="mean", temperature=0.5)).eval()
+    model = RecAdapter(cfg(aggregator="mean", temperature=0.5, max_items=0)).eval()
     scramble(model)
     history, pos, neg = torch.randn(4, 3, DIM), torch.randn(4, DIM), torch.randn(2, DIM)
     names = ["books", "shared", "books", "music"]
