@@ -40,7 +40,7 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
-def parse_options(text: str) -> dict[str, int]:
+def parse_options(text: str) -> dict[str, Any]:
     """``default`` -> {} (Faust's defaults); ``W,N,C`` -> RocksDBOptions keywords."""
     if text == "default":
         return {}
@@ -73,7 +73,7 @@ def _sum_property(dbs: list[Any], name: str) -> float:
     return sum(db.property_int_value(name) or 0 for db in dbs) / MIB
 
 
-def run(writes: int, partitions: int, options: dict[str, int], every: int) -> None:
+def run(writes: int, partitions: int, options: dict[str, Any], every: int) -> None:
     rocks = RocksDBOptions(**options)
     values = state_values(64)
     keys = [f"user-{u}".encode() for u in range(USERS)]
