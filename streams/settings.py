@@ -144,9 +144,10 @@ class UsersConfig(BaseModel):
         default=3600.0, gt=0, description="Seconds between a worker's passes over its users."
     )
     # Faust's RocksDB defaults are 64 MiB x 3 write buffers and a 2 GiB block cache per
-    # partition database: the cache fills with blocks of ever-rewritten states, which
-    # compaction has already made obsolete, and a worker grew ~2.3 MB a minute for an
-    # hour (README, "Soak"; docs/ENVIRONMENT-NOTES.md).
+    # partition database: at the soak's write rate a buffer fills for ~70 minutes before
+    # its first flush, and the cache keeps blocks of files compactions have replaced; the
+    # soaked worker grew ~2.3 MB a minute for an hour (README, "Soak";
+    # docs/ENVIRONMENT-NOTES.md).
     write_buffer_mb: int = Field(
         default=8,
         ge=1,
