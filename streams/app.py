@@ -17,7 +17,7 @@ from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksStore
 
 from streams.kafka_auth import faust_credentials
-from streams.settings import KafkaConfig, Settings
+from streams.settings import KafkaConfig, Settings, UsersConfig
 from streams.transport import transport_class
 
 
@@ -86,6 +86,17 @@ class _UsersTable(faust.Table[bytes, Any]):
         )
 
 
+def users_store_options(users: UsersConfig) -> dict[str, int]:
+    """The users table's memory settings -> the options of each partition database of its
+    RocksDB store (Faust's ``RocksDBOptions``; a ``memory://`` store ignores them)."""
+    mib = 1024 * 1024
+    return {
+        "write_buffer_size": users.write_buffer_mb * mib,
+        "max_write_buffer_number": users.write_buffers,
+        "block_cache_size": users.block_cache_mb * mib,
+    }
+
+
 def by_user_topic_name(settings: Settings) -> str:
     return f"{settings.kafka.app_id}-events-by-user"
 
@@ -146,6 +157,7 @@ def create_app(settings: Settings) -> Pipeline:
             # as dict breaks changelog recovery with `dict.from_data`); see schemas.encode_state.
             key_type=bytes,
             use_partitioner=True,
+            options=users_store_options(settings.users),
         )
     )
     return Pipeline(app=app, topics=topics, users=users, settings=settings)

@@ -129,7 +129,10 @@ class RetryConfig(BaseModel):
 
 
 class UsersConfig(BaseModel):
-    """The users table: how long an idle user's state is kept."""
+    """The users table: how long an idle user's state is kept, and how much memory its
+    RocksDB store may hold (per partition database: a worker opens one per partition it
+    owns, and each holds up to ``write_buffers`` x ``write_buffer_mb`` +
+    ``block_cache_mb``)."""
 
     idle_expiry: float = Field(
         default=30 * 24 * 3600.0,
@@ -139,6 +142,32 @@ class UsersConfig(BaseModel):
     )
     expiry_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between a worker's passes over its users."
+    )
+    # Faust's RocksDB defaults are 64 MiB x 3 write buffers and a 2 GiB block cache per
+    # partition database: at the soak's write rate a buffer fills for ~70 minutes before
+    # its first flush, and the cache keeps blocks of files compactions have replaced; the
+    # soaked worker grew ~2.3 MB a minute for an hour (README, "Soak";
+    # docs/ENVIRONMENT-NOTES.md).
+    write_buffer_mb: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Size of each RocksDB write buffer (memtable) of a users-table "
+        "partition database, MiB (Faust's default: 64).",
+    )
+    write_buffers: int = Field(
+        default=2,
+        ge=2,
+        le=16,
+        description="Write buffers a users-table partition database may hold, the one "
+        "filling and those being flushed (Faust's default: 3).",
+    )
+    block_cache_mb: int = Field(
+        default=8,
+        ge=1,
+        le=65536,
+        description="RocksDB block cache of each users-table partition database, MiB "
+        "(Faust's default: 2048); the operating system's page cache holds the files too.",
     )
 
 
