@@ -55,7 +55,11 @@ from tooling.evaluation import (
 from tooling.replay import RunPlan, RunResult, run
 from workers.training import TrainingConfig
 
-PEER_SECTIONS = {"ml-100k": "ML-100K", "ml-latest-small": "ML-latest-small"}
+PEER_SECTIONS = {
+    "ml-100k": "ML-100K",
+    "ml-latest-small": "ML-latest-small",
+    "amazon-beauty": "Amazon Beauty",
+}
 
 
 @dataclass
@@ -296,8 +300,8 @@ def _peers(
 ) -> tuple[Mapping[str, Mapping[str, float]] | None, Mapping[str, str]]:
     path = opts.peers or opts.data.parent / "PEERS.md"
     section = PEER_SECTIONS.get(name)
-    if section is None or not path.is_file():
-        return None, {}
+    if section is None or opts.users is not None or not path.is_file():
+        return None, {}  # (peers ranked every user: a sample of users is not comparable)
     text = path.read_text(encoding="utf-8")
     return parse_peers(text).get(section), parse_peer_notes(text).get(section, {})
 
