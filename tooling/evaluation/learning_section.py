@@ -11,11 +11,12 @@ trail the stream position by the users' first events); then the decisions' total
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tooling.evaluation.markdown import cell, table
-from tooling.evaluation.online import PrequentialPoint, equal_windows
+from tooling.evaluation.online import PrequentialPoint, equal_windows, span
 from tooling.evaluation.results import StreamRun
 
 WINDOWS = 10
@@ -71,16 +72,8 @@ def learning_section(streams: Sequence[StreamRun], k: int) -> list[str]:
 
 def _between(run: StreamRun, start: int, end: int) -> PrequentialPoint:
     """HR/NDCG of ``run``'s scored observations at stream positions [start, end)."""
-    p = run.prequential
-    index = [n for n, pos in enumerate(p.positions) if start <= pos < end]
-    if not index:
-        return PrequentialPoint(0, 0.0, 0.0)
-    lo, hi = index[0], index[-1] + 1
-
-    def mean(running: tuple[float, ...]) -> float:
-        return (running[hi - 1] * hi - (running[lo - 1] * lo if lo else 0.0)) / (hi - lo)
-
-    return PrequentialPoint(hi - lo, mean(p.running_hr), mean(p.running_ndcg))
+    positions = run.prequential.positions
+    return span(run.prequential, bisect_left(positions, start), bisect_left(positions, end))
 
 
 def _decisions(rounds: Sequence[Mapping[str, Any]], start: int, end: int) -> tuple[int, int]:

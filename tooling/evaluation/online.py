@@ -89,25 +89,32 @@ class PrequentialResult:
     version_starts: Mapping[str, int] = field(default_factory=dict)
 
 
+def span(result: PrequentialResult, lo: int, hi: int) -> PrequentialPoint:
+    """HR/NDCG of scored observations ``lo`` (inclusive) to ``hi`` (exclusive), counted
+    among scored ones, from the running means."""
+    if hi <= lo:
+        return PrequentialPoint(0, 0.0, 0.0)
+
+    def mean(running: tuple[float, ...]) -> float:
+        return (running[hi - 1] * hi - (running[lo - 1] * lo if lo else 0.0)) / (hi - lo)
+
+    return PrequentialPoint(hi - lo, mean(result.running_hr), mean(result.running_ndcg))
+
+
 def equal_windows(
     result: PrequentialResult, n: int = 10
 ) -> list[tuple[int, int, PrequentialPoint]]:
     """``n`` equal shares of the scored observations: (first stream position, last stream
-    position + 1, their HR/NDCG), from the running means (shares too small are left out)."""
+    position + 1, their HR/NDCG) (shares too small to hold one are left out)."""
     size = len(result.running_hr)
     bounds = [round(size * w / n) for w in range(n + 1)]
     out = []
     for lo, hi in itertools.pairwise(bounds):
         if hi <= lo:
             continue
-
-        def mean(running: tuple[float, ...], lo: int = lo, hi: int = hi) -> float:
-            return (running[hi - 1] * hi - (running[lo - 1] * lo if lo else 0.0)) / (hi - lo)
-
-        point = PrequentialPoint(hi - lo, mean(result.running_hr), mean(result.running_ndcg))
         start = result.positions[lo] if result.positions else lo
         end = result.positions[hi - 1] + 1 if result.positions else hi
-        out.append((start, end, point))
+        out.append((start, end, span(result, lo, hi)))
     return out
 
 
