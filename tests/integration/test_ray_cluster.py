@@ -113,12 +113,16 @@ def test_versions_cross_nodes_and_a_removed_node_loses_no_event(
 
     # The recommender (serving node) follows version 1, published by the trainer (trainer
     # node) to the catalog (catalog node): only the catalog's directory holds it. It
-    # reads the replica of its node, which takes the version at its next poll.
+    # reads the replica of its node, which takes the version at its next poll. The
+    # catalog's directory also holds the rounds' log (every gate decision).
     wait_for_version(serving_replica(), 1)
     after = serve(a, events("u", ids[12:14], 12), first.states)
     assert {r.model_version for r in after.results} == {1}
     assert after.states["u"].version == 1
-    assert sorted(p.name for p in (tmp_path / "catalog-node-only").iterdir()) == ["v000001"]
+    assert sorted(p.name for p in (tmp_path / "catalog-node-only").iterdir()) == [
+        "rounds.jsonl",
+        "v000001",
+    ]
 
     # The serving node goes away mid-stream; its events wait, and are served on a new one.
     ray_cluster.remove_node(nodes["serving"])
