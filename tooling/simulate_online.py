@@ -39,7 +39,6 @@ from workers.training import TrainingConfig
 
 DATA = Path("/work/shared/data/ml-100k")
 STUDY = Path("/tmp/streamrec_study")
-RESULTS = STUDY / "results.jsonl"
 # Test targets whose item had fewer training interactions than ``below``: the cold
 # slice, and a larger, less noisy slice of rarely seen items.
 COLD = SliceSpec("cold<5", "item", 5)
