@@ -171,6 +171,24 @@ class UsersConfig(BaseModel):
     )
 
 
+class HeapConfig(BaseModel):
+    """The worker process's C heap (glibc only; `streams/heap.py`)."""
+
+    arenas: int = Field(
+        default=2,
+        ge=0,
+        le=1024,
+        description="Most glibc malloc arenas of a worker (0: glibc's default, 8 per core); "
+        "fewer arenas hold less freed memory.",
+    )
+    trim_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between hand-backs of the heap's free pages to the operating "
+        "system (malloc_trim; 0: never).",
+    )
+
+
 class MetricsConfig(BaseModel):
     """The worker's Prometheus endpoint (``/metrics``)."""
 
@@ -338,6 +356,7 @@ class Settings(BaseSettings):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     users: UsersConfig = Field(default_factory=UsersConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    heap: HeapConfig = Field(default_factory=HeapConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")

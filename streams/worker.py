@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-from streams import catalog, events, expiry, metrics
+from streams import catalog, events, expiry, heap, metrics
 from streams.app import Pipeline, by_user_topic_name, create_app
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
@@ -149,7 +150,19 @@ def build(settings: Settings) -> tuple[Pipeline, Health]:
     pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)
     gauges = Gauges(pipeline, actors, settings.health.timeout)
     pipeline.app.timer(settings.metrics.interval, name="streamrec.metrics")(gauges.refresh)
+    if settings.heap.trim_interval:
+        pipeline.app.timer(settings.heap.trim_interval, name="streamrec.heap")(_trim_heap)
     return pipeline, health
+
+
+async def _trim_heap() -> None:
+    # malloc_trim runs through ctypes, which releases the interpreter lock: on a thread,
+    # the event loop goes on while glibc walks its arenas.
+    started = time.perf_counter()
+    released = await asyncio.to_thread(heap.trim)
+    log.debug(
+        "heap trimmed in %.1f ms (released: %s)", 1000 * (time.perf_counter() - started), released
+    )
 
 
 def _worker_class(health: Health) -> type[Any]:
@@ -169,6 +182,7 @@ def _worker_class(health: Health) -> type[Any]:
 def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM (blocking)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    heap.limit_arenas(settings.heap.arenas)  # before Ray's, RocksDB's and Kafka's threads
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.ready_file is not None:
         settings.ready_file.unlink(missing_ok=True)
