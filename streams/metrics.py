@@ -62,7 +62,8 @@ TRAINING_REJECTED = Gauge(
 )
 GATE_SCORE = Gauge(
     "streamrec_training_gate_ndcg",
-    "The gate's last NDCG@10 on held-out fresh samples, of the live version and the candidate.",
+    "The gate's last NDCG@10 on held-out fresh samples: the live version, the candidate and "
+    "the frozen model (its floor).",
     ["model"],
 )
 
@@ -102,7 +103,7 @@ def set_training(status: Mapping[str, Any]) -> None:
         TRAINING_LOSS.set(float(loss))
     TRAINING_FAILED.set(float(status.get("failed_rounds", 0)))
     TRAINING_REJECTED.set(float(status.get("rejected", 0)))
-    for model in ("live", "candidate"):
+    for model in ("live", "candidate", "frozen"):
         score = status.get(f"last_{model}_score")
         if isinstance(score, int | float):
             GATE_SCORE.labels(model=model).set(float(score))

@@ -56,7 +56,8 @@ class TrainerStatus:
     last_error: str | None
     rejected: int = 0  # candidates the gate turned down
     last_live_score: float | None = None  # the gate's NDCG@10 of the live version ...
-    last_candidate_score: float | None = None  # ... and of the last candidate
+    last_candidate_score: float | None = None  # ... of the last candidate ...
+    last_frozen_score: float | None = None  # ... and of the frozen model (the floor)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,14 +189,16 @@ class TrainerService:
         if report.gate_samples:
             status.last_live_score = report.live_score
             status.last_candidate_score = report.candidate_score
+            status.last_frozen_score = report.frozen_score
         if not report.accepted:
             status.rejected += 1
             log.info(
-                "gate rejected a candidate: NDCG@10 %.4f vs live version %d's %.4f on %d "
-                "held-out samples (training continues from the candidate)",
+                "gate rejected a candidate: NDCG@10 %.4f vs live version %d's %.4f (frozen "
+                "model %.4f) on %d held-out samples (training continues from the candidate)",
                 report.candidate_score,
                 report.version,
                 report.live_score,
+                report.frozen_score,
                 report.gate_samples,
             )
             return report

@@ -16,9 +16,9 @@ def test_shares_compare_with_zero_shot_at_the_same_positions_and_count_decisions
     online_hits = [n >= 10 for n in range(20)]
     frozen_hits = [n % 4 == 0 for n in range(20)]
     rounds = [
-        {"samples_seen": 3, "accepted": False},
+        {"samples_seen": 3, "accepted": False, "candidate_score": 0.1, "frozen_score": 0.2},
         {"samples_seen": 11, "accepted": True},
-        {"samples_seen": 12, "accepted": False},
+        {"samples_seen": 12, "accepted": False, "candidate_score": 0.3, "frozen_score": 0.2},
     ]
     runs = [
         stream("streamrec online", online_hits, rounds),
@@ -27,7 +27,10 @@ def test_shares_compare_with_zero_shot_at_the_same_positions_and_count_decisions
     shares = equal_windows(runs[0].prequential, 10)
     assert [(a, b) for a, b, _ in shares] == [(2 * n, 2 * n + 2) for n in range(10)]
     text = "\n".join(learning_section(runs, 10))
-    assert "3 training rounds, 1 accepted, 2 rejected; below zero-shot in 3 of 10 shares" in text
+    assert (
+        "3 training rounds, 1 accepted, 2 rejected (1 of them below the frozen model on the"
+        " held-out samples); below zero-shot in 3 of 10 shares" in text
+    )
     lines = [line for line in text.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| 1-2 | 0.0000 | 0.5000 | -0.5000 |")  # events 1-2
     assert lines[2].endswith("| 0 | 1 |")  # events 3-4: the rejected round at sample 3

@@ -60,9 +60,11 @@ def learning_section(streams: Sequence[StreamRun], k: int) -> list[str]:
         header += [f"zero-shot NDCG@{k}", "accepted", "rejected"]
         total = len(run.rounds)
         taken = sum(1 for r in run.rounds if r.get("accepted"))
+        floored = sum(1 for r in run.rounds if not r.get("accepted") and _below_floor(r))
         lines += [
             f"**{cell(run.name)}**: {total} training rounds, {taken} accepted, "
-            f"{total - taken} rejected; below zero-shot in {below} of {len(rows)} shares.",
+            f"{total - taken} rejected ({floored} of them below the frozen model on the "
+            f"held-out samples); below zero-shot in {below} of {len(rows)} shares.",
             "",
             *table(header, rows),
             "",
@@ -80,3 +82,12 @@ def _decisions(rounds: Sequence[Mapping[str, Any]], start: int, end: int) -> tup
     inside = [r for r in rounds if start <= int(r.get("samples_seen") or 0) < end]
     accepted = sum(1 for r in inside if r.get("accepted"))
     return accepted, len(inside) - accepted
+
+
+def _below_floor(entry: Mapping[str, Any]) -> bool:
+    candidate, frozen = entry.get("candidate_score"), entry.get("frozen_score")
+    return (
+        isinstance(candidate, int | float)
+        and isinstance(frozen, int | float)
+        and candidate < frozen
+    )

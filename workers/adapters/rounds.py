@@ -2,7 +2,8 @@
 
     root/rounds.jsonl   one JSON object per training round, oldest first:
                         {"round", "time", "samples_seen", "accepted", "version",
-                         "live_score", "candidate_score", "gate_samples", "loss"}
+                         "live_score", "candidate_score", "frozen_score",
+                         "gate_samples", "loss"}
 
 Written by the catalog (the owner of ``root``) for the trainer, read by operators and by
 `streamrec eval` (gate decisions over stream time). Bounded: past ``MAX_ROUNDS`` lines

@@ -10,8 +10,11 @@
 
 The gate (``TrainingConfig.gate``): the newest samples not trained on yet (at most
 ``gate_samples`` of the round's new ones) are held out of the round; afterwards the
-candidate and the live adapter rank them (`gate.prequential_ndcg`) and the candidate
-goes live as version v + 1 only if it scores above the live one by ``gate_margin``.
+candidate, the live adapter and the frozen model (an untrained adapter: the language
+model's text space) rank them (`gate.prequential_gains`), and the candidate goes live as
+version v + 1 only if it is not measurably worse than the live one (`gate.goes_live`: the
+mean paired difference above ``gate_margin`` minus ``gate_tolerance`` standard errors)
+and ranks them at least as well as the frozen model.
 After a rejection training continues from the candidate (what it learned is kept; the
 next round is judged again against the same live version); after ``gate_patience``
 rejections in a row the candidate restarts from the live adapter. Held-out samples
@@ -39,7 +42,7 @@ from workers.training.batch import build_batch, contrastive_loss
 from workers.training.buffer import ReplayBuffer, Sample
 from workers.training.catalog import BaseVectors
 from workers.training.config import TrainingConfig
-from workers.training.gate import prequential_ndcg, usable
+from workers.training.gate import goes_live, prequential_gains, usable
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class RoundReport:
     accepted: bool = False
     live_score: float = math.nan
     candidate_score: float = math.nan
+    frozen_score: float = math.nan
     gate_samples: int = 0
 
 
@@ -79,6 +83,8 @@ class OnlineTrainer:
         self.gated = config.gate and config.mode == "online"
         # What serves: the candidate itself without a gate, else a copy it must beat.
         self.live = copy.deepcopy(adapter).eval() if self.gated else adapter
+        # The gate's floor: the text space through an untrained adapter (zero-shot).
+        self.frozen = self._frozen_model(adapter) if self.gated else None
         self.rejected = 0  # candidates the gate turned down, in all
         self._rejected_in_a_row = 0
         # The starting point the anchor pulls the shared projection and aggregator back to.
@@ -152,9 +158,19 @@ class OnlineTrainer:
             self.adapter.version += 1
             return self._report(len(losses), losses, rows, started, accepted=True)
         scored = usable(held, self.vectors)
-        live = prequential_ndcg(self.live, scored, self.vectors)
-        candidate = prequential_ndcg(self.adapter, scored, self.vectors)
-        accepted = bool(scored) and candidate > live + self.config.gate_margin
+        live_gains = prequential_gains(self.live, scored, self.vectors)
+        candidate_gains = prequential_gains(self.adapter, scored, self.vectors)
+        frozen = (
+            _mean(prequential_gains(self.frozen, scored, self.vectors)) if self.frozen else math.nan
+        )
+        accepted = goes_live(
+            live_gains,
+            candidate_gains,
+            frozen,
+            margin=self.config.gate_margin,
+            tolerance=self.config.gate_tolerance,
+        )
+        live, candidate = _mean(live_gains), _mean(candidate_gains)
         if accepted:
             self.adapter.version = self.live.version + 1
             self.live = copy.deepcopy(self.adapter).eval()
@@ -165,7 +181,7 @@ class OnlineTrainer:
             if 0 < self.config.gate_patience <= self._rejected_in_a_row:
                 self._restart_from_live()
         return self._report(
-            len(losses), losses, rows, started, accepted, live, candidate, len(scored)
+            len(losses), losses, rows, started, accepted, live, candidate, frozen, len(scored)
         )
 
     def _train(self, hold_out: int) -> tuple[list[float], int]:
@@ -204,6 +220,14 @@ class OnlineTrainer:
         ]
         return torch.stack(terms).sum()
 
+    def _frozen_model(self, adapter: RecAdapter) -> RecAdapter:
+        """An untrained adapter of ``adapter``'s shape (no ID table: it starts at zero),
+        seeded like a fresh trainer's: what zero-shot serves."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            frozen = RecAdapter(replace(adapter.config, max_items=0))
+        return frozen.to(adapter.moe.weight.device).eval()
+
     def _restart_from_live(self) -> None:
         """The candidate becomes a copy of the live adapter again (fresh optimizer)."""
         self.adapter.load_state_dict(self.live.state_dict())
@@ -222,6 +246,7 @@ class OnlineTrainer:
         accepted: bool = False,
         live_score: float = math.nan,
         candidate_score: float = math.nan,
+        frozen_score: float = math.nan,
         gate_samples: int = 0,
     ) -> RoundReport:
         return RoundReport(
@@ -234,5 +259,10 @@ class OnlineTrainer:
             accepted=accepted,
             live_score=live_score,
             candidate_score=candidate_score,
+            frozen_score=frozen_score,
             gate_samples=gate_samples,
         )
+
+
+def _mean(gains: npt.NDArray[np.float64]) -> float:
+    return float(gains.mean()) if len(gains) else math.nan

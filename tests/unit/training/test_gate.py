@@ -1,4 +1,5 @@
-"""The version gate: held-out fresh samples, the score, accept / reject / restart, anchor."""
+"""The version gate: held-out fresh samples, the score, the verdict (paired, with the frozen
+model as a floor), accept / reject / restart, anchor."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from tests.unit.training.test_trainer import hit_rate
 from tests.unit.training.toy import catalog, samples, successor, trainer
 from workers.training import OnlineTrainer, ReplayBuffer, Sample
-from workers.training.gate import prequential_ndcg, usable
+from workers.training.gate import goes_live, prequential_gains, prequential_ndcg, usable
 
 
 def other_rule(item: str, n: int = 40) -> str:
@@ -149,3 +150,45 @@ def test_the_anchor_keeps_the_projection_near_its_start() -> None:
 
     assert drift(10.0) < 0.5 * drift(0.0)
     assert successor("i1") == "i10"  # the toy rule the samples follow
+
+
+NOISY = np.array([0.0, 1.0, 0.5, 0.0, 0.3, 1.0, 0.0, 0.6, 0.2, 0.0] * 30)
+
+
+def test_a_tie_within_what_the_samples_tell_apart_goes_live_only_with_a_tolerance() -> None:
+    rng = np.random.default_rng(0)
+    candidate = np.clip(NOISY + rng.normal(0.0, 0.2, len(NOISY)), 0.0, 1.0)
+    candidate += NOISY.mean() - candidate.mean() - 0.005  # 0.005 below the live mean
+    assert goes_live(NOISY, candidate, math.nan, tolerance=1.0)
+    assert not goes_live(NOISY, candidate, math.nan, tolerance=0.0)  # the strict rule
+
+
+def test_a_measurably_worse_candidate_is_rejected_despite_the_tolerance() -> None:
+    worse = NOISY * 0.8  # every sample's gain lower: the paired difference is clear
+    assert not goes_live(NOISY, worse, math.nan, tolerance=1.0)
+    assert not goes_live(NOISY, worse, math.nan, tolerance=3.0)
+
+
+def test_the_frozen_model_is_a_floor_even_for_a_better_candidate() -> None:
+    better = NOISY * 1.1
+    assert goes_live(NOISY, better, float(NOISY.mean()), tolerance=1.0)
+    assert not goes_live(NOISY, better, float(better.mean()) + 0.01, tolerance=1.0)
+    assert goes_live(NOISY, better, float(better.mean()), tolerance=0.0)  # reaching it is enough
+
+
+def test_no_samples_no_new_version() -> None:
+    assert not goes_live(np.zeros(0), np.zeros(0), math.nan, tolerance=1.0)
+    assert not goes_live(np.ones(3), np.ones(2), math.nan, tolerance=1.0)
+    assert not goes_live(np.ones(5), np.ones(5), math.nan, tolerance=1.0)  # identical: no gain
+
+
+def test_the_rounds_report_the_frozen_models_score_and_it_is_the_untrained_adapter() -> None:
+    t = trainer(gate=True, gate_samples=100, steps_per_round=20, buffer_size=300)
+    t.add_base_vectors(catalog(), {})
+    t.add(samples(200, seed=0))
+    untrained = prequential_ndcg(t.live, usable(samples(200, seed=0)[-100:], t.vectors), t.vectors)
+    report = t.train_round(1.0)
+    assert report.frozen_score == pytest.approx(untrained)
+    assert report.accepted and report.candidate_score > report.frozen_score
+    gains = prequential_gains(t.live, usable(samples(100, seed=5), t.vectors), t.vectors)
+    assert gains.shape == (100,) and ((gains >= 0) & (gains <= 1)).all()
