@@ -128,7 +128,12 @@ def run(
         "early_ndcg": result.early.overall.ndcg if result.early else None,
         "init": str(init) if init else None,
         "gate": [
-            [r.accepted, round(r.live_score, 4), round(r.candidate_score, 4)]
+            [
+                r.accepted,
+                round(r.live_score, 4),
+                round(r.candidate_score, 4),
+                round(r.frozen_score, 4),
+            ]
             for r in result.rounds
             if r.steps and r.gate_samples
         ],
