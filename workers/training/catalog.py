@@ -32,8 +32,12 @@ class BaseVectors:
         return self._data[: len(self.ids)]
 
     def add(self, vectors: Mapping[str, npt.ArrayLike], scenarios: Mapping[str, str]) -> None:
-        """Cache (or replace) vectors; an id without a scenario uses the shared part."""
-        for item_id, vector in vectors.items():
+        """Cache (or replace) vectors; an id without a scenario uses the shared part. New
+        ids get rows in id order, whatever order ``vectors`` comes in (callers build it
+        from sets, whose order changes with Python's hash seed): negatives are drawn by
+        row, so a seeded run stays deterministic."""
+        for item_id in sorted(vectors):
+            vector = vectors[item_id]
             row = np.asarray(vector, dtype=np.float32).reshape(-1)
             if row.shape != (self.dim,) or not np.isfinite(row).all():
                 raise ValueError(f"item {item_id!r}: need a finite ({self.dim},) vector")

@@ -75,6 +75,25 @@ def test_rounds_are_deterministic_under_the_seed() -> None:
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def test_rounds_do_not_depend_on_the_order_vectors_arrive_in() -> None:
+    # Callers build the vectors' mapping from sets (missing_items), whose order follows
+    # Python's hash seed: the same run in two processes must still train the same.
+    def run(order: list[str]) -> dict[str, torch.Tensor]:
+        t = trainer(seed=0, adapter={"n_experts": 2, "max_items": 64}, negatives=16)
+        torch.manual_seed(123)
+        t.adapter.load_state_dict(RecAdapter(t.adapter.config).state_dict())
+        vectors = catalog()
+        t.add_base_vectors({i: vectors[i] for i in order}, {})
+        t.add(samples(200, seed=0))
+        for now in range(3):
+            t.train_round(float(now))
+        return {k: v.clone() for k, v in t.adapter.state_dict().items()}
+
+    ids = list(catalog())
+    a, b = run(ids), run(ids[::-1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_from_a_saved_version(tmp_path: Path) -> None:
     t = trainer()
     t.add_base_vectors(catalog(), {})
