@@ -97,6 +97,26 @@ def users_store_options(users: UsersConfig) -> dict[str, int]:
     }
 
 
+#: What RocksDB holds in memory, by part -> the property that says how much (bytes).
+ROCKSDB_MEMORY = {
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "block_cache": "rocksdb.block-cache-usage",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+}
+
+
+def users_store_memory(users: Any) -> dict[str, int]:
+    """Bytes the users table's RocksDB partition databases hold in memory, by part,
+    summed over the databases open in this worker (empty for a ``memory://`` store)."""
+    dbs = getattr(users.data, "_dbs", None)  # faust's RocksDB Store: {partition: Rdict}
+    if not dbs:
+        return {}
+    return {
+        part: sum(int(db.property_int_value(name) or 0) for db in list(dbs.values()))
+        for part, name in ROCKSDB_MEMORY.items()
+    }
+
+
 def by_user_topic_name(settings: Settings) -> str:
     return f"{settings.kafka.app_id}-events-by-user"
 

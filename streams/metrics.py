@@ -68,6 +68,14 @@ GATE_SCORE = Gauge(
 )
 
 
+USERS_STORE = Gauge(
+    "streamrec_users_store_bytes",
+    "Memory of this worker's users-table RocksDB databases, by part (memtables, block_cache, "
+    "table_readers).",
+    ["part"],
+)
+
+
 def serve(port: int, bind: str) -> bool:
     """Start the ``/metrics`` endpoint on its own thread (port 0: none). A port in use
     (another worker on this host) is logged and the worker runs without it."""

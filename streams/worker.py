@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import catalog, events, expiry, heap, metrics
-from streams.app import Pipeline, by_user_topic_name, create_app
+from streams.app import Pipeline, by_user_topic_name, create_app, users_store_memory
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
 
@@ -121,6 +121,8 @@ class Gauges:
 
     async def refresh(self) -> None:
         metrics.set_lag(self.lag())
+        for part, size in users_store_memory(self.pipeline.users).items():
+            metrics.USERS_STORE.labels(part=part).set(size)
         version = await self._ask(self.actors.recommender.model_version.remote())
         if version is not None:
             metrics.MODEL_VERSION.set(version)

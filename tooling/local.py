@@ -14,10 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka_auth import KAFKA_SECURITY_FIELDS
 from streams.settings import KafkaConfig
@@ -42,6 +45,16 @@ class LocalStack:
 
     def metrics_url(self, index: int = 0) -> str:
         return f"http://127.0.0.1:{self.metrics_port(index)}/metrics"
+
+    def scrape(self, index: int = 0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """{(sample name, sorted labels): value} from worker ``index``'s /metrics."""
+        with urllib.request.urlopen(self.metrics_url(index), timeout=10) as answer:
+            text = answer.read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
 
     @property
     def kafka(self) -> KafkaConfig:

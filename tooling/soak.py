@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import platform
 import threading
 import time
@@ -39,6 +40,8 @@ from tooling.datasets import Record, load
 from tooling.local import LocalStack, local_stack
 from tooling.processes import actor_class, descendants, rss_mb
 from tooling.produce import kafka_producer, produce
+
+log = logging.getLogger(__name__)
 
 #: Default share of the RSS at the end of warm-up a later sample may differ by.
 TOLERANCE = 0.10
@@ -153,6 +156,22 @@ def _sample(stack: LocalStack, minute: int, started: float, sent: int) -> dict[s
         "events_sent": sent,
         "events_lag": group_lag(stack.kafka, stack.kafka.topics.events),
         "rss_mb": rss_by_process(worker, broker),
+        "users_store_mb": users_store_mb(stack),
+    }
+
+
+def users_store_mb(stack: LocalStack) -> dict[str, float]:
+    """What the worker's users-table RocksDB holds in memory, by part (its metrics), MB;
+    empty when the endpoint does not answer."""
+    try:
+        samples = stack.scrape(0)
+    except OSError as exc:
+        log.warning("soak: no metrics from the worker (%s)", exc)
+        return {}
+    return {
+        dict(labels)["part"]: round(value / 1e6, 1)
+        for (name, labels), value in samples.items()
+        if name == "streamrec_users_store_bytes"
     }
 
 
@@ -224,9 +243,11 @@ def _growth_per_1k(samples: list[dict[str, Any]], name: str, warmup: int) -> flo
 
 def _row_text(sample: dict[str, Any]) -> str:
     rss = ", ".join(f"{k} {v:.0f}" for k, v in sample["rss_mb"].items())
+    store = " + ".join(f"{k} {v:.1f}" for k, v in sample.get("users_store_mb", {}).items())
     return (
         f"minute {sample['minute']:>3}: {sample['events_sent']} events sent, "
         f"lag {sample['events_lag']}; RSS MB: {rss}"
+        + (f"; users' RocksDB MB: {store}" if store else "")
     )
 
 

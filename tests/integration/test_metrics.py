@@ -3,10 +3,7 @@ histogram counts each recommendation, and the gauges say what the worker serves.
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration import themes
 from tests.integration.helpers import (
@@ -26,14 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def scrape(stack: LocalStack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} from worker 0's /metrics."""
-    with urllib.request.urlopen(stack.metrics_url(0), timeout=10) as answer:
-        text = answer.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return stack.scrape(0)
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -79,5 +69,8 @@ def test_counters_move_with_the_events(zero_shot_stack: LocalStack) -> None:
     assert delta("streamrec_batch_size_sum") == len(events)
     assert delta("streamrec_ray_call_seconds_count", call="recommend") >= 1
     assert value(after, "streamrec_model_version") == 0  # zero-shot: the frozen model
+    # The users' states went into the table's RocksDB memtables (the default store).
+    assert value(after, "streamrec_users_store_bytes", part="memtables") > 0
+    assert ("streamrec_users_store_bytes", (("part", "block_cache"),)) in after
     lags = [v for (name, _), v in after.items() if name == "streamrec_consumer_lag"]
     assert len(lags) == stack.partitions and all(v >= 0 for v in lags)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.app import create_app, users_store_options
+from streams.app import create_app, users_store_memory, users_store_options
 from streams.settings import Settings, UsersConfig
 
 MIB = 1024 * 1024
@@ -66,3 +66,24 @@ def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
 def test_unusable_bounds_are_rejected(given: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         UsersConfig.model_validate(given)
+
+
+def test_the_store_reports_what_its_databases_hold_in_memory(tmp_path: Path) -> None:
+    users = create_app(Settings(data_dir=tmp_path)).users
+    assert users_store_memory(users) == {}  # nothing opened yet
+    dbs = [users.data._db_for_partition(p) for p in (0, 1)]
+    try:
+        empty = users_store_memory(users)
+        for n in range(2000):
+            dbs[n % 2].put(f"user-{n}".encode(), b"x" * 1000)
+        written = users_store_memory(users)
+    finally:
+        for db in dbs:
+            db.close()
+    assert set(written) == {"memtables", "block_cache", "table_readers"}
+    assert written["memtables"] >= empty["memtables"] + 2000 * 1000  # both databases counted
+
+
+def test_a_memory_store_reports_nothing(tmp_path: Path) -> None:
+    users = create_app(Settings(data_dir=tmp_path, table_store="memory://")).users
+    assert users_store_memory(users) == {}
