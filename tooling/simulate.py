@@ -75,10 +75,16 @@ def simulate(
     serve: bool = True,
     k: int = 10,
     events_per_second: float = 500.0,
+    whole_catalog: bool = False,
 ) -> SimulationResult:
     """Replay ``events`` (dicts with user_id, item_id[, scenario]) in order, training
-    ``adapter`` in place; every event's item must have a base vector in ``base``."""
+    ``adapter`` in place; every event's item must have a base vector in ``base``.
+    ``whole_catalog``: the trainer knows every item's base vector from the start (its
+    negatives and the gate's ranking cover the catalog serving ranks over), not only the
+    items the stream has referenced so far."""
     trainer = OnlineTrainer(config, adapter)
+    if whole_catalog:
+        trainer.add_base_vectors(base, {i: scenarios[i] for i in base if i in scenarios})
     catalog = Catalog(base, scenarios)
     result = SimulationResult(adapter)
     catalog.reproject(adapter)

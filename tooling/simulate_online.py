@@ -94,12 +94,15 @@ def run(
     serve: bool = True,
     init: Path | None = None,
     save: Path | None = None,
+    whole_catalog: bool = False,
 ) -> dict[str, Any]:
     config = TrainingConfig.model_validate(overrides)
     torch.manual_seed(config.seed)
     adapter = RecAdapter(config.adapter_config(384)) if init is None else load_adapter(init)
     started = time.perf_counter()
-    result = simulate(split.train, base, scenarios, config, adapter, serve=serve)
+    result = simulate(
+        split.train, base, scenarios, config, adapter, serve=serve, whole_catalog=whole_catalog
+    )
     wall = time.perf_counter() - started
     valid, test = leave_one_out_lists(result.adapter, split, base, scenarios)
     if save is not None:
@@ -127,6 +130,7 @@ def run(
         "early_hr": result.early.overall.hr if result.early else None,
         "early_ndcg": result.early.overall.ndcg if result.early else None,
         "init": str(init) if init else None,
+        "whole_catalog": whole_catalog,
         "gate": [
             [
                 r.accepted,
@@ -198,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=None, help="a random sample of users")
     parser.add_argument("--init", type=Path, default=None, help="start from this adapter dir")
     parser.add_argument("--save", type=Path, default=None, help="save the final adapter here")
+    parser.add_argument(
+        "--whole-catalog", action="store_true", help="the trainer knows every item from the start"
+    )
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
     parser.add_argument(
@@ -230,7 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = baselines(split) if args.baselines else []
     for name, overrides in todo:
         rows.append(
-            run(name, overrides, split, base, scenarios, not args.no_serve, args.init, args.save)
+            run(
+                name,
+                overrides,
+                split,
+                base,
+                scenarios,
+                not args.no_serve,
+                args.init,
+                args.save,
+                args.whole_catalog,
+            )
         )
         print(json.dumps(rows[-1]), flush=True)
     if rows:

@@ -6,6 +6,8 @@
                                    rec = model v's projection of its base vector
     node replicas ──changes_since(cursor)──► the serving vectors changed and the ids
                                              removed since, or all
+    trainer ──indexed_since(log, position)──► ids indexed since (then items(ids) for their
+                                              base vectors): it learns the whole catalog
     recommenders ──adapter(v)──► v's files (when they move to version v)
 
 The catalog is the one writer; it is off the per-event path: recommenders read a copy on
@@ -166,6 +168,10 @@ class Catalog:
         self.feed: deque[FeedEntry] = deque()
         self.feed_points = 0
         self.feed_size = config.feed_size
+        # Every id indexed, in order (the trainer follows it), and the log's identity: a
+        # new one at every start and whenever the log is compacted.
+        self.indexed: list[str] = [p.item_id for page in self.store.scan() for p in page]
+        self.indexed_log = uuid.uuid4().hex
         self.model: ServingModel = self._model(0, None)
         latest = latest_version(adapters.path)
         if latest is not None:  # a restart resumes at the newest published version
@@ -213,7 +219,21 @@ class Catalog:
         ]
         self.store.upsert(points)  # the store keeps the last record of a repeated id
         self._record([ServingPoint(p.item_id, p.scenario, p.rec) for p in points], [])
-        return self.store.count()
+        self.indexed.extend(i.item_id for i in items)
+        count = self.store.count()
+        if len(self.indexed) > 2 * count + 1024:  # re-indexed ids: compact, a new log
+            self.indexed = list(dict.fromkeys(self.indexed))
+            self.indexed_log = uuid.uuid4().hex
+        return count
+
+    def indexed_since(self, log_id: str | None, position: int) -> tuple[str, int, list[str]]:
+        """(log id, new position, ids indexed after ``position``) for a follower of log
+        ``log_id``; every id ever indexed when it follows another log (None: none yet).
+        An id indexed again (its text changed) comes again; deleted ids may come too
+        (`items` leaves them out)."""
+        if log_id != self.indexed_log:
+            position = 0
+        return self.indexed_log, len(self.indexed), self.indexed[position:]
 
     def delete(self, item_ids: Sequence[str]) -> int:
         """Remove items (absent ids are ignored): no longer searched, looked up or read by

@@ -32,11 +32,15 @@ from workers.training import OnlineTrainer, RoundReport, Sample, TrainingConfig
 
 log = logging.getLogger(__name__)
 
+FETCH_PAGE = 4096  # base vectors per catalog call (~6 MB at 384 dimensions)
+
 
 class TrainingCatalog(Protocol):
     """What the trainer needs from the store: base vectors in, new versions out."""
 
     def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]: ...
+
+    def indexed_since(self, log_id: str | None, position: int) -> tuple[str, int, list[str]]: ...
 
     def publish(self, version: int, files: AdapterFiles) -> int: ...
 
@@ -92,6 +96,8 @@ class TrainerService:
         self._inbox_lock = threading.Lock()
         self._train_lock = threading.Lock()
         self._status = TrainerStatus(adapter.version, 0, 0, 0, None, 0.0, None)
+        self._catalog_log: str | None = None  # how far the whole catalog is followed
+        self._catalog_position = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
@@ -159,6 +165,15 @@ class TrainerService:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _fetch(self, item_ids: Sequence[str]) -> None:
+        """Cache the base vectors of ``item_ids`` (absent ones: deleted), in pages."""
+        for start in range(0, len(item_ids), FETCH_PAGE):
+            found = self.catalog.items(item_ids[start : start + FETCH_PAGE])
+            self.trainer.add_base_vectors(
+                {k: np.asarray(v, dtype=np.float32) for k, (v, _) in found.items()},
+                {k: scenario for k, (_, scenario) in found.items()},
+            )
+
     def _drain(self) -> None:
         with self._inbox_lock:
             batch, self._inbox = self._inbox, []
@@ -167,13 +182,12 @@ class TrainerService:
 
     def _round(self, now: float) -> RoundReport:
         started = time.perf_counter()
-        missing = self.trainer.missing_items()
-        if missing:
-            found = self.catalog.items(sorted(missing))
-            self.trainer.add_base_vectors(
-                {k: np.asarray(v, dtype=np.float32) for k, (v, _) in found.items()},
-                {k: scenario for k, (_, scenario) in found.items()},
+        if self.config.whole_catalog:
+            self._catalog_log, self._catalog_position, indexed = self.catalog.indexed_since(
+                self._catalog_log, self._catalog_position
             )
+            self._fetch(list(dict.fromkeys(indexed)))
+        self._fetch(sorted(self.trainer.missing_items()))
         report = self.trainer.train_round(now)
         if report.steps == 0:  # nothing had vectors yet: no new version to publish
             return report

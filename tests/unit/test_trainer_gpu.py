@@ -32,6 +32,9 @@ class DictCatalog:
     def items(self, item_ids: Sequence[str]) -> Mapping[str, tuple[Vector, str]]:
         return {i: (self.base[i], "shop") for i in item_ids if i in self.base}
 
+    def indexed_since(self, log_id: str | None, position: int) -> tuple[str, int, list[str]]:
+        return "log", len(self.base), list(self.base)[0 if log_id != "log" else position :]
+
     def publish(self, version: int, files: AdapterFiles) -> int:
         self.versions.append(version)
         self.files[version] = files

@@ -33,6 +33,19 @@ class TrainingConfig(BaseModel):
         description="Catalog items sampled uniformly as extra negatives per step (shared by "
         "every row, on top of the other rows' targets).",
     )
+    whole_catalog: bool = Field(
+        default=True,
+        description="The trainer learns every catalog item's base vector (it follows the "
+        "catalog), so its negatives and the gate rank over what serving ranks over; off: "
+        "only the items the stream has named so far.",
+    )
+    catalog_negatives: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the sampled negatives drawn from every item the trainer knows "
+        "(the whole catalog), the rest from the items the stream has named so far.",
+    )
     learning_rate: float = Field(default=1e-3, gt=0.0, description="Adam learning rate.")
     buffer_size: int = Field(
         default=100_000, ge=1, description="Most recent samples kept for replay."

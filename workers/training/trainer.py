@@ -78,6 +78,8 @@ class OnlineTrainer:
         self._pending = 0  # samples added since the last round
         self._clock: float | None = None  # time of the last round (or of the first due())
         self._missing: set[str] = set()
+        self._referenced: set[str] = set()  # every item a sample has named
+        self._seen_rows: npt.NDArray[np.int64] | None = None  # their cache rows (lazy)
         self._optimizer = torch.optim.Adam(adapter.parameters(), lr=config.learning_rate)
         self._round = adapter.version  # seeds each round's sampling and dropout
         self.gated = config.gate and config.mode == "online"
@@ -105,8 +107,11 @@ class OnlineTrainer:
         self._pending += len(kept)
         for sample in kept:
             for item in (*sample.history, sample.target):
-                if item not in self.vectors:
-                    self._missing.add(item)
+                if item not in self._referenced:
+                    self._referenced.add(item)
+                    self._seen_rows = None
+                    if item not in self.vectors:
+                        self._missing.add(item)
 
     def forget(self, user_ids: Collection[str]) -> int:
         """Drop every replay sample of ``user_ids``; returns how many were dropped (the
@@ -127,6 +132,7 @@ class OnlineTrainer:
         """Cache frozen base vectors (dim,) and the items' scenarios (re-adding replaces)."""
         self.vectors.add(vectors, scenarios)
         self._missing.difference_update(vectors)
+        self._seen_rows = None
 
     def due(self, now: float) -> bool:
         """True when ``train_every_samples`` new samples arrived, or ``train_every_seconds``
@@ -196,7 +202,7 @@ class OnlineTrainer:
             torch.manual_seed(self.config.seed * 1_000_003 + self._round)  # dropout
             for _ in range(self.config.steps_per_round):
                 samples = self.buffer.sample(self.config.batch_size, rng, hold_out=hold_out)
-                negatives = rng.integers(len(self.vectors), size=self.config.negatives)
+                negatives = self._negatives(rng)
                 batch = build_batch(samples, self.vectors, self.config.max_history, negatives)
                 if batch is None:
                     continue
@@ -210,6 +216,27 @@ class OnlineTrainer:
                 rows += len(batch.label)
         self.adapter.eval()
         return losses, rows
+
+    def _negatives(self, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+        """Cache rows of the step's shared negatives: a ``catalog_negatives`` share drawn
+        uniformly from every cached item, the rest from the items samples have named (the
+        same thing when the trainer caches only those)."""
+        count = self.config.negatives
+        if self._seen_rows is None:
+            rows = self.vectors.rows
+            self._seen_rows = np.array(
+                sorted(rows[i] for i in self._referenced if i in rows), dtype=np.int64
+            )
+        seen = self._seen_rows
+        if len(seen) in (0, len(self.vectors)):
+            return rng.integers(len(self.vectors), size=count)
+        wide = round(count * self.config.catalog_negatives)
+        return np.concatenate(
+            [
+                rng.integers(len(self.vectors), size=wide),
+                seen[rng.integers(len(seen), size=count - wide)],
+            ]
+        )
 
     def _drift(self) -> torch.Tensor:
         """Squared distance of the anchored parameters from their starting point."""
