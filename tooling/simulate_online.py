@@ -76,12 +76,15 @@ def metrics(
     c = evaluate(test, slice_targets(split, COLD, "test"))
     rare = evaluate(test, slice_targets(split, RARE, "test"))
     new = evaluate(test, slice_targets(split, NEW, "test"))
+    valid_new = evaluate(valid, slice_targets(split, NEW, "valid"))
     return {
         "valid_recall": v.recall, "valid_ndcg": v.ndcg, "valid_mrr": v.mrr,
         "test_recall": t.recall, "test_ndcg": t.ndcg, "test_mrr": t.mrr,
         "cold_users": c.users, "cold_recall": c.recall, "cold_ndcg": c.ndcg,
         "rare_users": rare.users, "rare_recall": rare.recall, "rare_ndcg": rare.ndcg,
         "new_users": new.users, "new_recall": new.recall, "new_ndcg": new.ndcg,
+        "valid_new_users": valid_new.users, "valid_new_recall": valid_new.recall,
+        "valid_new_ndcg": valid_new.ndcg,
     }  # fmt: skip
 
 
