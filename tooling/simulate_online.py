@@ -103,6 +103,7 @@ def run(
     torch.manual_seed(config.seed)
     adapter = RecAdapter(config.adapter_config(384)) if init is None else load_adapter(init)
     started = time.perf_counter()
+    whole_catalog = whole_catalog or config.whole_catalog  # as the pipeline's trainer
     result = simulate(
         split.train, base, scenarios, config, adapter, serve=serve, whole_catalog=whole_catalog
     )
@@ -206,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=None, help="start from this adapter dir")
     parser.add_argument("--save", type=Path, default=None, help="save the final adapter here")
     parser.add_argument(
-        "--whole-catalog", action="store_true", help="the trainer knows every item from the start"
+        "--whole-catalog",
+        action="store_true",
+        help="the trainer knows every item from the start (also the config's whole_catalog)",
     )
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
