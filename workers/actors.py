@@ -35,7 +35,7 @@ from workers.model import Vector
 from workers.recommender import Recommender
 from workers.replica import CatalogReplica
 from workers.store import Hit, SearchRequest
-from workers.trainer_service import TrainerService
+from workers.trainer_service import TrainerService, TrainingCatalog
 from workers.training import TrainingConfig
 
 ENCODER_NAME = "streamrec-encoder"
@@ -63,6 +63,12 @@ class RemoteCatalog:
         result: dict[str, tuple[Vector, str]] = ray.get(self.handle.items.remote(list(item_ids)))
         return result
 
+    def indexed_since(self, log_id: str | None, position: int) -> tuple[str, int, list[str]]:
+        result: tuple[str, int, list[str]] = ray.get(
+            self.handle.indexed_since.remote(log_id, position)
+        )
+        return result
+
     def adapter(self, version: int) -> AdapterFiles | None:
         result: AdapterFiles | None = ray.get(self.handle.adapter.remote(version))
         return result
@@ -80,6 +86,10 @@ class RemoteCatalog:
     def changes_since(self, cursor: Cursor | None) -> Changes:
         result: Changes = ray.get(self.handle.changes_since.remote(cursor))
         return result
+
+
+def _as_training_catalog(catalog: RemoteCatalog) -> TrainingCatalog:
+    return catalog  # mypy checks here that RemoteCatalog has every method the trainer calls
 
 
 # Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
