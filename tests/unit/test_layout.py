@@ -31,6 +31,7 @@ STREAMS_FILES = {
     "app.py",
     "expiry.py",
     "forget.py",
+    "heap.py",
     "metrics.py",
     "catalog.py",
     "cli.py",
