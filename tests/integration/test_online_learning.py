@@ -41,7 +41,9 @@ def learning_stack(tmp_path) -> Iterator[LocalStack]:
 
 
 def themed_stream(scenario: str, users: int, n: int, seed: int) -> tuple[list[Any], list[Any]]:
-    """Each user sticks to one theme: a learnable (history -> next item) signal."""
+    """Each user sticks to one theme, and inside it some items are far more popular
+    than others: a (history -> next item) signal the text alone does not carry, so a
+    trained candidate can beat the frozen model at the gate."""
     rng = random.Random(seed)
     catalog = {
         name: [item(f"{scenario}-{name}-{k}", t, scenario) for k, t in enumerate(texts)]
@@ -55,7 +57,8 @@ def themed_stream(scenario: str, users: int, n: int, seed: int) -> tuple[list[An
     events = []
     for k in range(n):
         user = rng.choice(sorted(taste))
-        chosen = rng.choice(catalog[taste[user]])
+        theme = catalog[taste[user]]
+        [chosen] = rng.choices(theme, weights=[1.0 / (k + 1) ** 1.5 for k in range(len(theme))])
         events.append(event(unique("e"), user, chosen["item_id"], float(k), scenario))
     return [i for group in catalog.values() for i in group], events
 
@@ -69,14 +72,32 @@ def versions_in_order(recs: dict[str, list[Received]], events: list[Any]) -> dic
     return out
 
 
+def stream_until_served_trained(
+    stack: LocalStack, stream: list[Any], chunk: int
+) -> tuple[list[Any], dict[str, list[Received]]]:
+    """Send ``stream`` a chunk at a time (each chunk's recommendations awaited) until a
+    recommendation carries a trained version. The gate decides when a candidate goes
+    live, and servers pick it up at their next poll, so the test cannot know in advance
+    how many events that takes; the caller's asserts fail if the whole stream is sent
+    without it."""
+    sent: list[Any] = []
+    for start in range(0, len(stream), chunk):
+        part = stream[start : start + chunk]
+        send_events(stack, part)
+        got = recommendations_for(stack, {e["event_id"] for e in part}, timeout=300)
+        sent += part
+        if any(int(r.value["model_version"]) >= 1 for rs in got.values() for r in rs):
+            break
+    return sent, recommendations_for(stack, {e["event_id"] for e in sent}, timeout=300)
+
+
 def test_versions_are_published_hot_swapped_and_resumed_after_restart(learning_stack) -> None:
     stack = learning_stack
     worker = stack.start_worker()
     scenario = unique("learn")
-    catalog, stream = themed_stream(scenario, users=30, n=1200, seed=11)
+    catalog, stream = themed_stream(scenario, users=30, n=6000, seed=11)
     send_items(stack, catalog)
-    send_events(stack, stream)
-    recs = recommendations_for(stack, {e["event_id"] for e in stream}, timeout=300)
+    stream, recs = stream_until_served_trained(stack, stream, chunk=400)
 
     # Exactly one recommendation per event, through every swap.
     assert all(len(r) == 1 for r in recs.values()), "an event got two recommendations"
