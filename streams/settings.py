@@ -41,6 +41,12 @@ class KafkaConfig(BaseModel):
         description="Consumer-group session timeout, seconds (Tansu joins in about half).",
     )
     batch_size: int = Field(default=256, ge=1, description="Events per micro-batch to Ray.")
+    serve_in_place: bool = Field(
+        default=True,
+        description="Serve an event keyed by its user_id, on the partition the producer's "
+        "partitioner gives that key, in the worker that read it (no by-user hop); off: "
+        "every event is re-keyed through the by-user topic.",
+    )
     batch_within: float = Field(
         default=0.05, gt=0, description="Seconds to wait filling a micro-batch."
     )
