@@ -321,10 +321,15 @@ def _settings_rows(
         if name not in env:
             rows.append((f"{name} (default)", value))
     for r in runs:
-        rows.append((f"{r.name}: versions published", len(r.versions)))
+        rows.append((f"{r.name}: versions published", r.published))
+        rows.append((f"{r.name}: rounds (accepted)", f"{len(r.rounds)} ({_accepted(r)})"))
         rows.append((f"{r.name}: stream seconds", round(r.stream_seconds, 1)))
         rows.append((f"{r.name}: events/s", round(_events(r) / max(r.stream_seconds, 1e-9), 1)))
     return rows
+
+
+def _accepted(result: RunResult) -> int:
+    return sum(1 for r in result.rounds if r.get("accepted"))
 
 
 def _events(result: RunResult) -> int:

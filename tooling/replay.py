@@ -46,9 +46,15 @@ class RunResult:
     served: dict[str, Served]  # event_id -> its recommendation
     stream_seconds: float  # phase 1, first event produced -> last recommendation read
     settle_seconds: float  # waiting for the trainer after the stream
-    versions: list[int] = field(default_factory=list)  # published adapter versions
+    versions: list[int] = field(default_factory=list)  # versions still on disk (pruned)
     final_adapter: Path | None = None  # copy of the newest version (for transfer)
     rounds: list[dict[str, Any]] = field(default_factory=list)  # the gate's decisions
+
+    @property
+    def published(self) -> int:
+        """Versions published over the run: they are numbered 1, 2, ... as they go live,
+        so the newest one's number (older ones are pruned from disk as new ones come)."""
+        return max(self.versions, default=0)
 
 
 @dataclass(frozen=True)
