@@ -17,7 +17,8 @@ from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksStore
 
 from streams.kafka_auth import faust_credentials
-from streams.settings import KafkaConfig, Settings, UsersConfig
+from streams.kafka_settings import KafkaConfig
+from streams.settings import Settings, UsersConfig
 from streams.transport import transport_class
 
 

@@ -16,7 +16,7 @@ from streams.settings import Settings
 
 def _settings(**kafka_overrides: object) -> Settings:
     """Settings from STREAMREC_* env vars; Kafka options given on the command line win."""
-    from streams.settings import KafkaConfig
+    from streams.kafka_settings import KafkaConfig
 
     base = Settings()
     given = {k: v for k, v in kafka_overrides.items() if v is not None}

@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 
 KAFKA_SECURITY_FIELDS = (
     "security_protocol",

@@ -10,116 +10,12 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.kafka_settings import KafkaConfig
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.training import TrainingConfig
-
-
-class TopicNames(BaseModel):
-    items: str = Field(default="items", description="Catalog records in.")
-    events: str = Field(default="events", description="User events in.")
-    recommendations: str = Field(default="recommendations", description="Recommendations out.")
-    dead_letters: str = Field(default="dead-letters", description="Rejected records out.")
-
-
-class KafkaConfig(BaseModel):
-    broker: str = Field(
-        default="kafka://127.0.0.1:9092",
-        description="Bootstrap servers, kafka://host:port[;kafka://host2:port].",
-    )
-    app_id: str = Field(
-        default="streamrec", description="Faust app id: consumer group and internal topic prefix."
-    )
-    partitions: int = Field(default=4, ge=1, description="Partitions of every topic created.")
-    replication: int = Field(default=1, ge=1, description="Replication factor of created topics.")
-    topics: TopicNames = Field(default_factory=TopicNames)
-    session_timeout: float = Field(
-        default=10.0,
-        gt=0,
-        description="Consumer-group session timeout, seconds (Tansu joins in about half).",
-    )
-    batch_size: int = Field(default=256, ge=1, description="Events per micro-batch to Ray.")
-    serve_in_place: bool = Field(
-        default=True,
-        description="Serve an event keyed by its user_id, on the partition the producer's "
-        "partitioner gives that key, in the worker that read it (no by-user hop); off: "
-        "every event is re-keyed through the by-user topic.",
-    )
-    # Chosen on the paced bench (BENCHMARKS.md, session 8): 0.05 -> 0.01 s took 300/s
-    # p50/p99 from 99/162 to 57/91 ms for ~10 % more CPU per event; a full batch (a
-    # firehose) never waits it.
-    batch_within: float = Field(
-        default=0.01, gt=0, description="Seconds to wait filling a micro-batch."
-    )
-    commit_interval: float = Field(default=1.0, gt=0, description="Offset commit interval, s.")
-    linger_ms: int = Field(
-        default=5,
-        ge=0,
-        le=1000,
-        description="Producer linger, ms: records produced within it share one request "
-        "(fewer, larger writes; at most this much added latency per hop).",
-    )
-    fetch_max_wait_ms: int = Field(
-        default=100,
-        ge=1,
-        le=30000,
-        description="Consumer fetch long-poll bound, ms (Faust's 1500 stalls Tansu hops).",
-    )
-
-    security_protocol: str = Field(
-        default="PLAINTEXT",
-        pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
-        description="How every Kafka client (workers, produce, consume, eval, bench, topic "
-        "creation) talks to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
-    )
-    sasl_mechanism: str = Field(
-        default="PLAIN",
-        pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
-        description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
-    )
-    sasl_username: str | None = Field(default=None, description="SASL user name.")
-    sasl_password: SecretStr | None = Field(
-        default=None, description="SASL password (never logged nor shown in reprs)."
-    )
-    ssl_cafile: Path | None = Field(
-        default=None,
-        description="PEM file of the CA(s) that signed the brokers' certificates, with SSL/"
-        "SASL_SSL (default: the system's trusted CAs).",
-    )
-    ssl_certfile: Path | None = Field(
-        default=None, description="Client certificate (PEM), where the brokers ask for one."
-    )
-    ssl_keyfile: Path | None = Field(
-        default=None, description="Private key (PEM) of STREAMREC_KAFKA__SSL_CERTFILE."
-    )
-    ssl_check_hostname: bool = Field(
-        default=True, description="Check that a broker's certificate names the host dialled."
-    )
-
-    @model_validator(mode="after")
-    def _security_complete(self) -> KafkaConfig:
-        sasl = self.security_protocol.startswith("SASL_")
-        if sasl and (not self.sasl_username or self.sasl_password is None):
-            raise ValueError(
-                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
-            )
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError("ssl_certfile and ssl_keyfile go together")
-        return self
-
-    @field_validator("broker")
-    @classmethod
-    def _with_scheme(cls, value: str) -> str:
-        parts = [p.strip() for p in value.replace(",", ";").split(";") if p.strip()]
-        if not parts:
-            raise ValueError("broker must name at least one host:port")
-        return ";".join(p if "://" in p else f"kafka://{p}" for p in parts)
-
-    def bootstrap_servers(self) -> list[str]:
-        """host:port list for plain Kafka clients (kafka-python, aiokafka)."""
-        return [p.split("://", 1)[1] for p in self.broker.split(";")]
 
 
 class RetryConfig(BaseModel):

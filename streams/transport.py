@@ -30,7 +30,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
 
 from streams.kafka_auth import client_kwargs
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.kafka_auth import client_kwargs
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.kafka_auth import client_kwargs
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.kafka_auth import client_kwargs
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka_auth import KAFKA_SECURITY_FIELDS
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, free_port, start_broker, wait_for_port
 from tooling.consume import group_lag
 

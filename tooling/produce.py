@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from streams.kafka_auth import client_kwargs
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.datasets import Record
 
 

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from streams.app import create_app
 from streams.kafka_auth import KAFKA_SECURITY_FIELDS, client_kwargs, faust_credentials, ssl_context
-from streams.settings import KafkaConfig, Settings
+from streams.kafka_settings import KafkaConfig
+from streams.settings import Settings
 
 PASSWORD = "hunter2-kafka-secret"
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, start_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

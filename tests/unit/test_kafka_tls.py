@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.kafka_auth import client_kwargs, ssl_context
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from streams.transport import true_highwaters
 from tests.tls import Certs, TlsFront, make_certs, server_context
 from tooling.broker import EmbeddedBroker, create_topics, free_port, start_broker

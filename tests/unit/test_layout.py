@@ -37,6 +37,7 @@ STREAMS_FILES = {
     "cli.py",
     "deadletters.py",
     "kafka_auth.py",
+    "kafka_settings.py",
     "events.py",
     "record_limits.py",
     "remote.py",

@@ -13,7 +13,7 @@ import traceback
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, start_broker
 from tooling.consume import TopicReader, group_lag
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import KafkaConfig, Settings
+from streams.kafka_settings import KafkaConfig
+from streams.settings import Settings
 from workers.config import EncoderConfig, RecommendConfig
 
 

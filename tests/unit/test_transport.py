@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from streams.transport import DrainableBuffer, true_highwaters
 from tooling.broker import EmbeddedBroker, create_topics
 

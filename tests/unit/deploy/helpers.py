@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from streams.settings import Settings, TopicNames, env_names
+from streams.kafka_settings import TopicNames
+from streams.settings import Settings, env_names
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"

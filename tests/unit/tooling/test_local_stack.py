@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import cast
 
-from streams.settings import KafkaConfig
+from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker
 from tooling.local import LocalStack
 
