@@ -80,8 +80,7 @@ FORGET = "forget"
 class ForgetUser(_Contract):
     """`events` topic, key ``user_id``, ``type`` "forget": remove everything kept of the
     user (their state and pending items, their training samples). It travels the user's
-    path (served in place or re-keyed by user, like their events with the same key), so
-    it comes after their earlier events."""
+    path (re-keyed by user like their events), so it comes after their earlier events."""
 
     type: Literal["forget"]
     user_id: NonEmpty
