@@ -21,7 +21,9 @@ from tests.integration.helpers import (
     send_items,
     unique,
     wait_served,
+    wait_until,
 )
+from tooling.consume import group_lag
 from tooling.local import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,6 +88,10 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(
     assert space[9]["item_id"] in got[:3], f"the fan's taste was lost: {got}"
     letters = read(stack, stack.kafka.topics.dead_letters, lambda _: False, timeout=2)
     assert not letters, [d.value for d in letters]
+    # ... and committed: a record the restarted worker never finished would hold its
+    # partition's commits back for good (stream/seek races left them stuck or skipping).
+    events = stack.kafka.topics.events
+    wait_until(lambda: group_lag(stack.kafka, events) == 0, 60, "every event committed")
 
     # Exactly-once effect on state: each user's state counts the events sent to them,
     # though the tail re-processed after the kill produced duplicate recommendations.

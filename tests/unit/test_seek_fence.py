@@ -1,0 +1,162 @@
+"""The consumer's fence around seeks (`streams.transport.SeekFencedConsumer`): records of a
+batch fetched before a seek are not handed out after it for the partitions the seek moved
+back, read offsets and gaps filed against the old position are undone, and a commit never
+moves past a record at the committed position that is neither processed nor a gap.
+
+Faust's parent methods are replaced by fakes that do what they do to the offsets; the
+restarted worker of tests/integration/test_recovery.py is the real case."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+from intervaltree import IntervalTree  # type: ignore[import-untyped]
+
+from streams.transport import SeekFencedConsumer, head_done
+
+A, B = TP("events", 0), TP("events", 1)
+
+
+def consumer() -> SeekFencedConsumer:
+    c = SeekFencedConsumer.__new__(SeekFencedConsumer)  # no transport: offsets only
+    c._read_offset = defaultdict(lambda: None)
+    c._committed_offset = defaultdict(lambda: None)
+    c._gap = defaultdict(IntervalTree)
+    c._acked = defaultdict(list)
+    c._acked_index = defaultdict(set)
+    c.log = SimpleNamespace(dev=lambda *args: None)  # type: ignore[assignment]
+    return c
+
+
+def drain(c: SeekFencedConsumer, seek_after: tuple[TP, int] | None) -> list[tuple[TP, int]]:
+    """Faust's drain loop in short: hand out each record, file a gap when the offset
+    jumps, set the read offset after the record's callback; the seek (committed: A at
+    100, B never committed) runs during the callback of ``seek_after``."""
+
+    async def run() -> list[tuple[TP, int]]:
+        out = []
+        async for tp, offset in c.getmany(timeout=1.0):
+            last = c._read_offset[tp]
+            if last is not None and offset - last > 1:
+                c._gap[tp].addi(last + 1, offset + 1)
+            out.append((tp, offset))
+            if (tp, offset) == seek_after:
+                await c.perform_seek()
+            c._read_offset[tp] = offset
+        return out
+
+    return asyncio.run(run())
+
+
+class Log:
+    """The fake parent's side: the batch its getmany hands out and the seeks made."""
+
+    def __init__(self) -> None:
+        self.batch: list[tuple[TP, int]] = []
+        self.sought: list[tuple[TP, int]] = []
+
+
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch) -> Log:
+    """Faust's parent methods faked: getmany hands out ``log.batch``; the committed
+    offsets are A at 100 and none for B; seeks are recorded."""
+    out = Log()
+
+    async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[TP, int]]:
+        for record in out.batch:
+            yield record
+
+    async def seek_to_committed(self: Any) -> dict[TP, int | None]:
+        out.sought.append((A, 100))
+        return {A: 100, B: None}
+
+    async def seek(self: Any, tp: TP, offset: int) -> None:
+        out.sought.append((tp, offset))
+
+    monkeypatch.setattr(driver.Consumer, "getmany", getmany)
+    monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
+    monkeypatch.setattr(driver.Consumer, "_seek", seek)
+    return out
+
+
+def test_a_batch_without_a_seek_is_handed_out_whole(log: Log) -> None:
+    log.batch += [(A, 100), (B, 5), (A, 101)]
+    c = consumer()
+    assert drain(c, seek_after=None) == log.batch
+    assert c._read_offset[A] == 101 and not log.sought
+
+
+def test_after_a_seek_the_partitions_it_moved_are_sought_again_and_their_records_wait(
+    log: Log,
+) -> None:
+    log.batch += [(A, 100), (A, 101), (B, 5), (A, 102), (A, 140), (B, 6)]
+    c = consumer()
+    got = drain(c, seek_after=(A, 101))
+    # A's 102 and 140 come again from 100 (fetched before the seek or after it, the
+    # second seek puts the fetch there); B was not moved: nothing of it is held back.
+    assert got == [(A, 100), (A, 101), (B, 5), (B, 6)]
+    assert log.sought == [(A, 100), (A, 100)]
+    assert c._read_offset[A] == 100, "the record handed out across the seek kept its offset"
+    assert not c._gap[A], "a jump from the stale batch was filed as a gap"
+
+
+def test_a_seek_during_the_last_record_still_seeks_again(log: Log) -> None:
+    log.batch += [(A, 130), (A, 131)]
+    c = consumer()
+    drain(c, seek_after=(A, 131))
+    assert log.sought == [(A, 100), (A, 100)]
+    assert c._read_offset[A] == 100
+
+
+def test_without_the_fence_the_stale_batch_loses_records(log: Log) -> None:
+    """What Faust does unfenced: the jump 101 -> 140 after the seek is filed as a gap
+    (offsets counted as processed) and the read offset is left past the refetch."""
+    log.batch += [(A, 100), (A, 101), (A, 140)]
+    c = consumer()
+
+    async def unfenced(self: Any, timeout: float) -> AsyncIterator[Any]:
+        async for record in driver.Consumer.getmany(self, timeout):
+            yield record
+
+    c.getmany = unfenced.__get__(c)  # type: ignore[method-assign]
+    drain(c, seek_after=(A, 101))
+    assert c._gap[A].overlaps(120) and c._read_offset[A] == 140
+
+
+@pytest.mark.parametrize(
+    ("committed", "acked", "gaps", "done"),
+    [
+        (None, set(), [], True),  # nothing committed yet: Faust's rule
+        (100, {100, 101}, [], True),
+        (100, {101, 102}, [], False),  # 100 in flight: Faust's own check commits 103
+        (100, set(), [(100, 105)], True),  # a gap in the log at the position
+        (100, set(), [(101, 105)], True),  # as Faust files a gap met right after a seek
+        (100, {103}, [(102, 103)], False),
+    ],
+)
+def test_head_done(
+    committed: int | None, acked: set[int], gaps: list[tuple[int, int]], done: bool
+) -> None:
+    tree = IntervalTree()
+    for begin, end in gaps:
+        tree.addi(begin, end)
+    assert head_done(committed, acked, tree) is done
+
+
+def test_a_commit_waits_for_the_record_at_the_committed_position() -> None:
+    c = consumer()
+    c._committed_offset[A] = 100
+    for offset in (101, 102):  # acked out of order; 100 still in a micro-batch
+        c._acked[A].append(offset)
+        c._acked_index[A].add(offset)
+    assert c._new_offset(A) is None
+    c._acked[A].append(100)
+    c._acked_index[A].add(100)
+    assert c._new_offset(A) == 103
