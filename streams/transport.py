@@ -23,10 +23,12 @@
    offsets as processed) or dropped the records fetched again as already read, so a
    restarted worker never served some events and committed past them (found by the
    SIGKILL test with micro-batches in the ingest agent; docs/ENVIRONMENT-NOTES.md).
-   `SeekFencedConsumer` ends a batch at a seek and puts the read offsets back where the
-   seek put them, so the fetch from the new position delivers the rest again; and an
-   offset is never committed while the record at the committed position is neither
-   processed nor a gap (Faust's own check lets exactly that one through).
+   `SeekFencedConsumer` ends a batch at a seek and seeks every stream partition again
+   (to its committed offset, or to the start of its log when it has none, as
+   ``auto_offset_reset=earliest`` reads it: aiokafka leaves those where the fetch got to),
+   so what the batch and the cleared queues held comes again; and an offset is never
+   committed while the record at the committed position is neither processed nor a gap
+   (Faust's own check lets exactly that one through).
 """
 
 from __future__ import annotations
@@ -122,17 +124,25 @@ class SeekFencedConsumer(driver.Consumer):
     """Faust's aiokafka consumer whose batches end at a seek (4. above)."""
 
     _seeks: int = 0
-    _sought: Mapping[Any, int] = {}
+    #: stream partition -> the committed offset the last seek moved it to (None: never
+    #: committed, moved to the start of its log as ``auto_offset_reset=earliest`` reads it)
+    _sought: Mapping[Any, int | None] = {}
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed: Mapping[Any, int] = await super().seek_to_committed()
-        # aiokafka moves a partition only to a committed offset above 0
-        self._sought = {tp: offset for tp, offset in committed.items() if offset and offset > 0}
+        sought = {
+            tp: offset if offset and offset > 0 else None
+            for tp, offset in committed.items()
+            if not self._is_changelog_tp(tp)
+        }
+        # aiokafka leaves a partition without a committed offset where its fetch got to
+        await self._to_start([tp for tp, offset in sought.items() if offset is None])
+        self._sought = sought
         return committed
 
     async def perform_seek(self) -> None:
-        self._seeks += 1
         await super().perform_seek()
+        self._seeks += 1
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         seeks, moved = self._seeks, set[Any]()
@@ -148,15 +158,26 @@ class SeekFencedConsumer(driver.Consumer):
             await self._seek_again()
 
     async def _seek_again(self) -> set[Any]:
-        """After a seek that came while a batch was handed out: the partitions it moved,
+        """After a seek that came while a batch was handed out: the stream partitions,
         sought again now that no fetch is under way (so every record from the committed
-        offset on comes again, whether this batch was fetched before the seek or after),
-        with the read offsets that puts back and no gap filed against the old position."""
+        offset on comes again, whether this batch was fetched before the seek or after:
+        what was queued is cleared when the flow resumes), with the read offsets that puts
+        back and no gap filed against the old position."""
         for tp, offset in self._sought.items():
-            await self.seek(tp, offset)
-            if tp in self._gap:
-                self._gap[tp].chop(offset, sys.maxsize)
+            if offset is not None:
+                await self.seek(tp, offset)
+                if tp in self._gap:
+                    self._gap[tp].chop(offset, sys.maxsize)
+        fresh = [tp for tp, offset in self._sought.items() if offset is None]
+        await self._to_start(fresh)
+        for tp in fresh:
+            self._read_offset[tp] = None
+            self._gap.pop(tp, None)
         return set(self._sought)
+
+    async def _to_start(self, tps: list[Any]) -> None:
+        if tps:
+            await self._thread.seek_to_beginning(*tps)
 
     def _new_offset(self, tp: Any) -> int | None:
         if not head_done(self._committed_offset[tp], self._acked_index[tp], self._gap[tp]):

@@ -32,6 +32,7 @@ def consumer() -> SeekFencedConsumer:
     c._acked = defaultdict(list)
     c._acked_index = defaultdict(set)
     c.log = SimpleNamespace(dev=lambda *args: None)  # type: ignore[assignment]
+    c.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={"users-changelog"}))  # type: ignore[assignment]
     return c
 
 
@@ -60,13 +61,13 @@ class Log:
 
     def __init__(self) -> None:
         self.batch: list[tuple[TP, int]] = []
-        self.sought: list[tuple[TP, int]] = []
+        self.sought: list[tuple[TP, int | str]] = []
 
 
 @pytest.fixture
 def log(monkeypatch: pytest.MonkeyPatch) -> Log:
     """Faust's parent methods faked: getmany hands out ``log.batch``; the committed
-    offsets are A at 100 and none for B; seeks are recorded."""
+    offsets are A at 100, none for B, 7 for a changelog partition; seeks are recorded."""
     out = Log()
 
     async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[TP, int]]:
@@ -74,12 +75,21 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Log:
             yield record
 
     async def seek_to_committed(self: Any) -> dict[TP, int | None]:
-        out.sought.append((A, 100))
-        return {A: 100, B: None}
+        out.sought.append((A, 100))  # aiokafka moves only A: B was never committed
+        return {A: 100, B: None, TP("users-changelog", 0): 7}
 
     async def seek(self: Any, tp: TP, offset: int) -> None:
         out.sought.append((tp, offset))
 
+    async def seek_to_beginning(*tps: TP) -> None:
+        out.sought += [(tp, "start") for tp in tps]
+
+    monkeypatch.setattr(
+        driver.Consumer,
+        "_thread",
+        SimpleNamespace(seek_to_beginning=seek_to_beginning),
+        raising=False,
+    )
     monkeypatch.setattr(driver.Consumer, "getmany", getmany)
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
     monkeypatch.setattr(driver.Consumer, "_seek", seek)
@@ -93,17 +103,20 @@ def test_a_batch_without_a_seek_is_handed_out_whole(log: Log) -> None:
     assert c._read_offset[A] == 101 and not log.sought
 
 
-def test_after_a_seek_the_partitions_it_moved_are_sought_again_and_their_records_wait(
+def test_after_a_seek_the_stream_partitions_are_sought_again_and_their_records_wait(
     log: Log,
 ) -> None:
     log.batch += [(A, 100), (A, 101), (B, 5), (A, 102), (A, 140), (B, 6)]
     c = consumer()
     got = drain(c, seek_after=(A, 101))
-    # A's 102 and 140 come again from 100 (fetched before the seek or after it, the
-    # second seek puts the fetch there); B was not moved: nothing of it is held back.
-    assert got == [(A, 100), (A, 101), (B, 5), (B, 6)]
-    assert log.sought == [(A, 100), (A, 100)]
+    # The rest of the batch comes again: A from its committed 100, B (never committed)
+    # from the start of its log, whether the batch was fetched before the seek or after
+    # (what was queued is cleared when the flow resumes); the changelog is left alone.
+    assert got == [(A, 100), (A, 101)]
+    again = [(A, 100), (B, "start")]
+    assert log.sought == again + again
     assert c._read_offset[A] == 100, "the record handed out across the seek kept its offset"
+    assert c._read_offset[B] is None
     assert not c._gap[A], "a jump from the stale batch was filed as a gap"
 
 
@@ -111,7 +124,7 @@ def test_a_seek_during_the_last_record_still_seeks_again(log: Log) -> None:
     log.batch += [(A, 130), (A, 131)]
     c = consumer()
     drain(c, seek_after=(A, 131))
-    assert log.sought == [(A, 100), (A, 100)]
+    assert log.sought == [(A, 100), (B, "start")] * 2
     assert c._read_offset[A] == 100
 
 
