@@ -1,13 +1,27 @@
-"""Event agents: validate and repartition by user, then recommend in micro-batches.
+"""Event agents: validate, serve where the user's state lives, else repartition by user.
 
-    events ──ingest──► <app>-events-by-user (key user_id)        invalid ──► dead-letters
-    by-user ──recommend, a micro-batch at a time──► RecommenderActor
-            ──► users table (changelog), recommendations, trainer samples
-    by-user forget records ──► `streams.forget` (state tombstone, samples dropped), in
-            their place among the batch's events
+    events ──ingest, a micro-batch at a time──┬─ keyed by user_id, on its partition ──┐
+                                              ├─ other keys ──► <app>-events-by-user  │
+                                              └─ invalid ──► dead-letters             │
+    by-user ──recommend, a micro-batch at a time─────────────────────────────────────┤
+              served (`serve_records`) ──► RecommenderActor ◄─────────────────────────┘
+              ──► users table (changelog), recommendations, trainer samples
+    forget records ──► `streams.forget` (state tombstone, samples dropped), in their place
+              among the batch's events
 
-The agents are thin loops; what they do with a record or a batch is `route_event` and
-`recommend_batch`, which tests drive in-process with fake topics and actors.
+An event whose Kafka key is its ``user_id`` and that sits on the partition the producer's
+partitioner gives that key (murmur2, as the users table's changelog) is already where its
+user's state is: Faust co-partitions topics of the same partition count, so the worker
+that owns ``events`` partition p owns the by-user partition p and the table's. It is
+served by the ingest agent itself, without the by-user hop (a produce, a fetch and a JSON
+round trip). Any other key takes the hop (`KafkaConfig.serve_in_place` off: every event).
+The two agents of a worker serve one batch at a time (a shared lock), so a user whose
+producers key events both ways never has two batches' writes race on their state; such
+a user's events may then be served out of their produce order, across the two paths.
+
+The agents are thin loops; what they do with a record or a batch is `route_event`,
+`recommend_batch` and `serve_records`, which tests drive in-process with fake topics and
+actors.
 """
 
 from __future__ import annotations
@@ -15,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
 from streams import deadletters, metrics
-from streams.app import Pipeline, Topics
+from streams.app import Pipeline, Topics, partition_of
 from streams.forget import forget_users
 from streams.remote import InputFailed, call_until_done, describe, in_halves, runs
 from streams.schemas import (
@@ -47,9 +61,13 @@ from workers.training import Sample
 log = logging.getLogger(__name__)
 
 
-def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
-    """One `events` record (faust Message) -> (user id, KeyedEvent or KeyedForget JSON)
-    for the by-user topic; InvalidRecord when the record breaks the contract or ``limits``."""
+#: (events message, its user id) -> whether the record is served where it landed.
+ServedHere = Callable[[Any, str], bool]
+
+
+def read_record(message: Any, limits: LimitsConfig) -> KeyedEvent | KeyedForget:
+    """One `events` record (faust Message) -> the KeyedEvent or KeyedForget it holds, with
+    where it came from; InvalidRecord when the record breaks the contract or ``limits``."""
     record = decode_events_record(
         message.value,
         default_event_id=f"{message.topic}-{message.partition}-{message.offset}",
@@ -62,44 +80,68 @@ def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
         key=key_text(message.key),
         timestamp=message.timestamp,
     )
-    # (user_id, KeyedEvent | KeyedForget): co-partitioned with the users table
     if isinstance(record, Event):
-        return record.user_id.encode(), dumps(KeyedEvent(event=record, source=source))
-    return record.user_id.encode(), dumps(KeyedForget(forget=record, source=source))
+        return KeyedEvent(event=record, source=source)
+    return KeyedForget(forget=record, source=source)
 
 
-async def route_event(message: Any, topics: Topics, limits: LimitsConfig = DEFAULT_LIMITS) -> None:
-    """One `events` record (faust Message) -> the by-user topic, keyed by user, or a
-    dead letter with the reason.
+def keyed_record(message: Any, limits: LimitsConfig) -> tuple[bytes, bytes]:
+    """One `events` record -> (user id, KeyedEvent or KeyedForget JSON) for the by-user
+    topic, co-partitioned with the users table; InvalidRecord as `read_record`."""
+    record = read_record(message, limits)
+    return _user_of(record).encode(), dumps(record)
+
+
+def _user_of(record: KeyedEvent | KeyedForget) -> str:
+    return record.event.user_id if isinstance(record, KeyedEvent) else record.forget.user_id
+
+
+def served_in_place(app: Any, partitions: int) -> ServedHere:
+    """Whether an `events` record already sits where its user's state is: keyed by the
+    user id, on the partition murmur2 gives that key, in a topic of the users table's
+    partition count (so Faust assigns it with the by-user and changelog partitions)."""
+
+    def here(message: Any, user_id: str) -> bool:
+        key = user_id.encode()
+        return bool(
+            message.key == key
+            and app.consumer.topic_partitions(message.topic) == partitions
+            and message.partition == partition_of(key, partitions)
+        )
+
+    return here
+
+
+async def route_event(
+    message: Any,
+    topics: Topics,
+    limits: LimitsConfig = DEFAULT_LIMITS,
+    here: ServedHere | None = None,
+) -> KeyedEvent | KeyedForget | None:
+    """One `events` record (faust Message) -> the record to serve in this worker (when
+    ``here`` says it landed where its user's state is), or None once it was sent to the
+    by-user topic, keyed by user, or dead-lettered with the reason.
 
     Whatever the record holds, it ends one way or the other: an error of the worker
     code on it is its dead letter (the reason names the exception), never the agent's
     end. Only a failed send (the broker's) propagates.
     """
     try:
-        key, value = keyed_record(message, limits)
+        record = read_record(message, limits)
+        user_id = _user_of(record)
+        if here is not None and here(message, user_id):
+            return record
+        value = dumps(record)
     except InvalidRecord as exc:
         letter = deadletters.from_message(message, str(exc))
         await deadletters.send(topics.dead_letters, letter, deadletters.INVALID)
-        return
+        return None
     except Exception as exc:
         letter = deadletters.from_message(message, f"routing failed: {describe(exc)}")
         await deadletters.send(topics.dead_letters, letter, deadletters.FAILED)
-        return
-    await topics.by_user.send(key=key, value=value)
-
-
-def register_ingest(pipeline: Pipeline) -> Any:
-    """events (any key) -> by-user topic (key user_id); invalid records -> dead letters."""
-    topics, limits = pipeline.topics, pipeline.settings.limits
-    events_in = metrics.EVENTS_IN.labels(topic=pipeline.settings.kafka.topics.events)
-
-    async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            events_in.inc()
-            await route_event(event.message, topics, limits)
-
-    return pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
+        return None
+    await topics.by_user.send(key=user_id.encode(), value=value)
+    return None
 
 
 def to_recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> Recommendation:
@@ -165,8 +207,7 @@ async def recommend_batch(
     letter with its reason: a message the ingest agent did not write, a user whose
     stored state cannot be read, or an event the recommender fails on (found by serving
     the batch in halves). Failures of Ray or the store are waited out
-    (`streams.remote.call_until_done`). The batch is served in runs split at forget
-    records, so a forget comes after its user's earlier events and before later ones.
+    (`streams.remote.call_until_done`). The batch is served as `serve_records`.
     """
     # [faust Message] -> [KeyedEvent | KeyedForget] (internal topic, by the ingest agent)
     records: list[KeyedEvent | KeyedForget] = []
@@ -177,6 +218,20 @@ async def recommend_batch(
             reason = f"bad internal record: {describe(exc)}"
             letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
+    await serve_records(records, topics=topics, users=users, actors=actors, retry=retry)
+
+
+async def serve_records(
+    records: Sequence[KeyedEvent | KeyedForget],
+    *,
+    topics: Topics,
+    users: MutableMapping[bytes, Any],
+    actors: Actors,
+    retry: RetryConfig,
+) -> None:
+    """Validated records of users whose state this worker owns -> recommendations and
+    states, or forgotten users, or dead letters; served in runs split at forget records,
+    so a forget comes after its user's earlier events and before later ones."""
     for run in runs(records, type):
         if isinstance(run[0], KeyedForget):
             forgets = [r for r in run if isinstance(r, KeyedForget)]
@@ -270,15 +325,42 @@ async def _serve(
         await feed_trainer(actors.trainer, out.samples)
 
 
-def register_recommend(pipeline: Pipeline, actors: Actors) -> Any:
-    """by-user events -> users table update + one recommendation per event."""
-    kafka, retry = pipeline.settings.kafka, pipeline.settings.retry
+def register(pipeline: Pipeline, actors: Actors) -> None:
+    """The ingest agent (events -> served here, by-user topic or dead letters) and the
+    recommend agent (by-user -> served), sharing one lock around serving."""
+    kafka, retry, limits = (
+        pipeline.settings.kafka,
+        pipeline.settings.retry,
+        pipeline.settings.limits,
+    )
     topics, users = pipeline.topics, pipeline.users
+    events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
+    here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
+    serving = asyncio.Lock()  # one batch at a time writes the users table
+
+    async def ingest(stream: Any) -> None:
+        async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
+            events_in.inc(len(batch))
+            local = []
+            for e in batch:
+                record = await route_event(e.message, topics, limits, here)
+                if record is not None:
+                    local.append(record)
+            if local:
+                metrics.BATCH_SIZE.observe(len(local))
+                async with serving:
+                    await serve_records(
+                        local, topics=topics, users=users, actors=actors, retry=retry
+                    )
 
     async def recommend(stream: Any) -> None:
         async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
             messages = [e.message for e in batch]
             metrics.BATCH_SIZE.observe(len(messages))
-            await recommend_batch(messages, topics=topics, users=users, actors=actors, retry=retry)
+            async with serving:
+                await recommend_batch(
+                    messages, topics=topics, users=users, actors=actors, retry=retry
+                )
 
-    return pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)
+    pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
+    pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

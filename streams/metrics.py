@@ -46,8 +46,8 @@ RAY_FAILURES = Counter(
 )
 LAG = Gauge(
     "streamrec_consumer_lag",
-    "Records of a by-user partition this worker owns not yet processed.",
-    ["partition"],
+    "Records of an events or by-user partition this worker owns not yet committed.",
+    ["topic", "partition"],
 )
 MODEL_VERSION = Gauge("streamrec_model_version", "Model version this worker's recommender serves.")
 CATALOG_ITEMS = Gauge("streamrec_catalog_items", "Items in the catalog.")
@@ -90,15 +90,15 @@ def serve(port: int, bind: str) -> bool:
     return True
 
 
-_lagging: set[int] = set()  # partitions with a lag series now
+_lagging: set[tuple[str, int]] = set()  # (topic, partition) with a lag series now
 
 
-def set_lag(lag: Mapping[int, int]) -> None:
-    """Per-partition lag of the partitions owned now (series of the others removed)."""
-    for partition in _lagging - set(lag):
-        LAG.remove(str(partition))
-    for partition, records in lag.items():
-        LAG.labels(partition=str(partition)).set(records)
+def set_lag(lag: Mapping[tuple[str, int], int]) -> None:
+    """Lag of the (topic, partition)s owned now (series of the others removed)."""
+    for topic, partition in _lagging - set(lag):
+        LAG.remove(topic, str(partition))
+    for (topic, partition), records in lag.items():
+        LAG.labels(topic=topic, partition=str(partition)).set(records)
     _lagging.clear()
     _lagging.update(lag)
 

@@ -80,7 +80,8 @@ FORGET = "forget"
 class ForgetUser(_Contract):
     """`events` topic, key ``user_id``, ``type`` "forget": remove everything kept of the
     user (their state and pending items, their training samples). It travels the user's
-    path (re-keyed by user like their events), so it comes after their earlier events."""
+    path (served in place or re-keyed by user, like their events with the same key), so
+    it comes after their earlier events."""
 
     type: Literal["forget"]
     user_id: NonEmpty

@@ -95,19 +95,22 @@ class Gauges:
 
     def __init__(self, pipeline: Pipeline, actors: Any, timeout: float) -> None:
         self.pipeline, self.actors, self.timeout = pipeline, actors, timeout
-        self.topic = by_user_topic_name(pipeline.settings)
+        self.topics = {pipeline.settings.kafka.topics.events, by_user_topic_name(pipeline.settings)}
 
-    def lag(self) -> dict[int, int]:
-        """{partition: records not yet committed} of the by-user partitions owned now."""
+    def lag(self) -> dict[tuple[str, int], int]:
+        """{(topic, partition): records not yet committed} of the events and by-user
+        partitions owned now."""
         consumer = self.pipeline.app.consumer
         committed = getattr(consumer, "_committed_offset", {})  # (faust: no public view)
         lag = {}
         for tp in consumer.assignment():
-            if tp.topic == self.topic:
+            if tp.topic in self.topics:
                 high = consumer.highwater(tp)
                 done = committed.get(tp)
                 if high is not None:
-                    lag[tp.partition] = max(0, int(high) - (0 if done is None else done + 1))
+                    lag[tp.topic, tp.partition] = max(
+                        0, int(high) - (0 if done is None else done + 1)
+                    )
         return lag
 
     async def _ask(self, call: Any) -> Any:
@@ -145,8 +148,7 @@ def build(settings: Settings) -> tuple[Pipeline, Health]:
     )
     pipeline = create_app(settings)
     catalog.register(pipeline, actors)
-    events.register_ingest(pipeline)
-    events.register_recommend(pipeline, actors)
+    events.register(pipeline, actors)
     expiry.register_expiry(pipeline)
     health = Health(actors, settings.health, settings.ready_file, settings.alive_file)
     pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)

@@ -72,5 +72,7 @@ def test_counters_move_with_the_events(zero_shot_stack: LocalStack) -> None:
     # The users' states went into the table's RocksDB memtables (the default store).
     assert value(after, "streamrec_users_store_bytes", part="memtables") > 0
     assert ("streamrec_users_store_bytes", (("part", "block_cache"),)) in after
-    lags = [v for (name, _), v in after.items() if name == "streamrec_consumer_lag"]
-    assert len(lags) == stack.partitions and all(v >= 0 for v in lags)
+    lags = {labels: v for (name, labels), v in after.items() if name == "streamrec_consumer_lag"}
+    topics = {dict(labels)["topic"] for labels in lags}
+    assert topics == {"events", f"{stack.kafka.app_id}-events-by-user"}, topics
+    assert len(lags) == 2 * stack.partitions and all(v >= 0 for v in lags.values())
