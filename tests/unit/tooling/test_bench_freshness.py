@@ -1,0 +1,43 @@
+"""The bench's new-item probes: originals no replayed event named, and a probe that
+timed out reported as such instead of ending the bench."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich.console import Console
+
+from tooling import bench
+
+
+def test_picks_are_items_the_replay_never_named() -> None:
+    items = [{"item_id": f"i{n}", "text": f"item {n}"} for n in range(300)]
+    replayed = [{"item_id": f"i{n}", "user_id": "u"} for n in range(0, 300, 2)]
+    picks = bench._unseen_picks(items, replayed)
+    assert len(picks) == 5
+    assert all(int(p["item_id"][1:]) % 2 == 1 for p in picks)
+    assert len({p["item_id"] for p in picks}) == 5
+
+
+def test_every_item_named_falls_back_to_the_whole_catalog() -> None:
+    items = [{"item_id": f"i{n}"} for n in range(10)]
+    assert len(bench._unseen_picks(items, [{"item_id": f"i{n}"} for n in range(10)])) == 5
+
+
+def test_a_missed_probe_is_printed_not_fatal() -> None:
+    phase = {"events_per_s": 100.0, "events": 10, "latency_ms": {"p50": 1, "p95": 2, "p99": 3}}
+    results = {
+        "machine": "test",
+        "catalog_items_per_s": 10.0,
+        "firehose": {**phase, "cpu_ms_per_event": {}},
+        "firehose_training_off": {**phase, "cpu_ms_per_event": {}},
+        "training_on_vs_off": 1.0,
+        "paced": {**phase, "target_rate": 50.0},
+        "new_item_freshness_s": [0.2, None, 0.4],
+        "rss_mb": {"worker": 100.0, "actors": {}},
+        "passthrough_events_per_s": 1000.0,
+        "pipeline_vs_passthrough": 0.1,
+    }
+    out = StringIO()
+    bench._print(Console(file=out, width=200), results)
+    assert "median 0.40 s, max 0.40 s; 1 not within 60 s" in out.getvalue()
