@@ -28,7 +28,8 @@
    ``auto_offset_reset=earliest`` reads it: aiokafka leaves those where the fetch got to),
    so what the batch and the cleared queues held comes again; and an offset is never
    committed while the record at the committed position is neither processed nor a gap
-   (Faust's own check lets exactly that one through).
+   (Faust's own check lets exactly that one through), nor on the ack of a record fetched
+   before the last rebalance (a stream skips those and Faust counted them as done).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
+from faust.types.tuples import ack_lock
 
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
@@ -178,6 +180,18 @@ class SeekFencedConsumer(driver.Consumer):
     async def _to_start(self, tps: list[Any]) -> None:
         if tps:
             await self._thread.seek_to_beginning(*tps)
+
+    def ack(self, message: Any) -> bool:
+        """An ack counts toward commits only for a record fetched in the current
+        generation. Faust acks the records of an earlier one that a stream skips after a
+        rebalance, and counted them: a commit could then pass them while their copies,
+        fetched again from the committed offset, were still to be served."""
+        if message.generation_id == self.app.consumer_generation_id:
+            return bool(super().ack(message))
+        with ack_lock:
+            message.acked = True
+            self._unacked_messages.discard(message)
+        return False
 
     def _new_offset(self, tp: Any) -> int | None:
         if not head_done(self._committed_offset[tp], self._acked_index[tp], self._gap[tp]):

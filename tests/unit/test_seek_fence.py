@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -173,3 +174,34 @@ def test_a_commit_waits_for_the_record_at_the_committed_position() -> None:
     c._acked[A].append(100)
     c._acked_index[A].add(100)
     assert c._new_offset(A) == 103
+
+
+@dataclass(eq=False)
+class Record:
+    """A fetched record as the consumer's ack reads it."""
+
+    offset: int
+    generation_id: int
+    acked: bool = False
+    tp: TP = A
+    topic: str = "events"
+
+
+def test_an_ack_of_a_record_from_before_the_rebalance_does_not_count() -> None:
+    c = consumer()
+    app: Any = c.app
+    app.consumer_generation_id = 2
+    app.topics = SimpleNamespace(acks_enabled_for=lambda topic: True)
+    c._unacked_messages = set[Any]()
+    c._n_acked = 0
+    c._waiting_for_ack = None
+    c._committed_offset[A] = 100
+    stale, fresh = Record(100, generation_id=1), Record(100, generation_id=2)
+    c._unacked_messages.add(stale)
+    # a stream skips the stale copy after the rebalance and acks it: it must not let a
+    # commit pass 100 before the copy fetched again from the committed offset is served
+    assert c.ack(stale) is False
+    assert stale.acked and stale not in c._unacked_messages
+    assert c._new_offset(A) is None
+    assert c.ack(fresh) is True
+    assert c._new_offset(A) == 101
