@@ -239,6 +239,13 @@ def soak(dataset: Path, minutes: int, rate: float, warmup: int | None, output: P
 )
 @click.option("--zero-shot/--no-zero-shot", default=True, show_default=True)
 @click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Online runs with seeds SEED, SEED+1, ...; with 2 or more the report adds mean ± sd.",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -252,6 +259,7 @@ def evaluate(
     users: int | None,
     transfer_from: Path | None,
     zero_shot: bool,
+    seeds: int,
     overrides: tuple[str, ...],
 ) -> None:
     """Leave-one-out, full ranking, prequential and cold-start metrics, through the real
@@ -264,7 +272,7 @@ def evaluate(
         if not sep or not name.startswith("STREAMREC_"):
             raise click.BadParameter(f"expected STREAMREC_NAME=VALUE, got {item!r}")
         env[name] = value
-    opts = EvalOptions(data, out, seed, users, transfer_from, zero_shot, env=env)
+    opts = EvalOptions(data, out, seed, users, transfer_from, zero_shot, env=env, seeds=seeds)
     run_eval(opts)
 
 

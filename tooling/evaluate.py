@@ -74,6 +74,7 @@ class EvalOptions:
     fetch_k: int = 50  # list length asked of the pipeline (full exclusion trims it)
     env: dict[str, str] = field(default_factory=dict)  # extra STREAMREC_* for workers
     peers: Path | None = None  # PEERS.md (default: next to the dataset folder)
+    seeds: int = 1  # online runs with seeds seed, seed + 1, ...: the report adds mean ± sd
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,9 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
         f"{len(ph.probes)} probes, catalog of {len(catalog)} items"
     )
 
-    def plan(run_name: str, mode: str, seed_adapter: Path | None = None) -> RunPlan:
+    def plan(
+        run_name: str, mode: str, seed_adapter: Path | None = None, seed: int = opts.seed
+    ) -> RunPlan:
         return RunPlan(
             name=run_name,
             scenario=name,
@@ -180,12 +183,16 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
             train=ph.train,
             probes=ph.probes,
             workdir=work / run_name,
-            env={**env, "STREAMREC_TRAINING__MODE": mode},
+            env={**env, "STREAMREC_TRAINING__MODE": mode, "STREAMREC_TRAINING__SEED": str(seed)},
             seed_adapter=seed_adapter,
             settle=_settle_seconds(env) if mode == "online" else 0.0,
         )
 
-    runs = [run(plan("streamrec online", "online"), console)]
+    seeds = [(opts.seed, "streamrec online")]
+    seeds += [
+        (s, f"streamrec online, seed {s}") for s in range(opts.seed + 1, opts.seed + opts.seeds)
+    ]
+    runs = [run(plan(run_name, "online", seed=s), console) for s, run_name in seeds]
     if opts.zero_shot:
         runs.append(run(plan("streamrec zero-shot", "zero-shot"), console))
     transfer_run = None
@@ -260,6 +267,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
         transfers=transfers,
         plots=[(caption, path.name) for caption, path in plots],
         notes=_notes(runs),
+        seeds=seeds if len(seeds) > 1 else (),
     )
     report = out / "report.md"
     report.write_text(render_evaluation(evaluation), encoding="utf-8")

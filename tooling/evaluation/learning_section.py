@@ -72,6 +72,18 @@ def learning_section(streams: Sequence[StreamRun], k: int) -> list[str]:
     return lines[:-1]
 
 
+def shares_below(run: StreamRun, frozen: StreamRun) -> tuple[int, int]:
+    """(shares of ``run``'s ten where its HR is below ``frozen``'s at the same stream
+    positions, shares compared)."""
+    below = compared = 0
+    for start, end, point in equal_windows(run.prequential, WINDOWS):
+        base = _between(frozen, start, end)
+        if base.events:
+            compared += 1
+            below += point.hr < base.hr
+    return below, compared
+
+
 def _between(run: StreamRun, start: int, end: int) -> PrequentialPoint:
     """HR/NDCG of ``run``'s scored observations at stream positions [start, end)."""
     positions = run.prequential.positions

@@ -37,6 +37,7 @@ from tooling.evaluation.report_sections import (
     transfer_section,
 )
 from tooling.evaluation.results import ModelResult, StreamRun, Transfer
+from tooling.evaluation.seeds_section import seeds_section
 from tooling.evaluation.slices import COLD_START_SLICES, SliceSpec
 from tooling.evaluation.split import Split
 
@@ -54,7 +55,9 @@ class Evaluation:
     note (:func:`parse_peer_notes`). ``slices``: the slice rules the models' slice
     metrics were computed with (their definitions are printed). ``streams``: stream
     replays; ``transfers``: cross-scenario runs; ``plots``: (caption, path relative to
-    the report). Every metric must be @``k``. Raises ValueError on inconsistent input.
+    the report); ``seeds``: (seed, run name) of one setting trained with several seeds,
+    each name both a model and a stream run. Every metric must be @``k``. Raises
+    ValueError on inconsistent input.
     """
 
     dataset: str
@@ -71,6 +74,7 @@ class Evaluation:
     transfers: Sequence[Transfer] = ()
     plots: Sequence[tuple[str, str]] = ()
     notes: str = ""
+    seeds: Sequence[tuple[int, str]] = ()
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -94,6 +98,10 @@ class Evaluation:
             unknown = sorted((set(m.test_slices) | set(m.valid_slices)) - known)
             if unknown:
                 raise ValueError(f"model {m.name!r}: slices {unknown} not among Evaluation.slices")
+        streams = {s.name for s in self.streams}
+        for seed, name in self.seeds:
+            if name not in {m.name for m in self.models} or name not in streams:
+                raise ValueError(f"seed {seed}: {name!r} must be a model and a stream run")
         for caption, path in self.plots:
             if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute():
                 raise ValueError(f"plot {caption!r}: path {path!r} must be relative")
@@ -123,12 +131,13 @@ def render_evaluation(evaluation: Evaluation) -> str:
         slices_section(e.models, e.slices, e.k),
         prequential_section(e.streams, e.k),
         learning_section(e.streams, e.k),
+        seeds_section(e.seeds, e.models, e.streams, e.k),
         latency_section(e.streams),
         transfer_section(e.transfers, e.k),
         plots_section(e.plots),
         notes_section(e.notes),
     ]
-    return "\n\n".join("\n".join(lines) for lines in parts) + "\n"
+    return "\n\n".join("\n".join(lines) for lines in parts if lines) + "\n"
 
 
 def split_sizes(split: Split) -> tuple[tuple[str, int], ...]:
