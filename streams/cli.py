@@ -27,6 +27,17 @@ def _settings(**kafka_overrides: object) -> Settings:
     return base.model_copy(update={"kafka": kafka})
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit in the main thread, so the ``finally`` blocks of a
+    command that starts processes (a broker, workers, Ray) stop them: by default SIGTERM
+    ends Python at once and leaves them running."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """streamrec: real-time recommendations from Kafka events with a pretrained language model.
@@ -160,6 +171,7 @@ def demo(
     users: int, events_per_user: int, min_ratings: int, show: int, rate: float, train_every: int
 ) -> None:
     """The main job on embedded defaults: broker, Ray, a worker, MovieLens, recommendations."""
+    exit_on_sigterm()
     from tooling.demo import DemoOptions, run_demo
 
     options = DemoOptions(users, events_per_user, min_ratings, show, rate, train_every)
@@ -177,6 +189,7 @@ def demo(
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="JSON results file.")
 def bench(dataset: Path, n_events: int, output: Path | None) -> None:
     """Replay a dataset through the real pipeline; throughput, latency, passthrough ceiling."""
+    exit_on_sigterm()
     from tooling.bench import run_bench
 
     sys.exit(run_bench(dataset, n_events, output))
@@ -215,6 +228,7 @@ def soak(dataset: Path, minutes: int, rate: float, warmup: int | None, output: P
     """Run the pipeline at a steady rate; sample the RSS of the worker, each Ray actor and
     the broker every minute; exit 1 unless the worker and each actor stayed within 10 %
     after warm-up (the in-memory broker keeps every record: reported, not judged)."""
+    exit_on_sigterm()
     from tooling.soak import SoakOptions, run_soak
 
     if warmup is None:
@@ -264,6 +278,7 @@ def evaluate(
 ) -> None:
     """Leave-one-out, full ranking, prequential and cold-start metrics, through the real
     pipeline, beside Pop, ItemKNN and the peers of PEERS.md; writes a report and plots."""
+    exit_on_sigterm()
     from tooling.evaluate import EvalOptions, run_eval
 
     env = {}
