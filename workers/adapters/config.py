@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 AGGREGATORS = ("mean", "attention", "gru")
+LEGACY: dict[str, Any] = {"id_shrinkage": 0.0}  # fields added later: their "off" value
 
 
 @dataclass
@@ -71,6 +72,15 @@ class AdapterConfig:
             "must for items with no row (cold start)."
         },
     )
+    id_shrinkage: float = field(
+        default=0.0,
+        metadata={
+            "help": "Pseudo-count c of the ID residual's shrinkage, >= 0: an item seen as a "
+            "training target n times gets n / (n + c) of its ID row, so an item with few "
+            "interactions ranks mostly by its text and one never a target by its text "
+            "alone (only sampled as a negative, it learns nothing from its row); 0: off."
+        },
+    )
     aggregator: str = field(
         default="attention",
         metadata={"help": f"How a history becomes one user vector: one of {AGGREGATORS}."},
@@ -113,6 +123,9 @@ class AdapterConfig:
         _check_float("id_dropout", self.id_dropout)
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        _check_float("id_shrinkage", self.id_shrinkage)
+        if self.id_shrinkage < 0.0:
+            raise ValueError(f"id_shrinkage must be >= 0, got {self.id_shrinkage}")
         _check_float("temperature", self.temperature)
         if self.temperature <= 0.0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
@@ -139,7 +152,8 @@ class AdapterConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown AdapterConfig fields: {unknown}")
-        return cls(**dict(data))
+        # Checkpoints written before a field existed behaved as these values do.
+        return cls(**{**LEGACY, **dict(data)})
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

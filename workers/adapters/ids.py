@@ -1,12 +1,19 @@
 """A learned per-item ID residual on top of the text projection (UniSRec's text + ID).
 
-    rec(item) = unit( text_projection(item) + E[index(item)] )
+    rec(item) = unit( text_projection(item) + w(item) * E[index(item)] )
+    w(item)   = n / (n + c)  (n: times the item was a training target; 1 when c = 0)
 
 ``E`` is a zero-initialised table whose row 0 (the unknown item) is frozen at zero, so
 an item that never trained -- or that the table never registered -- is exactly its
 text projection: cold items keep the language model's zero-shot behaviour, warm items
 learn a collaborative correction. Only the trainer registers ids; serving copies look
 up with ``register=False`` so their map never diverges from the trainer's.
+
+With a shrinkage pseudo-count ``c > 0`` the row is weighted by how often the item was a
+training target (`observe`): the collaborative correction grows with the evidence for
+it, an item with few interactions keeps mostly its text, and an item sampled only as a
+negative keeps exactly its text (its row gets no gradient). The counts are a buffer of
+the module, so every serving copy weighs rows as the trainer did.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from torch import Tensor, nn
 class ItemResidual(nn.Module):
     """item id -> row of a zero-init (capacity, dim) table; row 0 = unknown, always zero."""
 
-    def __init__(self, capacity: int, dim: int) -> None:
+    def __init__(self, capacity: int, dim: int, shrinkage: float = 0.0) -> None:
         super().__init__()
+        if shrinkage < 0:
+            raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+        self.shrinkage = shrinkage
         if capacity < 2:
             raise ValueError(f"capacity must be >= 2 (row 0 is the unknown item), got {capacity}")
         self.capacity = capacity
@@ -29,6 +39,8 @@ class ItemResidual(nn.Module):
         self.table = nn.Embedding(capacity, dim, padding_idx=0)
         nn.init.zeros_(self.table.weight)
         self.ids: dict[str, int] = {}
+        if shrinkage > 0:  # only then part of the state (checkpoints without it load as before)
+            self.register_buffer("counts", torch.zeros(capacity))
 
     def index(self, item_id: str, *, register: bool = True) -> int:
         """Stable row of ``item_id``; 0 when unknown and not registering, or when full."""
@@ -53,10 +65,28 @@ class ItemResidual(nn.Module):
             raise ValueError(f"invalid item map for capacity {self.capacity}")
         self.ids = {str(k): int(v) for k, v in mapping.items()}
 
+    def observe(self, item_ids: Iterable[str]) -> None:
+        """Count each of ``item_ids`` (repeats count) as a training target once more,
+        registering new ones; nothing to count without shrinkage."""
+        if self.shrinkage > 0:
+            rows = self.indices(item_ids)
+            counts = self.get_buffer("counts")
+            counts.index_add_(0, rows, torch.ones(rows.shape, device=rows.device))
+            counts[0] = 0.0  # the unknown row (and a full table's overflow) stays zero
+
+    def weights(self, rows: Tensor) -> Tensor:
+        """(n,) long rows -> (n,) weights n / (n + c) of their residuals (1 without shrinkage)."""
+        if self.shrinkage <= 0:
+            return torch.ones(rows.shape, device=rows.device)
+        seen = self.get_buffer("counts")[rows]
+        return seen / (seen + self.shrinkage)
+
     def forward(self, rows: Tensor) -> Tensor:
-        """(n,) long rows -> (n, dim) residuals (zero for row 0)."""
+        """(n,) long rows -> (n, dim) residuals (zero for row 0), shrunk by `weights`."""
         out: Tensor = self.table(rows)
+        if self.shrinkage > 0:
+            out = out * self.weights(rows).unsqueeze(-1)
         return out
 
     def extra_repr(self) -> str:
-        return f"capacity={self.capacity}, registered={len(self.ids)}"
+        return f"capacity={self.capacity}, registered={len(self.ids)}, shrinkage={self.shrinkage}"

@@ -54,7 +54,9 @@ class RecAdapter(nn.Module):
             recency=config.recency,
         )
         self.item_residual = (
-            ItemResidual(config.max_items, config.out_features) if config.max_items >= 2 else None
+            ItemResidual(config.max_items, config.out_features, config.id_shrinkage)
+            if config.max_items >= 2
+            else None
         )
         self.version = 0
         # Registered scenarios, 1 .. max_scenarios - 1; 0 (SHARED) is implicit.
@@ -112,6 +114,11 @@ class RecAdapter(nn.Module):
         return torch.tensor(
             [self.item_index(i, register=register) for i in item_ids], dtype=torch.long
         )
+
+    def observe_targets(self, item_ids: Iterable[str]) -> None:
+        """Count training targets for the ID residual's shrinkage (`ItemResidual.observe`)."""
+        if self.item_residual is not None:
+            self.item_residual.observe(item_ids)
 
     def load_items(self, mapping: Mapping[str, int]) -> None:
         """Replace the item map (from a saved adapter)."""

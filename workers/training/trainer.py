@@ -103,6 +103,7 @@ class OnlineTrainer:
             s if len(s.history) <= cut else replace(s, history=s.history[-cut:]) for s in samples
         ]
         self.buffer.add(kept)
+        self.adapter.observe_targets(s.target for s in kept)
         self.samples_seen += len(kept)
         self._pending += len(kept)
         for sample in kept:
