@@ -34,7 +34,7 @@ def test_rows_weigh_by_how_often_their_item_was_a_target() -> None:
 
 
 def test_without_shrinkage_nothing_is_counted_or_stored() -> None:
-    table = ItemResidual(capacity=5, dim=DIM)
+    table = ItemResidual(capacity=5, dim=DIM, shrinkage=0.0)
     table.observe(["a"])
     assert table.ids == {} and "counts" not in table.state_dict()
     assert torch.equal(table.weights(torch.tensor([1, 2])), torch.ones(2))
@@ -68,7 +68,7 @@ def test_counts_round_trip_through_a_checkpoint(tmp_path: Path) -> None:
         loaded.item_vectors(ids, base, [None] * 3), model.item_vectors(ids, base, [None] * 3)
     )
     # a checkpoint from before the field existed (no key, no counts) loads unshrunk
-    plain = RecAdapter(cfg(max_items=8))
+    plain = RecAdapter(cfg(max_items=8, id_shrinkage=0.0))
     save_adapter(plain, tmp_path / "old", 1)
     config_file = tmp_path / "old" / "v000001" / "adapter_config.json"
     meta = json.loads(config_file.read_text())

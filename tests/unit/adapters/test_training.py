@@ -101,7 +101,9 @@ def test_training_beats_the_frozen_cosine(kind: str) -> None:
 
 def test_id_dropout_trains_some_items_as_if_cold_and_never_touches_serving() -> None:
     adapter = RecAdapter(
-        AdapterConfig(dim=DIM, max_items=64, id_dropout=0.5, n_experts=1, dropout=0.0)
+        AdapterConfig(
+            dim=DIM, max_items=64, id_dropout=0.5, id_shrinkage=0.0, n_experts=1, dropout=0.0
+        )
     )
     with torch.no_grad():
         adapter.item_residual.table.weight[1:].normal_()  # type: ignore[union-attr]
