@@ -61,6 +61,9 @@ def token_file(path: Path) -> Path:
     return path
 
 
+SERVER_EXITED = ("Starting Ray client server failed", "psutil.ZombieProcess")
+
+
 def run(script: str, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -155,11 +158,13 @@ def test_the_ray_client_needs_the_token_too(tmp_path: Path) -> None:
     with ray_head(num_cpus=1, log_path=tmp_path / "head.log", env=head_env, client_port=port):
         wait_for_port("127.0.0.1", port, timeout=120)
         worker = {"STREAMREC_RAY__ADDRESS": f"ray://127.0.0.1:{port}"}
-        for _ in range(2):
+        for _ in range(3):
             joined = run(DRIVER, {**worker, "STREAMREC_RAY__AUTH_TOKEN_PATH": str(token)})
             # The Ray client's per-client server process sometimes exits at once on this
             # shared machine (1 run in 3; its log is empty): Ray's fault, not the token's.
-            if "Starting Ray client server failed" not in joined.stderr:
+            # The proxy reports it as a failed start or, when it looks first, as a
+            # zombie (psutil.ZombieProcess, seen with the 2 cores busy).
+            if not any(sign in joined.stderr for sign in SERVER_EXITED):
                 break
         assert "ANSWER 42" in joined.stdout, joined.stderr[-3000:]
         other = run(DRIVER, {**worker, "STREAMREC_RAY__AUTH_TOKEN_PATH": str(wrong)})
