@@ -83,7 +83,10 @@ def test_eval_writes_an_honest_report_and_transfers(tmp_path: Path, shared_data:
             assert max(run["versions"]) == max(accepted)
         for r in rounds:  # (no usable held-out sample: no scores, never accepted)
             scored = r["live_score"] is not None and r["candidate_score"] is not None
-            assert r["accepted"] == (scored and r["candidate_score"] > r["live_score"])
+            # ... and never below the frozen model's score on the same samples (the floor)
+            floor = r["frozen_score"] if r.get("frozen_score") is not None else -1.0
+            wins = scored and r["candidate_score"] > r["live_score"]
+            assert r["accepted"] == (wins and r["candidate_score"] >= floor), r
     # The transfer run continued from movies-a's final version (versions only move
     # forward from it), it did not start again from scratch.
     source_runs = json.loads((out / "movies-a" / "metrics.json").read_text())["runs"]
