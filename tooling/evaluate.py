@@ -52,6 +52,8 @@ from tooling.evaluation import (
     score_model,
     split_sizes,
 )
+from tooling.evaluation.seeds_section import seed_runs
+from tooling.progress import print_test_summary
 from tooling.replay import RunPlan, RunResult, run
 from workers.training import TrainingConfig
 
@@ -188,10 +190,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
             settle=_settle_seconds(env) if mode == "online" else 0.0,
         )
 
-    seeds = [(opts.seed, "streamrec online")]
-    seeds += [
-        (s, f"streamrec online, seed {s}") for s in range(opts.seed + 1, opts.seed + opts.seeds)
-    ]
+    seeds = seed_runs(opts.seed, opts.seeds)
     runs = [run(plan(run_name, "online", seed=s), console) for s, run_name in seeds]
     if opts.zero_shot:
         runs.append(run(plan("streamrec zero-shot", "zero-shot"), console))
@@ -277,7 +276,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
     if runs[0].final_adapter is not None:
         _keep_adapter(runs[0].final_adapter, out / "adapter")
     shutil.rmtree(work)  # broker logs and stores of the runs (kept when a run fails)
-    _summary(console, models, report)
+    print_test_summary(console, models, report)
     return report
 
 
@@ -390,18 +389,3 @@ def _metrics_json(models: Sequence[ModelResult], runs: Sequence[RunResult]) -> d
             for r in runs
         },
     }
-
-
-def _summary(console: Console, models: Sequence[ModelResult], report: Path) -> None:
-    from rich.table import Table
-
-    table = Table(title="test, leave-one-out, full ranking")
-    for column in ("model", "Recall@10", "NDCG@10", "MRR@10", "valid NDCG@10"):
-        table.add_column(column)
-    for m in models:
-        valid = f"{m.valid.ndcg:.4f}" if m.valid is not None else "—"
-        table.add_row(
-            m.name, f"{m.test.recall:.4f}", f"{m.test.ndcg:.4f}", f"{m.test.mrr:.4f}", valid
-        )
-    console.print(table)
-    console.print(f"report: {report}")

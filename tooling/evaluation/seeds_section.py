@@ -23,6 +23,13 @@ COLD = "cold items (0 train)"
 RARE = "rare items (<5 train)"
 
 
+def seed_runs(first: int, count: int) -> list[tuple[int, str]]:
+    """(seed, run name) of ``count`` online runs from seed ``first``; the first keeps the
+    plain name "streamrec online"."""
+    runs = [(first, "streamrec online")]
+    return runs + [(s, f"streamrec online, seed {s}") for s in range(first + 1, first + count)]
+
+
 def seeds_section(
     seeds: Sequence[tuple[int, str]],
     models: Sequence[ModelResult],
