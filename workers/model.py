@@ -10,11 +10,14 @@ version::
     initial_state()                           -> the empty user state
     step(state, rec_item, weight)             -> the state with one more item, O(d)
     step_many(states, rec_items, weights)     -> the same for b users at once (b, ...)
+    fold(rec_items (n, d), weights (n,))     -> one history folded from the empty state,
+                                                in one pass (closed form where there is one)
     readout(state)                            -> the unit query (zero when nothing is known)
     readout_many(states)                      -> the same for b users at once
 
-`fold_sequences` folds many users' histories with one `step_many` per position (the
-recompute after a version change), not one `step` per item.
+`fold_sequences` folds many users' histories: from the empty state (the recompute after
+a version change) with one `fold` per user, whatever the history's length; from given
+states with one `step_many` per position.
 
 Pure numpy/torch; `model_of` builds a version from its files (`workers.adapters.io`),
 which reach every node through the catalog actor, never a shared directory.
@@ -42,6 +45,9 @@ Vector = npt.NDArray[np.float32]
 # over from the empty state.
 MAX_WEIGHT = 1e6
 STATE_NORM_CAP = 1e12
+# `unit_rows` divides by the plain norm when every row's lies in this range (no square
+# overflowed or underflowed); otherwise it scales each row by its largest entry first.
+NORM_FAST_MIN, NORM_FAST_MAX = 1e-15, 1e15
 
 
 def unit_rows(matrix: Vector) -> Vector:
@@ -51,6 +57,11 @@ def unit_rows(matrix: Vector) -> Vector:
     in place (the whole catalog goes through here)."""
     x = np.array(matrix, dtype=np.float32, copy=True)
     if x.size == 0:
+        return x
+    # Fast path, one pass: every row's norm well inside float32 (what the catalog holds).
+    norms = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]
+    if np.all((norms > NORM_FAST_MIN) & (norms < NORM_FAST_MAX)):
+        x /= norms
         return x
     peak = np.maximum(x.max(axis=-1, keepdims=True), -x.min(axis=-1, keepdims=True))
     ok = np.isfinite(peak) & (peak > 0)
@@ -122,6 +133,8 @@ class ServingModel(Protocol):
 
     def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
 
+    def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
+
     def readout(self, state: Vector) -> Vector: ...
 
     def readout_many(self, states: Vector) -> Vector: ...
@@ -139,6 +152,8 @@ def fold_sequences(
     if not sequences:
         return []
     given = list(starts) if starts is not None else [None] * len(sequences)
+    if all(s is None for s in given):
+        return _fold_from_empty(model, sequences)
     empty = model.initial_state()
     states = np.stack([empty if s is None else s for s in given]).astype(np.float32)
     for t in range(max(len(s) for s in sequences)):
@@ -147,6 +162,18 @@ def fold_sequences(
         weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float64)
         states[rows] = model.step_many(states[rows], items, weights)
     return [states[k].copy() if s else given[k] for k, s in enumerate(sequences)]
+
+
+def _fold_from_empty(
+    model: ServingModel, sequences: Sequence[Sequence[tuple[Vector, float]]]
+) -> list[Vector | None]:
+    """`fold_sequences` from the empty state: one closed-form `fold` per user (a user's
+    history is small; a padded block of every user's is not, and costs more to build
+    than to fold)."""
+    return [
+        model.fold(np.stack([item for item, _ in s]), np.array([w for _, w in s])) if s else None
+        for s in sequences
+    ]
 
 
 class FrozenModel:
@@ -175,6 +202,17 @@ class FrozenModel:
         start = finite_rows(states, self.initial_state()).astype(np.float64)
         added = clip_weights(weights).reshape(-1, 1) * unit_rows(rec_items)
         return capped_rows(self.recency * start + added)
+
+    def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        """Closed form of stepping from zero: ``sum_t recency**age_t * w_t * unit(x_t)``
+        (age: items after t), capped once at the end. Equals stepping while no partial
+        sum exceeds STATE_NORM_CAP: for any history shorter than STATE_NORM_CAP /
+        MAX_WEIGHT items."""
+        w = clip_weights(weights)
+        scale = w * np.power(float(self.recency), np.arange(len(w))[::-1])
+        folded = scale @ unit_rows(rec_items).astype(np.float64)
+        state: Vector = capped_rows(folded[None, :])[0]
+        return state
 
     def readout_many(self, states: Vector) -> Vector:
         return unit_rows(states)
@@ -219,6 +257,24 @@ class AdapterModel:
         ).numpy()
         good = np.all(np.isfinite(new), axis=-1, keepdims=True)
         return np.where(good, new, start).astype(np.float32)
+
+    def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        """A history folded from the empty state in one pass (the adapter's closed form,
+        `RecAdapter.fold_items`); if that is not finite, item by item instead (as
+        `step_many` keeps the last finite state)."""
+        units = unit_rows(rec_items)
+        w = clip_weights(weights).astype(np.float32)
+        folded = self.adapter.fold_items(
+            torch.from_numpy(units[None]),
+            torch.from_numpy(w[None]),
+            torch.ones(1, len(w), dtype=torch.bool),
+        )[0].numpy()
+        if np.all(np.isfinite(folded)):
+            return folded.astype(np.float32)
+        state = self.initial_state()
+        for item, weight in zip(units, w, strict=True):
+            state = self.step(state, item, float(weight))
+        return state
 
     def readout(self, state: Vector) -> Vector:
         one: Vector = self.readout_many(state[None, :])[0]

@@ -151,6 +151,43 @@ class SequenceAggregator(nn.Module):
             return torch.cat([old * num + cur * item, old * den + cur, new_shift], dim=-1)
         return self._gru_step(state, w * item, torch.ones_like(item[:, 0], dtype=torch.bool))
 
+    def fold(self, items: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+        """(b, L, d) adapted items, (b, L) weights >= 0, (b, L) bool mask -> the (b,
+        state_size) states that `step` gives from the empty state over each row's valid
+        items in order (masked positions are never read: they may hold anything).
+
+        ``mean`` and ``attention`` in closed form, one batched pass whatever L (the
+        recompute after a version change): ``mean`` sums; ``attention`` uses that the
+        stepped shift after n items is ``max(-lam * n, max_t(s_t - lam * age_t))``, so
+        every item's factor is ``exp(s_t - lam * age_t - shift)``; equal to stepping up to
+        float rounding (the factors in float64). ``gru`` steps (it has no closed form).
+        """
+        mask = mask.bool()
+        if bool(mask.all()):
+            x, w = items, weights
+        else:
+            x = torch.where(mask.unsqueeze(-1), items, torch.zeros_like(items))
+            w = torch.where(mask, weights, torch.zeros_like(weights))
+        if self.kind == "gru":
+            h = self.initial_state(items.shape[0], items.device)
+            for t in range(items.shape[1]):
+                h = self._gru_step(h, w[:, t : t + 1] * x[:, t], mask[:, t])
+            return h
+        if self.kind == "mean":
+            total = (w.unsqueeze(1) @ x).squeeze(1)
+            return torch.cat([total, w.sum(dim=1, keepdim=True)], dim=-1)
+        assert self.query is not None
+        # The (b, L) scores in float64; the (b, L, d) items read twice, in their dtype.
+        lam = self.decay.double()
+        scores = (x @ self.query).double() + torch.log(w.double())  # -inf: w = 0 or masked
+        logits = (scores - lam * recency_ages(mask).double()).masked_fill(~mask, -math.inf)
+        count = mask.sum(dim=1, keepdim=True).double()
+        shift = torch.maximum(-lam * count, logits.max(dim=1, keepdim=True).values)
+        factor = torch.exp(logits - shift)  # 0 at masked positions
+        num = (factor.to(x.dtype).unsqueeze(1) @ x).squeeze(1)
+        den = factor.sum(dim=1, keepdim=True).to(x.dtype)
+        return torch.cat([num, den, shift.to(x.dtype)], dim=-1)
+
     def readout(self, state: Tensor) -> Tensor:
         """(b, state_size) -> (b, d) unit user vectors (zero for the empty state)."""
         return F.normalize(state[:, : self.dim], dim=-1)

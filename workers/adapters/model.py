@@ -235,6 +235,20 @@ class RecAdapter(nn.Module):
             new: Tensor = self.aggregator.step(state, rec_items.to(self.moe.weight.dtype), weights)
         return new
 
+    def fold_items(self, rec_items: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+        """(b, L, out_dim) rec vectors of each user's history (oldest first), (b, L) event
+        weights, (b, L) bool mask -> (b, state_size): what `step_items` from the empty
+        state gives over each row's valid items, in one pass (see
+        `SequenceAggregator.fold`). Pure, no grad."""
+        if rec_items.ndim != 3 or rec_items.shape[2] != self.config.out_features:
+            raise ValueError(
+                f"rec_items must be (b, L, {self.config.out_features}), got {rec_items.shape}"
+            )
+        with self._serving():
+            dtype = self.moe.weight.dtype
+            out: Tensor = self.aggregator.fold(rec_items.to(dtype), weights.to(dtype), mask)
+        return out
+
     def readout(self, state: Tensor) -> Tensor:
         """(b, state_size) -> (b, out_dim) unit user vectors."""
         out: Tensor = self.aggregator.readout(state)

@@ -139,3 +139,38 @@ def test_per_row_scenarios_match_row_by_row_calls() -> None:
 
 
 # -- loss --------------------------------------------------------------------------------
+
+
+def weighted_steps(
+    agg: SequenceAggregator, items: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """(L, d), (L,) -> (state_size,): one weighted `step` per event from the empty state."""
+    state = agg.initial_state(1)
+    for t in range(items.shape[0]):
+        state = agg.step(state, items[t : t + 1], weights[t : t + 1])
+    return state[0]
+
+
+@pytest.mark.parametrize("kind", ["mean", "attention", "gru"])
+def test_the_one_pass_fold_equals_stepping_through_long_weighted_histories(kind: str) -> None:
+    """`fold` (the recompute after a version change, in closed form for mean and
+    attention) gives the state stepping gives: long histories whose oldest factors
+    underflow, zero weights, padding (NaN) that must never be read, an empty row."""
+    torch.manual_seed(3)
+    agg = SequenceAggregator(DIM, kind, max_history=20, recency=0.8)
+    scramble(agg, 1.0)  # a non-zero query: the scores matter, not only the ages
+    lengths = [200, 37, 1, 0]
+    items = unit(torch.randn(len(lengths), 200, DIM))
+    weights = torch.rand(len(lengths), 200) * 3
+    weights[0, 150] = 0.0  # a zero-weight event still ages the ones before it
+    weights[1, -1] = 0.0
+    padded, mask = left_padded(items, lengths)
+    with torch.no_grad():
+        folded = agg.fold(padded, weights, mask)
+        for row, n in enumerate(lengths):
+            want = weighted_steps(agg, items[row, 200 - n :], weights[row, 200 - n :])
+            torch.testing.assert_close(folded[row], want, atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(
+                agg.readout(folded[row : row + 1]), agg.readout(want[None]), atol=1e-5, rtol=0
+            )
+    assert torch.all(torch.isfinite(folded))
