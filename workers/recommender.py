@@ -205,15 +205,18 @@ class Recommender:
         wanted = {e.item_id for e in events}
         for state in users.values():
             wanted.update(state.pending)
+            if state.version != self.model.version:  # stale unless the catalog moved too:
+                wanted.update(state.history)  # its history comes in the same call
         version, item_vectors = self.catalog.lookup(sorted(wanted))
         self._follow(version)
         stale = [s for s in users.values() if s.version != version and s.history]
         if stale:
-            ids = sorted({i for s in stale for i in s.history} - set(item_vectors))
-            seen, more = self.catalog.lookup(ids)
-            if seen != version:
-                return None
-            item_vectors = {**item_vectors, **more}
+            ids = sorted({i for s in stale for i in s.history} - wanted)
+            if ids:  # the catalog moved during this call: the states at the old one too
+                seen, more = self.catalog.lookup(ids)
+                if seen != version:
+                    return None
+                item_vectors = {**item_vectors, **more}
             self._recompute(stale, item_vectors)
         for state in users.values():
             state.version = version

@@ -285,4 +285,51 @@ def test_every_round_is_logged_and_only_accepted_candidates_are_published(
     assert version_of(store) == status["version"] == len(accepted)
     for r in rounds:  # both scores on the same 10 held-out samples, logged either way
         assert r["gate_samples"] == 10 and r["candidate_score"] is not None
-        assert r["accepted"] == (r["candidate_score"] > r["live_score"])
+        # ... and never below the frozen model's score on them (the gate's floor)
+        floor = r["frozen_score"] if r.get("frozen_score") is not None else -1.0
+        wins = r["candidate_score"] > r["live_score"]
+        assert r["accepted"] == (wins and r["candidate_score"] >= floor), r
+
+
+class CountingCatalog:
+    """The catalog, counting the lookups a server makes."""
+
+    def __init__(self, store: Catalog) -> None:
+        self.store, self.lookups = store, 0
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+        self.lookups += 1
+        return self.store.lookup(item_ids)
+
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
+        return self.store.search_at(requests)
+
+    def adapter(self, version: int) -> AdapterFiles | None:
+        return self.store.adapter(version)
+
+
+def test_a_server_at_the_new_version_reads_a_stale_user_s_history_in_its_one_lookup(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    counting = CountingCatalog(store)
+    rec = Recommender(RecommendConfig(top_k=5, exact_search=True), counting, NoText(), dim=DIM)
+    u1 = rec.recommend(events("u1", [1, 2, 3]), {})
+    u2 = rec.recommend(events("u2", [4, 5, 6, 7], weights=[1.0, 2.0, 0.5, 1.0]), {})
+    trainer = TrainerService(training(), store, DIM, background=False)
+    trainer.add(rec.recommend(events("x", list(range(10, 35))), {}).samples)
+    assert trainer.train_now() == 1
+    counting.lookups = 0
+    rec.recommend(events("u1", [8], start=3), u1.states)  # finds the catalog moved
+    assert rec.model.version == 1 and counting.lookups == 2  # the history: a 2nd call
+    counting.lookups = 0
+    out = rec.recommend(events("u2", [9], start=4), u2.states)
+    assert counting.lookups == 1  # a state of another version: its history came along
+    state = out.states["u2"]
+    assert state.version == 1 and state.history == ["i4", "i5", "i6", "i7", "i9"]
+    model = model_of(1, store.adapter(1), dim=DIM, recency=0.95)
+    _, stored = store.lookup(state.history)
+    expected = model.initial_state()
+    for item_id, weight in zip(state.history, state.weights, strict=True):
+        expected = model.step(expected, stored[item_id], weight)
+    assert state.vector is not None
+    np.testing.assert_allclose(state.vector, expected, atol=1e-5)
