@@ -107,12 +107,17 @@ def is_usable(vector: Vector | None) -> bool:
     )
 
 
-def decayed_sum(vector: Vector | None, item: Vector, weight: float, recency: float) -> Vector:
-    """``recency * vector + weight * unit(item)``; ``None`` (or a vector that is not
-    finite) is the empty sum. Finite, at most STATE_NORM_CAP long."""
-    added = float(clip_weights(weight)) * unit(item).astype(np.float64)
+def decayed_sum(
+    vector: Vector | None, items: Vector, weights: npt.ArrayLike, recency: float
+) -> Vector:
+    """``recency * vector + weight * unit(item)`` for each item (a (d,) vector or (n, d)
+    rows, oldest first, with a weight each) in one pass; ``None`` (or a vector that is
+    not finite) is the empty sum. Finite, at most STATE_NORM_CAP long."""
+    rows = np.asarray(items, dtype=np.float32).reshape(-1, np.shape(items)[-1])
+    w = clip_weights(weights).reshape(-1) * np.power(float(recency), np.arange(len(rows))[::-1])
+    added = w @ unit_rows(rows).astype(np.float64)
     if vector is not None and np.all(np.isfinite(vector)):
-        added = recency * np.asarray(vector, dtype=np.float64) + added
+        added = recency ** len(rows) * np.asarray(vector, dtype=np.float64) + added
     out: Vector = capped_rows(added[None, :])[0]
     return out
 
@@ -226,6 +231,9 @@ class AdapterModel:
 
     def __init__(self, adapter: RecAdapter) -> None:
         self.adapter = adapter.eval()
+        self.out_dim = adapter.config.out_features
+        self.empty: Vector = adapter.initial_state(1)[0].numpy().astype(np.float32)
+        self.serving_step = adapter.aggregator.serving_step()  # None: torch steps (gru)
 
     @property
     def version(self) -> int:
@@ -239,7 +247,7 @@ class AdapterModel:
         return out.numpy().astype(np.float32)
 
     def initial_state(self) -> Vector:
-        return self.adapter.initial_state(1)[0].numpy().astype(np.float32)
+        return self.empty.copy()
 
     def step(self, state: Vector, rec_item: Vector, weight: float) -> Vector:
         one = np.array([weight], dtype=np.float64)
@@ -249,12 +257,16 @@ class AdapterModel:
     def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
         # Rec vectors are unit already (`item_vectors`); normalising again bounds what
         # any caller folds. A row the aggregator still makes non-finite keeps its state.
-        start = finite_rows(states, self.initial_state())
-        new = self.adapter.step_items(
-            torch.from_numpy(np.ascontiguousarray(start)),
-            torch.from_numpy(unit_rows(rec_items)),
-            torch.from_numpy(clip_weights(weights).astype(np.float32)),
-        ).numpy()
+        start = finite_rows(states, self.empty)
+        items, w = unit_rows(rec_items), clip_weights(weights).astype(np.float32)
+        if self.serving_step is not None:
+            new = self.serving_step(start, items, w)
+        else:
+            new = self.adapter.step_items(
+                torch.from_numpy(np.ascontiguousarray(start)),
+                torch.from_numpy(items),
+                torch.from_numpy(w),
+            ).numpy()
         good = np.all(np.isfinite(new), axis=-1, keepdims=True)
         return np.where(good, new, start).astype(np.float32)
 
@@ -281,10 +293,10 @@ class AdapterModel:
         return one
 
     def readout_many(self, states: Vector) -> Vector:
-        with torch.no_grad():
-            out = self.adapter.readout(torch.from_numpy(np.ascontiguousarray(states)))
-        # torch's normalize leaves a row shorter than its eps (1e-12) short: re-normalise.
-        return unit_rows(out.numpy())
+        # Every aggregator reads a user out as the unit direction of the state's first
+        # out_dim floats (`SequenceAggregator.readout`); `unit_rows` also makes rows
+        # shorter than torch's eps (1e-12) unit.
+        return unit_rows(np.asarray(states, dtype=np.float32)[:, : self.out_dim])
 
 
 def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: float) -> ServingModel:

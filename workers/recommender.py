@@ -251,10 +251,7 @@ class Recommender:
             for n, query in zip(wave, wave_queries, strict=True):
                 queries[n] = query
                 excluded[n] = tuple(users[events[n].user_id].history)
-            for n in applying:
-                item = item_vectors.get(events[n].item_id)
-                if item is not None:
-                    self._update_trend(events[n].scenario, item)
+            self._update_trends(events, applying, item_vectors)
 
         requests = [
             SearchRequest(
@@ -357,9 +354,21 @@ class Recommender:
                 out[k] = unit(trend) if trend is not None and is_usable(trend) else None
         return out
 
-    def _update_trend(self, scenario: str, item: Vector) -> None:
-        previous = self.trend.pop(scenario, None)  # re-inserted last: the most recent
-        self.trend[scenario] = decayed_sum(previous, item, 1.0, self.config.trend_recency)
+    def _update_trends(
+        self, events: Sequence[EventIn], applied: Sequence[int], item_vectors: Mapping[str, Vector]
+    ) -> None:
+        """Fold a wave's catalog items into their scenarios' trends, in order (one
+        `decayed_sum` per scenario of the wave)."""
+        by_scenario: dict[str, list[Vector]] = {}
+        for n in applied:
+            item = item_vectors.get(events[n].item_id)
+            if item is not None:
+                by_scenario.setdefault(events[n].scenario, []).append(item)
+        for scenario, items in by_scenario.items():
+            previous = self.trend.pop(scenario, None)  # re-inserted last: the most recent
+            ones = np.ones(len(items))
+            recency = self.config.trend_recency
+            self.trend[scenario] = decayed_sum(previous, np.stack(items), ones, recency)
         while len(self.trend) > self.config.trend_scenarios:
             del self.trend[next(iter(self.trend))]
 

@@ -22,7 +22,7 @@ def vec(*values: float) -> np.ndarray:
 
 
 def test_fold_from_empty_state_is_weighted_unit_item() -> None:
-    out = fold(None, vec(3.0, 4.0), weight=2.0, recency=0.5)
+    out = fold(None, vec(3.0, 4.0), weights=2.0, recency=0.5)
     np.testing.assert_allclose(out, [1.2, 1.6], rtol=1e-6)
     assert out.dtype == np.float32
 
@@ -30,7 +30,7 @@ def test_fold_from_empty_state_is_weighted_unit_item() -> None:
 def test_fold_decays_previous_vector_exactly() -> None:
     v = vec(1.0, 2.0, -1.0)
     x = vec(0.0, 0.0, 5.0)
-    out = fold(v, x, weight=0.5, recency=0.9)
+    out = fold(v, x, weights=0.5, recency=0.9)
     np.testing.assert_allclose(out, 0.9 * v + 0.5 * vec(0.0, 0.0, 1.0), rtol=1e-6)
     assert out.dtype == np.float32
 
@@ -189,3 +189,18 @@ def test_folding_many_users_at_once_equals_folding_each_item_by_item(kind: str) 
             want = model.step(want, item, weight)  # type: ignore[attr-defined]
         assert got is not None
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_decayed_sum_of_many_items_equals_adding_them_one_at_a_time() -> None:
+    """The trend's update per wave (several items at once) is the fold item by item."""
+    rng = np.random.default_rng(5)
+    items = rng.standard_normal((6, 8)).astype(np.float32)
+    weights = rng.uniform(0.0, 3.0, 6)
+    start = rng.standard_normal(8).astype(np.float32)
+    for first in (None, start):
+        want = first
+        for item, weight in zip(items, weights, strict=True):
+            want = fold(want, item, float(weight), 0.9)
+        got = fold(first, items, weights, 0.9)
+        assert want is not None
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -33,7 +33,10 @@ stored history (the architecture does exactly that).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -192,5 +195,46 @@ class SequenceAggregator(nn.Module):
         """(b, state_size) -> (b, d) unit user vectors (zero for the empty state)."""
         return F.normalize(state[:, : self.dim], dim=-1)
 
+    def serving_step(self) -> ServingStep | None:
+        """`step` of the current parameters in numpy (None for ``gru``), for serving."""
+        if self.kind == "gru":
+            return None
+        query = None if self.query is None else self.query.detach().cpu().numpy()
+        decay = 0.0 if self.decay_raw is None else float(self.decay.detach())
+        return ServingStep(self.kind, self.dim, query, decay)
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, kind={self.kind!r}, max_history={self.max_history}"
+
+
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ServingStep:
+    """`SequenceAggregator.step` of ``mean`` and ``attention`` as float32 numpy, with
+    the parameters frozen: a server folds one small wave of events per call, where
+    torch's per-call overhead was most of the cost (BENCHMARKS.md, session 11). Same
+    arithmetic in the same order as the torch step."""
+
+    kind: str
+    dim: int
+    query: Floats | None  # attention's learned query
+    decay: float  # attention's per-event log-decay lam
+
+    def __call__(self, state: Floats, item: Floats, weight: Floats) -> Floats:
+        """(b, state_size), (b, d), (b,) weights >= 0 -> the new states."""
+        d = self.dim
+        w = np.asarray(weight, dtype=np.float32).reshape(-1, 1)
+        if self.kind == "mean":
+            return np.concatenate([state[:, :d] + w * item, state[:, d:] + w], axis=-1)
+        assert self.query is not None
+        num, den, shift = state[:, :d], state[:, d : d + 1], state[:, d + 1 :]
+        with np.errstate(divide="ignore"):  # a weight of 0: log 0 = -inf, the item adds 0
+            score = (item @ self.query)[:, None] + np.log(w)
+        decay = np.float32(self.decay)
+        new_shift = np.maximum(shift - decay, score)
+        old = np.exp(shift - decay - new_shift)
+        cur = np.exp(score - new_shift)
+        out: Floats = np.concatenate([old * num + cur * item, old * den + cur, new_shift], axis=-1)
+        return out

@@ -174,3 +174,26 @@ def test_the_one_pass_fold_equals_stepping_through_long_weighted_histories(kind:
                 agg.readout(folded[row : row + 1]), agg.readout(want[None]), atol=1e-5, rtol=0
             )
     assert torch.all(torch.isfinite(folded))
+
+
+@pytest.mark.parametrize("kind", ["mean", "attention"])
+def test_the_numpy_serving_step_equals_the_torch_step(kind: str) -> None:
+    """What a server folds each wave with (`serving_step`) is `step` in numpy: the same
+    states over a run of events, zero weights and large ones included."""
+    torch.manual_seed(4)
+    agg = SequenceAggregator(DIM, kind, max_history=20, recency=0.8)
+    scramble(agg, 1.0)
+    serving = agg.serving_step()
+    assert serving is not None
+    items = unit(torch.randn(30, 3, DIM))
+    weights = torch.rand(30, 3) * 5
+    weights[4, 1] = 0.0
+    weights[9, 2] = 1e6
+    with torch.no_grad():
+        state = agg.initial_state(3)
+        mine = state.numpy().copy()
+        for t in range(30):
+            state = agg.step(state, items[t], weights[t])
+            mine = serving(mine, items[t].numpy(), weights[t].numpy())
+            torch.testing.assert_close(torch.from_numpy(mine), state, atol=1e-5, rtol=1e-5)
+    assert SequenceAggregator(DIM, "gru", max_history=20, recency=0.8).serving_step() is None
