@@ -37,13 +37,15 @@ lint: setup
 
 # Every figure of BENCHMARKS.md in one run (~30 min on 2 cores): the pipeline (training on
 # and off), 1-3 workers on as many Ray nodes, the catalog actors at 1.7k-100k items with a
-# hot swap, the users table at 10k and 100k users, the cluster-wide actors' capacity.
+# hot swap, the users table at 10k and 100k users, the cluster-wide actors' capacity, one
+# online-training round.
 bench: setup
 	$(BIN)/streamrec bench --dataset ../shared/data/ml-100k --events 20000 --output results/bench.json
 	$(BIN)/python -m tooling.scaling_bench --dataset ../shared/data/ml-100k
 	$(BIN)/python -m tooling.scale_bench --dataset ../shared/data/ml-100k
 	$(BIN)/python -m tooling.recovery_bench --users 10000,100000 --stores rocksdb://
 	$(BIN)/python -m tooling.capacity_bench
+	$(BIN)/python -m tooling.round_bench
 
 clean:
 	rm -rf $(VENV) .streamrec results
