@@ -220,23 +220,35 @@ def test_train_now_publishes_what_was_received(
     assert trainer.status()["rounds"] == 1
 
 
-class MovingCatalog:
+class CountingCatalog:
+    """The catalog, counting the lookups a server makes."""
+
+    def __init__(self, store: Catalog) -> None:
+        self.store, self.lookups = store, 0
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+        self.lookups += 1
+        return self.store.lookup(item_ids)
+
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
+        return self.store.search_at(requests)
+
+    def adapter(self, version: int) -> AdapterFiles | None:
+        return self.store.adapter(version)
+
+
+class MovingCatalog(CountingCatalog):
     """A catalog that moves to version 1 between a batch's lookup and its search."""
 
     def __init__(self, store: Catalog, trainer: TrainerService) -> None:
-        self.store, self.trainer, self.moved = store, trainer, False
-
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
-        return self.store.lookup(item_ids)
+        super().__init__(store)
+        self.trainer, self.moved = trainer, False
 
     def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
         if not self.moved:
             self.moved = True
             self.trainer.train_now()
         return self.store.search_at(requests)
-
-    def adapter(self, version: int) -> AdapterFiles | None:
-        return self.store.adapter(version)
 
 
 def test_a_batch_that_sees_two_versions_is_recomputed_at_the_new_one(
@@ -289,23 +301,6 @@ def test_every_round_is_logged_and_only_accepted_candidates_are_published(
         floor = r["frozen_score"] if r.get("frozen_score") is not None else -1.0
         wins = r["candidate_score"] > r["live_score"]
         assert r["accepted"] == (wins and r["candidate_score"] >= floor), r
-
-
-class CountingCatalog:
-    """The catalog, counting the lookups a server makes."""
-
-    def __init__(self, store: Catalog) -> None:
-        self.store, self.lookups = store, 0
-
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
-        self.lookups += 1
-        return self.store.lookup(item_ids)
-
-    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
-        return self.store.search_at(requests)
-
-    def adapter(self, version: int) -> AdapterFiles | None:
-        return self.store.adapter(version)
 
 
 def test_a_server_at_the_new_version_reads_a_stale_user_s_history_in_its_one_lookup(
