@@ -213,11 +213,7 @@ class FrozenModel:
         (age: items after t), capped once at the end. Equals stepping while no partial
         sum exceeds STATE_NORM_CAP: for any history shorter than STATE_NORM_CAP /
         MAX_WEIGHT items."""
-        w = clip_weights(weights)
-        scale = w * np.power(float(self.recency), np.arange(len(w))[::-1])
-        folded = scale @ unit_rows(rec_items).astype(np.float64)
-        state: Vector = capped_rows(folded[None, :])[0]
-        return state
+        return decayed_sum(None, rec_items, weights, self.recency)
 
     def readout_many(self, states: Vector) -> Vector:
         return unit_rows(states)
