@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load as load_weights
+from safetensors.torch import save as save_weights
 
 from tests.unit.adapters.helpers import DIM, cfg, scramble, user_vectors
 from workers import adapters
@@ -140,18 +142,95 @@ def test_load_rejects_foreign_checkpoints(tmp_path: Path) -> None:
 
 def test_a_version_travels_as_files_in_memory(tmp_path: Path) -> None:
     """What crosses Ray nodes: the same two files, no directory needed."""
-    model = RecAdapter(cfg(aggregator="gru"))
+    model = RecAdapter(cfg(aggregator="gru", max_items=64))
+    model.item_indices(["a", "b", "c"])  # rows 1-3
     scramble(model)
     model.scenario_index("books")
     files = adapters.io.adapter_files(model, 4)
     assert set(files) == {CONFIG_NAME, WEIGHTS_NAME}
     back = adapters.io.adapter_from_files(files)
-    assert back.version == 4 and back.scenarios == {"books": 1}
+    assert back.version == 4 and back.scenarios == {"books": 1} and back.items == model.items
     for (name, a), (_, b) in zip(
         model.state_dict().items(), back.state_dict().items(), strict=True
     ):
-        assert torch.equal(a, b), name
+        if name == "item_residual.table.weight":  # rows no item maps to load as zero
+            assert torch.equal(a[:4], b[:4]) and not b[4:].any() and b.shape == a.shape
+        else:
+            assert torch.equal(a, b), name
     adapters.io.save_files(files, tmp_path, 4)
     assert adapters.io.read_files(tmp_path, 4) == files
     with pytest.raises(ValueError, match="missing"):
         adapters.io.adapter_from_files({CONFIG_NAME: files[CONFIG_NAME]})
+
+
+def _stored_rows(files: adapters.io.AdapterFiles) -> int:
+    table = load_weights(files[WEIGHTS_NAME])["item_residual.table.weight"]
+    return int(table.shape[0])
+
+
+def test_the_files_grow_with_registered_items_not_with_max_items() -> None:
+    model = RecAdapter(cfg(max_items=4096, id_shrinkage=2.0))
+    small = adapters.io.adapter_files(model, 1)
+    assert _stored_rows(small) == 1  # only the unknown item's row
+    model.item_indices([f"i{n}" for n in range(10)])
+    model.observe_targets(["i0", "i3", "i3"])
+    files = adapters.io.adapter_files(model, 2)
+    assert _stored_rows(files) == 11
+    assert load_weights(files[WEIGHTS_NAME])["item_residual.counts"].shape == (11,)
+    full = RecAdapter(cfg(max_items=4096, id_shrinkage=2.0))
+    assert len(files[WEIGHTS_NAME]) * 20 < len(_legacy_files(full, 1)[WEIGHTS_NAME])
+
+
+def _legacy_files(model: RecAdapter, version: int) -> adapters.io.AdapterFiles:
+    """Format 1, as earlier versions wrote it: the whole table."""
+    meta = {
+        "format": adapters.io.LEGACY_FORMAT,
+        "version": version,
+        "config": model.config.to_dict(),
+        "scenarios": dict(model.scenarios),
+        "items": dict(model.items),
+    }
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return {CONFIG_NAME: json.dumps(meta).encode(), WEIGHTS_NAME: save_weights(weights)}
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("serving", [False, True])
+def test_training_and_serving_copies_score_every_item_as_the_trainer(
+    legacy: bool, serving: bool
+) -> None:
+    model = RecAdapter(cfg(max_items=512, id_shrinkage=1.0))
+    seen = [f"i{n}" for n in range(20)]
+    model.item_indices(seen)
+    model.observe_targets(seen[:12] * 2)
+    with torch.no_grad():  # trained rows; rows past the registered ones stay zero
+        table = model.item_residual.table.weight  # type: ignore[union-attr]
+        table[1:21] = 0.5 * torch.randn(20, table.shape[1])
+    files = _legacy_files(model, 3) if legacy else adapters.io.adapter_files(model, 3)
+    back = adapters.io.adapter_from_files(files, serving=serving)
+    residual = back.item_residual
+    assert residual is not None and back.items == model.items and back.version == 3
+    assert residual.capacity == (512 if legacy or not serving else 21)
+    ids = [*seen, "new-1", "new-2"]  # never registered: their text projection only
+    base = torch.randn(len(ids), DIM)
+    model.eval()
+    assert torch.equal(
+        back.item_vectors(ids, base, [None] * len(ids)),
+        model.item_vectors(ids, base, [None] * len(ids)),
+    )
+    if not serving:  # a resumed trainer registers new items in the next free rows
+        assert back.item_index("new-1") == 21 and back.config.max_items == 512
+        assert residual is not None and not residual.table.weight[21:].any()
+
+
+def test_a_table_that_does_not_match_its_item_map_is_refused() -> None:
+    model = RecAdapter(cfg(max_items=64))
+    model.item_indices(["a", "b"])
+    files = adapters.io.adapter_files(model, 1)
+    meta = json.loads(files[CONFIG_NAME])
+    meta["items"] = {"a": 1}  # one item fewer than the stored rows say
+    with pytest.raises(ValueError, match="rows"):
+        adapters.io.adapter_from_files({**files, CONFIG_NAME: json.dumps(meta).encode()})
+    meta["items"] = {f"i{n}": n + 1 for n in range(64)}  # more than max_items holds
+    with pytest.raises(ValueError, match="max_items"):
+        adapters.io.adapter_from_files({**files, CONFIG_NAME: json.dumps(meta).encode()})
