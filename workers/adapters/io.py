@@ -17,7 +17,7 @@ A version also travels between Ray nodes as its two files in memory (`AdapterFil
 Format 2 stores the ID residual table (and its target counts) only up to the last
 registered row: rows past it are zero and no item maps to them, so the files grow with
 the items the trainer has seen, not with ``max_items`` (1.7k of 16,384 rows on ML-100K:
-~3 MB instead of ~25 MB a version). A loader pads them back to ``max_items`` for a model
+3.8 MB instead of 26.4 MB a version). A loader pads them back to ``max_items`` for a model
 that goes on training, or keeps only the stored rows for a serving copy
 (``serving=True``), which never registers an item. Format 1 (the whole table) still loads.
 """
