@@ -42,6 +42,7 @@ from contextlib import aclosing
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import ack_lock
@@ -165,21 +166,38 @@ class SeekFencedConsumer(driver.Consumer):
         offset on comes again, whether this batch was fetched before the seek or after:
         what was queued is cleared when the flow resumes), with the read offsets that puts
         back and no gap filed against the old position."""
-        for tp, offset in self._sought.items():
-            if offset is not None:
-                await self.seek(tp, offset)
-                if tp in self._gap:
-                    self._gap[tp].chop(offset, sys.maxsize)
-        fresh = [tp for tp, offset in self._sought.items() if offset is None]
+        # Only partitions this worker still holds: a rebalance since the last seek may
+        # have given some to another worker, which reads them from the committed offset
+        # itself (and aiokafka refuses a seek on a partition it no longer holds).
+        assigned = self.assignment()
+        held = {tp: offset for tp, offset in self._sought.items() if tp in assigned}
+        for tp, offset in held.items():
+            sought = offset is not None and await self._held_seek(tp, offset)
+            if sought and offset is not None and tp in self._gap:
+                self._gap[tp].chop(offset, sys.maxsize)
+        fresh = [tp for tp, offset in held.items() if offset is None]
         await self._to_start(fresh)
         for tp in fresh:
             self._read_offset[tp] = None
             self._gap.pop(tp, None)
         return set(self._sought)
 
+    async def _held_seek(self, tp: Any, offset: int) -> bool:
+        """Seek ``tp``; False when a rebalance took it from this worker meanwhile (the
+        consumer's thread moves the assignment while this loop runs)."""
+        try:
+            await self.seek(tp, offset)
+        except IllegalStateError as exc:
+            log.info("not seeking %s to %d: no longer assigned here (%s)", tp, offset, exc)
+            return False
+        return True
+
     async def _to_start(self, tps: list[Any]) -> None:
-        if tps:
-            await self._thread.seek_to_beginning(*tps)
+        for tp in tps:  # one at a time: aiokafka refuses the whole call if one is not held
+            try:
+                await self._thread.seek_to_beginning(tp)
+            except IllegalStateError as exc:  # as in _held_seek: a rebalance took it
+                log.info("not seeking %s to the start: no longer assigned here (%s)", tp, exc)
 
     def ack(self, message: Any) -> bool:
         """An ack counts toward commits only for a record fetched in the current

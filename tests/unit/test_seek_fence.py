@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
@@ -63,6 +64,8 @@ class Log:
     def __init__(self) -> None:
         self.batch: list[tuple[TP, int]] = []
         self.sought: list[tuple[TP, int | str]] = []
+        self.assigned: set[TP] = {A, B, TP("users-changelog", 0)}
+        self.revoked_meanwhile: set[TP] = set()  # held when checked, gone by the seek
 
 
 @pytest.fixture
@@ -79,11 +82,21 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Log:
         out.sought.append((A, 100))  # aiokafka moves only A: B was never committed
         return {A: 100, B: None, TP("users-changelog", 0): 7}
 
+    def held(tps: tuple[TP, ...]) -> None:  # aiokafka's check, on the whole call
+        gone = set(tps) - (out.assigned - out.revoked_meanwhile)
+        if gone:
+            raise IllegalStateError(f"Partitions {gone} are not assigned")
+
     async def seek(self: Any, tp: TP, offset: int) -> None:
+        held((tp,))
         out.sought.append((tp, offset))
 
     async def seek_to_beginning(*tps: TP) -> None:
+        held(tps)
         out.sought += [(tp, "start") for tp in tps]
+
+    def assignment(self: Any) -> set[TP]:
+        return out.assigned
 
     monkeypatch.setattr(
         driver.Consumer,
@@ -94,6 +107,7 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Log:
     monkeypatch.setattr(driver.Consumer, "getmany", getmany)
     monkeypatch.setattr(driver.Consumer, "seek_to_committed", seek_to_committed)
     monkeypatch.setattr(driver.Consumer, "_seek", seek)
+    monkeypatch.setattr(driver.Consumer, "assignment", assignment)
     return out
 
 
@@ -119,6 +133,27 @@ def test_after_a_seek_the_stream_partitions_are_sought_again_and_their_records_w
     assert c._read_offset[A] == 100, "the record handed out across the seek kept its offset"
     assert c._read_offset[B] is None
     assert not c._gap[A], "a jump from the stale batch was filed as a gap"
+
+
+@pytest.mark.parametrize("gone", [A, B])
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_partition_a_rebalance_took_is_not_sought_again(log: Log, gone: TP, when: str) -> None:
+    """A rebalance between the seek and the seek again (``before``), or while seeking
+    again (``during``: the consumer's thread moved the assignment after the check),
+    gave ``gone`` to another worker: the worker seeks the partitions it still holds and
+    keeps going (aiokafka refused the seek and the worker crashed, in the fault suite)."""
+    log.batch += [(A, 100), (A, 101), (B, 5), (A, 102)]
+    c = consumer()
+    if when == "before":
+        log.assigned.discard(gone)
+    else:
+        log.revoked_meanwhile.add(gone)
+    got = drain(c, seek_after=(A, 100))
+    assert got == [(A, 100)]  # the rest comes again (from the new owner, for ``gone``)
+    # (A, 100) first: aiokafka's own seek to the committed offsets (faked: it always
+    # moves A); then the fence moves what this worker still holds, twice
+    held = (B, "start") if gone == A else (A, 100)
+    assert log.sought == [(A, 100), held, held] if gone == A else [(A, 100), held]
 
 
 def test_a_seek_during_the_last_record_still_seeks_again(log: Log) -> None:
