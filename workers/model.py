@@ -301,7 +301,7 @@ def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: flo
         return FrozenModel(dim, recency)
     if files is None:
         raise ValueError(f"version {version} needs its adapter files")
-    adapter = adapter_from_files(files, serving=True)
+    adapter = adapter_from_files(files)
     if adapter.version != version:
         raise ValueError(f"the files of version {version} hold version {adapter.version}")
     return AdapterModel(adapter)

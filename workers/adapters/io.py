@@ -17,9 +17,8 @@ A version also travels between Ray nodes as its two files in memory (`AdapterFil
 Format 2 stores the ID residual table (and its target counts) only up to the last
 registered row: rows past it are zero and no item maps to them, so the files grow with
 the items the trainer has seen, not with ``max_items`` (1.7k of 16,384 rows on ML-100K:
-3.8 MB instead of 26.4 MB a version). A loader pads them back to ``max_items`` for a model
-that goes on training, or keeps only the stored rows for a serving copy
-(``serving=True``), which never registers an item. Format 1 (the whole table) still loads.
+3.8 MB instead of 26.4 MB a version). A loaded table holds the stored rows and grows as
+a resumed trainer registers more (`ItemResidual`). Format 1 (the whole table) still loads.
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-import torch
 from safetensors.torch import load as load_weights
 from safetensors.torch import save as dump_weights
 
@@ -112,13 +109,9 @@ def adapter_files(model: RecAdapter, version: int) -> AdapterFiles:
     }
 
 
-def adapter_from_files(files: AdapterFiles, *, serving: bool = False) -> RecAdapter:
-    """The adapter of one version's files (as `adapter_files` makes them), in eval mode.
-
-    ``serving``: a copy that never registers items holds only the stored rows of the ID
-    table (its ``config.max_items`` says so); otherwise the table has ``max_items`` rows
-    and training can go on registering items.
-    """
+def adapter_from_files(files: AdapterFiles) -> RecAdapter:
+    """The adapter of one version's files (as `adapter_files` makes them), in eval mode;
+    its ID table holds the stored rows (and grows if it goes on training)."""
     missing = {CONFIG_NAME, WEIGHTS_NAME} - set(files)
     if missing:
         raise ValueError(f"adapter files missing: {sorted(missing)}")
@@ -128,30 +121,19 @@ def adapter_from_files(files: AdapterFiles, *, serving: bool = False) -> RecAdap
     config = AdapterConfig.from_dict(meta["config"])
     items = meta.get("items", {})  # absent in checkpoints without an ID table
     weights = load_weights(files[WEIGHTS_NAME])
-    if meta["format"] == FORMAT and config.max_items >= 2:
-        used = len(items) + 1
-        if used > config.max_items:
+    if meta["format"] == FORMAT:
+        if len(items) >= max(config.max_items, 1):
             raise ValueError(f"{len(items)} items do not fit max_items {config.max_items}")
-        rows = max(used, 2) if serving else config.max_items
-        config = replace(config, max_items=rows)
         for key in ID_ROWS_KEYS:
-            if key in weights:
-                weights[key] = _rows(weights[key], used, rows, key)
+            stored = weights.get(key)
+            if stored is not None and (stored.ndim < 1 or stored.shape[0] != len(items) + 1):
+                raise ValueError(f"{WEIGHTS_NAME}: {key} does not hold {len(items) + 1} rows")
     model = RecAdapter(config)
     model.load_state_dict(weights, strict=True)
     model.load_scenarios(meta["scenarios"])
     model.load_items(items)
     model.version = int(meta["version"])
     return model.eval()
-
-
-def _rows(stored: torch.Tensor, used: int, rows: int, key: str) -> torch.Tensor:
-    """A stored ID-table entry (its first ``used`` rows) padded with zeros to ``rows``."""
-    if stored.ndim < 1 or stored.shape[0] != used:
-        raise ValueError(f"{WEIGHTS_NAME}: {key} has {tuple(stored.shape)[:1]} rows, not {used}")
-    padded = stored.new_zeros((rows, *stored.shape[1:]))
-    padded[:used] = stored
-    return padded
 
 
 def save_files(files: AdapterFiles, root: str | os.PathLike[str], version: int) -> Path:

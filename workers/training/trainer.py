@@ -199,6 +199,7 @@ class OnlineTrainer:
         losses: list[float] = []
         rows = 0
         self.adapter.train()
+        self._reserve_rows()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed * 1_000_003 + self._round)  # dropout
             for _ in range(self.config.steps_per_round):
@@ -207,6 +208,7 @@ class OnlineTrainer:
                 batch = build_batch(samples, self.vectors, self.config.max_history, negatives)
                 if batch is None:
                     continue
+                self._follow_table()
                 self._optimizer.zero_grad(set_to_none=True)
                 loss = contrastive_loss(self.adapter, batch, self.vectors)
                 if self.config.anchor > 0:
@@ -217,6 +219,34 @@ class OnlineTrainer:
                 rows += len(batch.label)
         self.adapter.eval()
         return losses, rows
+
+    def _reserve_rows(self) -> None:
+        """Grow the ID table now to every row this round can register: a round registers
+        only cached items, so at most the registered and cached items together. A table
+        that grew during a step would lose that step's update of it."""
+        residual = self.adapter.item_residual
+        if residual is not None:
+            residual.reserve(1 + len(residual.ids.keys() | self.vectors.rows.keys()))
+
+    def _follow_table(self) -> None:
+        """Point the optimizer at the ID table's current parameter (a new one each time the
+        table grows), with Adam's moments carried over: new rows start at zero."""
+        residual = self.adapter.item_residual
+        if residual is None:
+            return
+        table = residual.table.weight
+        params = self._optimizer.param_groups[0]["params"]
+        if any(p is table for p in params):
+            return
+        current = {id(p) for p in self.adapter.parameters()}
+        stale = [n for n, p in enumerate(params) if id(p) not in current]
+        if len(stale) != 1:
+            raise RuntimeError(f"the optimizer holds {len(stale)} parameters the adapter lost")
+        old = params[stale[0]]
+        params[stale[0]] = table
+        moments = self._optimizer.state.pop(old, {})
+        if moments:
+            self._optimizer.state[table] = {k: _grown(v, old, table) for k, v in moments.items()}
 
     def _negatives(self, rng: np.random.Generator) -> npt.NDArray[np.int64]:
         """Cache rows of the step's shared negatives: a ``catalog_negatives`` share drawn
@@ -290,6 +320,16 @@ class OnlineTrainer:
             frozen_score=frozen_score,
             gate_samples=gate_samples,
         )
+
+
+def _grown(moment: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """An optimizer state tensor of ``old`` for ``new`` (more rows): per-row moments are
+    padded with zeros; anything else (the step count) is kept."""
+    if moment.shape != old.shape:
+        return moment
+    grown = moment.new_zeros(new.shape)
+    grown[: old.shape[0]] = moment
+    return grown
 
 
 def _mean(gains: npt.NDArray[np.float64]) -> float:

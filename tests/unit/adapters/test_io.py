@@ -153,8 +153,8 @@ def test_a_version_travels_as_files_in_memory(tmp_path: Path) -> None:
     for (name, a), (_, b) in zip(
         model.state_dict().items(), back.state_dict().items(), strict=True
     ):
-        if name == "item_residual.table.weight":  # rows no item maps to load as zero
-            assert torch.equal(a[:4], b[:4]) and not b[4:].any() and b.shape == a.shape
+        if name in adapters.io.ID_ROWS_KEYS:  # the rows items use; no item maps past them
+            assert b.shape[0] == 4 and torch.equal(a[:4], b), name
         else:
             assert torch.equal(a, b), name
     adapters.io.save_files(files, tmp_path, 4)
@@ -170,19 +170,19 @@ def _stored_rows(files: adapters.io.AdapterFiles) -> int:
 
 def test_the_files_grow_with_registered_items_not_with_max_items() -> None:
     model = RecAdapter(cfg(max_items=4096, id_shrinkage=2.0))
-    small = adapters.io.adapter_files(model, 1)
-    assert _stored_rows(small) == 1  # only the unknown item's row
+    assert _stored_rows(adapters.io.adapter_files(model, 1)) == 1  # the unknown item's row
     model.item_indices([f"i{n}" for n in range(10)])
     model.observe_targets(["i0", "i3", "i3"])
     files = adapters.io.adapter_files(model, 2)
     assert _stored_rows(files) == 11
     assert load_weights(files[WEIGHTS_NAME])["item_residual.counts"].shape == (11,)
-    full = RecAdapter(cfg(max_items=4096, id_shrinkage=2.0))
-    assert len(files[WEIGHTS_NAME]) * 20 < len(_legacy_files(full, 1)[WEIGHTS_NAME])
+    legacy = RecAdapter(cfg(max_items=4096, id_shrinkage=2.0))
+    legacy.item_residual.reserve(4096)  # type: ignore[union-attr]
+    assert len(files[WEIGHTS_NAME]) * 20 < len(_legacy_files(legacy, 1)[WEIGHTS_NAME])
 
 
 def _legacy_files(model: RecAdapter, version: int) -> adapters.io.AdapterFiles:
-    """Format 1, as earlier versions wrote it: the whole table."""
+    """Format 1, as earlier versions wrote it: the table as the model holds it."""
     meta = {
         "format": adapters.io.LEGACY_FORMAT,
         "version": version,
@@ -195,11 +195,9 @@ def _legacy_files(model: RecAdapter, version: int) -> adapters.io.AdapterFiles:
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-@pytest.mark.parametrize("serving", [False, True])
-def test_training_and_serving_copies_score_every_item_as_the_trainer(
-    legacy: bool, serving: bool
-) -> None:
+def test_a_loaded_copy_scores_every_item_as_the_trainer_and_can_train_on(legacy: bool) -> None:
     model = RecAdapter(cfg(max_items=512, id_shrinkage=1.0))
+    model.item_residual.reserve(512)  # type: ignore[union-attr]  # format 1 held it all
     seen = [f"i{n}" for n in range(20)]
     model.item_indices(seen)
     model.observe_targets(seen[:12] * 2)
@@ -207,10 +205,10 @@ def test_training_and_serving_copies_score_every_item_as_the_trainer(
         table = model.item_residual.table.weight  # type: ignore[union-attr]
         table[1:21] = 0.5 * torch.randn(20, table.shape[1])
     files = _legacy_files(model, 3) if legacy else adapters.io.adapter_files(model, 3)
-    back = adapters.io.adapter_from_files(files, serving=serving)
+    back = adapters.io.adapter_from_files(files)
     residual = back.item_residual
     assert residual is not None and back.items == model.items and back.version == 3
-    assert residual.capacity == (512 if legacy or not serving else 21)
+    assert residual.rows == (512 if legacy else 21) and residual.capacity == 512
     ids = [*seen, "new-1", "new-2"]  # never registered: their text projection only
     base = torch.randn(len(ids), DIM)
     model.eval()
@@ -218,9 +216,10 @@ def test_training_and_serving_copies_score_every_item_as_the_trainer(
         back.item_vectors(ids, base, [None] * len(ids)),
         model.item_vectors(ids, base, [None] * len(ids)),
     )
-    if not serving:  # a resumed trainer registers new items in the next free rows
-        assert back.item_index("new-1") == 21 and back.config.max_items == 512
-        assert residual is not None and not residual.table.weight[21:].any()
+    # a resumed trainer registers new items in the next rows, which start at zero
+    assert back.item_index("new-1") == 21 and back.item_index("new-2") == 22
+    assert residual.rows >= 23 and not residual.table.weight[21:].any()
+    assert torch.equal(residual.table.weight[:21], model.item_residual.table.weight[:21])  # type: ignore[union-attr]
 
 
 def test_a_table_that_does_not_match_its_item_map_is_refused() -> None:
