@@ -260,6 +260,13 @@ def soak(dataset: Path, minutes: int, rate: float, warmup: int | None, output: P
     help="Online runs with seeds SEED, SEED+1, ...; with 2 or more the report adds mean ± sd.",
 )
 @click.option(
+    "--paced/--firehose",
+    default=True,
+    show_default=True,
+    help="Hold the stream while a due training round runs (rounds every N samples, "
+    "whatever the machine's speed), or produce it all at once.",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -274,6 +281,7 @@ def evaluate(
     transfer_from: Path | None,
     zero_shot: bool,
     seeds: int,
+    paced: bool,
     overrides: tuple[str, ...],
 ) -> None:
     """Leave-one-out, full ranking, prequential and cold-start metrics, through the real
@@ -287,7 +295,9 @@ def evaluate(
         if not sep or not name.startswith("STREAMREC_"):
             raise click.BadParameter(f"expected STREAMREC_NAME=VALUE, got {item!r}")
         env[name] = value
-    opts = EvalOptions(data, out, seed, users, transfer_from, zero_shot, env=env, seeds=seeds)
+    opts = EvalOptions(
+        data, out, seed, users, transfer_from, zero_shot, env=env, seeds=seeds, paced=paced
+    )
     run_eval(opts)
 
 

@@ -77,6 +77,7 @@ class EvalOptions:
     env: dict[str, str] = field(default_factory=dict)  # extra STREAMREC_* for workers
     peers: Path | None = None  # PEERS.md (default: next to the dataset folder)
     seeds: int = 1  # online runs with seeds seed, seed + 1, ...: the report adds mean ± sd
+    paced: bool = True  # hold the stream for each due training round (tooling.replay)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
             env={**env, "STREAMREC_TRAINING__MODE": mode, "STREAMREC_TRAINING__SEED": str(seed)},
             seed_adapter=seed_adapter,
             settle=_settle_seconds(env) if mode == "online" else 0.0,
+            pace_every=_train_every(env) if mode == "online" and opts.paced else None,
         )
 
     seeds = seed_runs(opts.seed, opts.seeds)
@@ -288,6 +290,12 @@ def _settle_seconds(env: Mapping[str, str]) -> float:
     return seconds + 15.0
 
 
+def _train_every(env: Mapping[str, str]) -> int:
+    """The trainer's N (a round is due after this many new samples), as the workers get it."""
+    every = env.get("STREAMREC_TRAINING__TRAIN_EVERY_SAMPLES")
+    return int(every) if every else TrainingConfig().train_every_samples
+
+
 def _final_adapter(results: Path) -> Path:
     folder = results / "adapter"
     versions = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -320,6 +328,7 @@ def _settings_rows(
         ("dataset", str(opts.data)),
         ("users", "all" if opts.users is None else opts.users),
         ("list length asked of the pipeline", opts.fetch_k),
+        ("replay", "paced to the trainer" if opts.paced else "firehose"),
     ]
     rows.extend(sorted(env.items()))
     # The trainer's effective settings: its defaults, as this code has them, unless set.
@@ -331,6 +340,8 @@ def _settings_rows(
         rows.append((f"{r.name}: versions published", r.published))
         rows.append((f"{r.name}: rounds (accepted)", f"{len(r.rounds)} ({_accepted(r)})"))
         rows.append((f"{r.name}: stream seconds", round(r.stream_seconds, 1)))
+        if r.paced:
+            rows.append((f"{r.name}: due rounds not waited for (stalls)", r.stalls))
         rows.append((f"{r.name}: events/s", round(_events(r) / max(r.stream_seconds, 1e-9), 1)))
     return rows
 
@@ -351,11 +362,17 @@ def _notes(runs: Sequence[RunResult]) -> str:
         "Every list is the pipeline's own ranking of the whole catalog (exact search); the "
         "user's items are removed from it in full before scoring (the pipeline itself "
         "excludes the most recent `history_size` items).",
-        "Stream time is the dataset's time order. The replay produces the whole stream at "
-        "once and the worker consumes its partitions at their own pace, so one partition "
-        "can be ahead of another: versions then appear out of order in stream time.",
-        "Latencies are from the event's produce time to its recommendation under that "
-        "firehose backlog, i.e. queueing delay; BENCHMARKS.md has the paced serving latency.",
+        "Stream time is the dataset's time order. The worker consumes its partitions at "
+        "their own pace, so one partition can be ahead of another: versions then appear "
+        "out of order in stream time.",
+        "Paced to the trainer (the default): the stream is held whenever a training round "
+        "is due (every N samples) until that round is logged, so the rounds and the "
+        "versions serving the stream do not depend on the machine's speed. A firehose run "
+        "(`--firehose`) produces the whole stream at once and trains as often as the "
+        "trainer keeps up.",
+        "Latencies are from the event's produce time to its recommendation under the "
+        "replay's backlog, i.e. mostly queueing delay; BENCHMARKS.md has the paced serving "
+        "latency.",
     ]
     for r in runs:
         probe_versions = sorted({s.model_version for s in r.served.values()})

@@ -7,6 +7,16 @@ in time order (online training on, unless zero-shot); the run then waits until t
 trainer has published what it learned; phase 2 streams one probe event per user (their
 validation event), whose recommendation is ranked by the final model.
 
+**Paced to the trainer** (``RunPlan.pace_every``, the eval's default): phase 1 is produced
+in chunks, and once the samples produced reach a round the trainer is due (``N`` =
+``train_every_samples`` since its last logged round), the replay waits until every event
+produced so far is served and that round is logged. So the trainer learns every ``N``
+samples as it does at real-time rates, however fast the machine serves: the rounds a
+stream gets, and the versions serving it, no longer depend on how busy the machine was.
+A sample is an event whose user has an earlier event in the run (the recommender's rule:
+a first event has no history to learn from). The firehose (``pace_every=None``) produces
+the whole stream at once and trains as often as the trainer keeps up.
+
 Ids are prefixed with the run's scenario on the wire (``ml-100k:50``), so two datasets
 can share one deployment (cross-scenario transfer) without their ids colliding.
 """
@@ -49,6 +59,8 @@ class RunResult:
     versions: list[int] = field(default_factory=list)  # versions still on disk (pruned)
     final_adapter: Path | None = None  # copy of the newest version (for transfer)
     rounds: list[dict[str, Any]] = field(default_factory=list)  # the gate's decisions
+    paced: bool = False  # phase 1 held for each due round (else a firehose)
+    stalls: int = 0  # paced: due rounds that did not come within ``RunPlan.stall``
 
     @property
     def published(self) -> int:
@@ -69,6 +81,8 @@ class RunPlan:
     seed_adapter: Path | None = None  # a published version directory to start from
     settle: float = 10.0  # seconds without a new version before phase 2
     timeout: float = 3600.0
+    pace_every: int | None = None  # hold the stream for each due round (N samples); None: firehose
+    stall: float = 120.0  # paced: seconds to wait for a due round before going on without it
 
 
 class Wire:
@@ -110,10 +124,16 @@ def run(plan: RunPlan, console: Console) -> RunResult:
                 topics.items, lambda lag: progress.update(task, completed=len(items) - lag)
             )
             progress.update(task, completed=len(items))
+        stalls = 0
         with TopicReader(stack.kafka, [topics.recommendations]) as reader:
             started = time.time()
-            produce(producer, topics.events, train, "user_id")
-            _collect(reader, train, served, wire, plan, console, "stream (online phase)")
+            if plan.pace_every is None:
+                produce(producer, topics.events, train, "user_id")
+                _collect(reader, train, served, wire, plan, console, "stream (online phase)")
+            else:
+                stalls = _paced(
+                    producer, topics.events, train, _Collector(reader, served, wire), plan, console
+                )
             stream_seconds = time.time() - started
             settle_started = time.time()
             _settle(adapters, plan, console)
@@ -127,7 +147,100 @@ def run(plan: RunPlan, console: Console) -> RunResult:
         final = plan.workdir / "final-adapter" / version_dir(adapters, versions[-1]).name
         shutil.copytree(version_dir(adapters, versions[-1]), final)
     rounds = read_rounds(adapters)
-    return RunResult(plan.name, served, stream_seconds, settle_seconds, versions, final, rounds)
+    return RunResult(
+        plan.name,
+        served,
+        stream_seconds,
+        settle_seconds,
+        versions,
+        final,
+        rounds,
+        paced=plan.pace_every is not None,
+        stalls=stalls,
+    )
+
+
+class _Collector:
+    """Reads recommendations into ``served`` and tracks which expected events lack one."""
+
+    def __init__(self, reader: TopicReader, served: dict[str, Served], wire: Wire) -> None:
+        self.reader, self.served, self.wire = reader, served, wire
+        self.missing: set[str] = set()
+
+    def expect(self, events: Sequence[Record]) -> None:
+        self.missing.update(str(e["event_id"]) for e in events)
+
+    def poll(self, seconds: float) -> None:
+        for rec in self.reader.poll(seconds):
+            event_id = str(rec.value.get("event_id"))
+            if event_id in self.missing:
+                self.served[event_id] = _served(rec, self.wire)
+                self.missing.discard(event_id)
+
+
+def _paced(
+    producer: Any,
+    topic: str,
+    events: Sequence[Record],
+    collector: _Collector,
+    plan: RunPlan,
+    console: Console,
+) -> int:
+    """Phase 1 paced to the trainer (module docstring); returns the due rounds that did not
+    come within ``plan.stall`` seconds (after 3 of them the rest of the stream is not held)."""
+    every = plan.pace_every or 1
+    chunk = max(1, every // 10)
+    adapters = plan.workdir / "adapters"
+    users: set[str] = set()
+    samples = trained = stalls = 0
+    deadline = time.monotonic() + plan.timeout
+    with progress_bar(console) as progress:
+        task = progress.add_task(f"[{plan.name}] stream (paced to the trainer)", total=len(events))
+
+        def served() -> None:  # every event produced so far has its recommendation
+            while collector.missing:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{plan.name}: {len(collector.missing)} events got no recommendation"
+                    )
+                collector.poll(0.2)
+                progress.update(task, completed=len(collector.served))
+
+        for start in range(0, len(events), chunk):
+            part = events[start : start + chunk]
+            collector.expect(part)
+            produce(producer, topic, part, "user_id")
+            for event in part:
+                user = str(event["user_id"])
+                samples += user in users
+                users.add(user)
+            collector.poll(0)
+            progress.update(task, completed=len(collector.served))
+            if samples - trained >= every and stalls < 3:
+                served()
+                trained, came = _round_for(adapters, samples - every, plan.stall)
+                stalls += not came
+                if not came:
+                    console.print(
+                        f"[yellow]{plan.name}: no training round within {plan.stall:.0f} s "
+                        f"after {samples} samples; going on[/]"
+                    )
+        served()
+    return stalls
+
+
+def _round_for(adapters: Path, past: int, stall: float) -> tuple[int, bool]:
+    """Wait up to ``stall`` seconds for a logged round that saw more than ``past`` samples;
+    returns the newest round's ``samples_seen`` (0: none yet) and whether one came."""
+    until = time.monotonic() + stall
+    while True:
+        rounds = read_rounds(adapters, empty=True)  # a round that trained nothing counts
+        seen = int(rounds[-1].get("samples_seen", 0)) if rounds else 0
+        if seen > past:
+            return seen, True
+        if time.monotonic() > until:
+            return seen, False
+        time.sleep(0.05)
 
 
 def _collect(
@@ -139,20 +252,19 @@ def _collect(
     console: Console,
     what: str,
 ) -> None:
-    wanted = {str(e["event_id"]) for e in events}
-    missing = set(wanted)
+    collector = _Collector(reader, served, wire)
+    collector.expect(events)
+    total = len(collector.missing)
     with progress_bar(console) as progress:
-        task = progress.add_task(f"[{plan.name}] {what}", total=len(wanted))
+        task = progress.add_task(f"[{plan.name}] {what}", total=total)
         deadline = time.monotonic() + plan.timeout
-        while missing:
+        while collector.missing:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{plan.name}: {len(missing)} events got no recommendation")
-            for rec in reader.poll(0.5):
-                event_id = str(rec.value.get("event_id"))
-                if event_id in missing:
-                    served[event_id] = _served(rec, wire)
-                    missing.discard(event_id)
-            progress.update(task, completed=len(wanted) - len(missing))
+                raise TimeoutError(
+                    f"{plan.name}: {len(collector.missing)} events got no recommendation"
+                )
+            collector.poll(0.5)
+            progress.update(task, completed=total - len(collector.missing))
 
 
 def _served(rec: Received, wire: Wire) -> Served:

@@ -59,6 +59,7 @@ class TrainerStatus:
     train_seconds: float
     last_error: str | None
     rejected: int = 0  # candidates the gate turned down
+    empty_rounds: int = 0  # due rounds that trained nothing (no usable sample outside the gate's)
     last_live_score: float | None = None  # the gate's NDCG@10 of the live version ...
     last_candidate_score: float | None = None  # ... of the last candidate ...
     last_frozen_score: float | None = None  # ... and of the frozen model (the floor)
@@ -189,15 +190,16 @@ class TrainerService:
             self._fetch(list(dict.fromkeys(indexed)))
         self._fetch(sorted(self.trainer.missing_items()))
         report = self.trainer.train_round(now)
-        if report.steps == 0:  # nothing had vectors yet: no new version to publish
-            return report
         status = self._status
+        number = status.rounds + status.rejected + status.empty_rounds + 1
+        if report.steps == 0:  # nothing usable yet (no vectors, or every sample held out)
+            status.empty_rounds += 1  # logged all the same: its samples were used up
+            self.catalog.log_round({"round": number, "time": time.time(), **asdict(report)})
+            return report
         accepted = report.accepted
         if accepted:  # published before it is logged: the log never names a missing version
             self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
-        self.catalog.log_round(
-            {"round": status.rounds + status.rejected + 1, "time": time.time(), **asdict(report)}
-        )
+        self.catalog.log_round({"round": number, "time": time.time(), **asdict(report)})
         status.last_loss = report.loss
         status.train_seconds += time.perf_counter() - started
         if report.gate_samples:

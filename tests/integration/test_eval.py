@@ -3,6 +3,7 @@ worker, trainer and store; the report, plots and metrics it writes; a transfer r
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -87,6 +88,15 @@ def test_eval_writes_an_honest_report_and_transfers(tmp_path: Path, shared_data:
             floor = r["frozen_score"] if r.get("frozen_score") is not None else -1.0
             wins = scored and r["candidate_score"] > r["live_score"]
             assert r["accepted"] == (wins and r["candidate_score"] >= floor), r
+    # Paced to the trainer (the default): the stream was held for each due round, so no
+    # round saw more than N = 200 new samples and one chunk's (N // 10 events). (From the
+    # second logged round on: the first may follow rounds that trained nothing, every
+    # sample held out for the gate, which the report's rounds leave out.)
+    assert "| replay | paced to the trainer |" in report
+    for run in runs.values():
+        seen = [r["samples_seen"] for r in run["rounds"]]
+        assert len(seen) >= 3, seen
+        assert max(b - a for a, b in itertools.pairwise(seen)) <= 200 + 20, seen
     # The transfer run continued from movies-a's final version (versions only move
     # forward from it), it did not start again from scratch.
     source_runs = json.loads((out / "movies-a" / "metrics.json").read_text())["runs"]

@@ -328,3 +328,25 @@ def test_a_server_at_the_new_version_reads_a_stale_user_s_history_in_its_one_loo
         expected = model.step(expected, stored[item_id], weight)
     assert state.vector is not None
     np.testing.assert_allclose(state.vector, expected, atol=1e-5)
+
+
+def test_a_round_that_trains_nothing_is_logged_apart_from_the_gate_s_decisions(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    """Every new sample held out for the gate: the round trains nothing, publishes
+    nothing, and still shows in the log (the eval's replay waits for every due round),
+    though not among the gate's decisions."""
+    from workers.adapters.rounds import read_rounds
+
+    rec = serve(store, adapters)
+    trainer = TrainerService(
+        training(gate=True, gate_samples=100, train_every_samples=5), store, DIM, background=False
+    )
+    served = rec.recommend(events("u0", [k % N_ITEMS for k in range(12)]), {})
+    trainer.add(served.samples)
+    assert trainer.step(now=0.0) is not None
+    everything = read_rounds(adapters.path, empty=True)
+    assert [(r["round"], r["steps"], r["accepted"]) for r in everything] == [(1, 0, False)]
+    assert everything[0]["samples_seen"] == len(served.samples) == 11
+    assert read_rounds(adapters.path) == []
+    assert trainer.status()["empty_rounds"] == 1 and version_of(store) == 0

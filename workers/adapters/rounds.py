@@ -3,7 +3,11 @@
     root/rounds.jsonl   one JSON object per training round, oldest first:
                         {"round", "time", "samples_seen", "accepted", "version",
                          "live_score", "candidate_score", "frozen_score",
-                         "gate_samples", "loss"}
+                         "gate_samples", "loss", "steps", ...}
+
+A round that trained nothing (``steps`` 0: no cached vectors yet, or every new sample
+held out for the gate) is logged too, so the log accounts for every due round; readers
+of the gate's decisions skip it (``read_rounds(..., empty=False)``, the default).
 
 Written by the catalog (the owner of ``root``) for the trainer, read by operators and by
 `streamrec eval` (gate decisions over stream time). Bounded: past ``MAX_ROUNDS`` lines
@@ -41,9 +45,11 @@ def append_round(root: str | os.PathLike[str], entry: Mapping[str, Any]) -> None
             tmp.replace(path)
 
 
-def read_rounds(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every logged round, oldest first (none when the log does not exist)."""
+def read_rounds(root: str | os.PathLike[str], *, empty: bool = False) -> list[dict[str, Any]]:
+    """Every logged round that trained (with ``empty``: those that did not too), oldest
+    first (none when the log does not exist)."""
     path = Path(root) / ROUNDS_NAME
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rounds = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return rounds if empty else [r for r in rounds if r.get("steps") != 0]
