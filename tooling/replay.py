@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,15 @@ class _Collector:
                 self.served[event_id] = _served(rec, self.wire)
                 self.missing.discard(event_id)
 
+    def wait(self, deadline: float, name: str, shown: Callable[[], None]) -> None:
+        """Poll until every expected event has its recommendation (``shown`` after each
+        poll); past ``deadline`` (monotonic), a TimeoutError."""
+        while self.missing:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: {len(self.missing)} events got no recommendation")
+            self.poll(0.2)
+            shown()
+
 
 def _paced(
     producer: Any,
@@ -198,13 +207,9 @@ def _paced(
         task = progress.add_task(f"[{plan.name}] stream (paced to the trainer)", total=len(events))
 
         def served() -> None:  # every event produced so far has its recommendation
-            while collector.missing:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{plan.name}: {len(collector.missing)} events got no recommendation"
-                    )
-                collector.poll(0.2)
-                progress.update(task, completed=len(collector.served))
+            collector.wait(
+                deadline, plan.name, lambda: progress.update(task, completed=len(collector.served))
+            )
 
         for start in range(0, len(events), chunk):
             part = events[start : start + chunk]
@@ -257,14 +262,11 @@ def _collect(
     total = len(collector.missing)
     with progress_bar(console) as progress:
         task = progress.add_task(f"[{plan.name}] {what}", total=total)
-        deadline = time.monotonic() + plan.timeout
-        while collector.missing:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{plan.name}: {len(collector.missing)} events got no recommendation"
-                )
-            collector.poll(0.5)
-            progress.update(task, completed=total - len(collector.missing))
+        collector.wait(
+            time.monotonic() + plan.timeout,
+            plan.name,
+            lambda: progress.update(task, completed=total - len(collector.missing)),
+        )
 
 
 def _served(rec: Received, wire: Wire) -> Served:

@@ -6,7 +6,7 @@ for by a fake that logs a round over everything it has received whenever one is 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ class ServesAll:
         for event_id in self.missing:
             self.served[event_id] = Served((), 0, 0.0)
         self.missing.clear()
+
+    def wait(self, deadline: float, name: str, shown: Callable[[], None]) -> None:
+        self.poll(0.0)
+        shown()
 
 
 def events(n: int, users: int) -> list[Record]:
