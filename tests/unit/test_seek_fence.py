@@ -240,3 +240,58 @@ def test_an_ack_of_a_record_from_before_the_rebalance_does_not_count() -> None:
     assert c._new_offset(A) is None
     assert c.ack(fresh) is True
     assert c._new_offset(A) == 101
+
+
+def livelock_check(state: Any, parent: Any, monkeypatch: pytest.MonkeyPatch) -> SeekFencedConsumer:
+    """A consumer whose aiokafka state for ``A`` is ``state`` and whose Faust livelock check
+    (the parent's ``verify_event_path``) is ``parent``."""
+    assignment = SimpleNamespace(state_value=lambda tp: state)
+    subscriptions = SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+    c = consumer()
+    aio = SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
+    c._thread = SimpleNamespace(_ensure_consumer=lambda: aio)  # type: ignore[assignment]
+    monkeypatch.setattr(driver.Consumer, "verify_event_path", parent)
+    return c
+
+
+def test_the_livelock_check_skips_a_partition_sought_to_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's livelock detector reads each partition's position on the event loop; one
+    sought to the start of its log has none until the fetcher resets it, and aiokafka's
+    assert then crashed the worker (fault suite, session 13)."""
+    from aiokafka.consumer.subscription_state import TopicPartitionState
+
+    async def scenario() -> None:
+        state = TopicPartitionState(None)
+        read: list[int] = []
+
+        def parent(self: Any, now: float, tp: Any) -> None:
+            read.append(state.position)  # what Faust's check does (asserts without one)
+
+        c = livelock_check(state, parent, monkeypatch)
+        state.seek(5)
+        c.verify_event_path(0.0, A)
+        assert read == [5]
+        state.await_reset(1)  # seek_to_beginning: no position until the fetcher resets it
+        c.verify_event_path(0.0, A)  # skipped, no AssertionError
+        assert read == [5]
+
+        def sought_meanwhile(self: Any, now: float, tp: Any) -> None:
+            state.await_reset(1)  # the consumer's thread seeks between the guard and the read
+            read.append(state.position)
+
+        state.seek(7)
+        c = livelock_check(state, sought_meanwhile, monkeypatch)
+        c.verify_event_path(0.0, A)
+        assert read == [5]
+
+        def broken(self: Any, now: float, tp: Any) -> None:
+            raise AssertionError("something else")
+
+        state.seek(9)
+        c = livelock_check(state, broken, monkeypatch)
+        with pytest.raises(AssertionError, match="something else"):
+            c.verify_event_path(0.0, A)  # any other failure still surfaces
+
+    asyncio.run(scenario())
