@@ -52,6 +52,7 @@ from tooling.evaluation import (
     score_model,
     split_sizes,
 )
+from tooling.evaluation.report_sections import PIPELINE_NOTES
 from tooling.evaluation.seeds_section import seed_runs
 from tooling.progress import print_test_summary
 from tooling.replay import RunPlan, RunResult, run
@@ -188,8 +189,12 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
             workdir=work / run_name,
             env={**env, "STREAMREC_TRAINING__MODE": mode, "STREAMREC_TRAINING__SEED": str(seed)},
             seed_adapter=seed_adapter,
-            settle=_settle_seconds(env) if mode == "online" else 0.0,
-            pace_every=_train_every(env) if mode == "online" and opts.paced else None,
+            settle=_trainer_setting(env, "train_every_seconds") + 15.0 if mode == "online" else 0.0,
+            pace_every=(
+                int(_trainer_setting(env, "train_every_samples"))
+                if mode == "online" and opts.paced
+                else None
+            ),
         )
 
     seeds = seed_runs(opts.seed, opts.seeds)
@@ -282,18 +287,11 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
     return report
 
 
-def _settle_seconds(env: Mapping[str, str]) -> float:
-    """How long no new version must appear before the probes: the trainer's T (it trains
-    the stream's tail T seconds after its last round) plus a margin for the round."""
-    every = env.get("STREAMREC_TRAINING__TRAIN_EVERY_SECONDS")
-    seconds = float(every) if every else TrainingConfig().train_every_seconds
-    return seconds + 15.0
-
-
-def _train_every(env: Mapping[str, str]) -> int:
-    """The trainer's N (a round is due after this many new samples), as the workers get it."""
-    every = env.get("STREAMREC_TRAINING__TRAIN_EVERY_SAMPLES")
-    return int(every) if every else TrainingConfig().train_every_samples
+def _trainer_setting(env: Mapping[str, str], name: str) -> float:
+    """A trainer setting as the workers get it: STREAMREC_TRAINING__<NAME> in ``env``, else
+    its default (the settle wait is T plus a margin for the round; the pace is N)."""
+    value = env.get(f"STREAMREC_TRAINING__{name.upper()}")
+    return float(value) if value else float(getattr(TrainingConfig(), name))
 
 
 def _final_adapter(results: Path) -> Path:
@@ -355,25 +353,7 @@ def _events(result: RunResult) -> int:
 
 
 def _notes(runs: Sequence[RunResult]) -> str:
-    lines = [
-        "Validation lists are the ones the stream served after each user's last training "
-        "event (the model of that moment); test lists are served after the validation "
-        "probe, by the model the trainer had published when the stream ended.",
-        "Every list is the pipeline's own ranking of the whole catalog (exact search); the "
-        "user's items are removed from it in full before scoring (the pipeline itself "
-        "excludes the most recent `history_size` items).",
-        "Stream time is the dataset's time order. The worker consumes its partitions at "
-        "their own pace, so one partition can be ahead of another: versions then appear "
-        "out of order in stream time.",
-        "Paced to the trainer (the default): the stream is held whenever a training round "
-        "is due (every N samples) until that round is logged, so the rounds and the "
-        "versions serving the stream do not depend on the machine's speed. A firehose run "
-        "(`--firehose`) produces the whole stream at once and trains as often as the "
-        "trainer keeps up.",
-        "Latencies are from the event's produce time to its recommendation under the "
-        "replay's backlog, i.e. mostly queueing delay; BENCHMARKS.md has the paced serving "
-        "latency.",
-    ]
+    lines = list(PIPELINE_NOTES)
     for r in runs:
         probe_versions = sorted({s.model_version for s in r.served.values()})
         if probe_versions:

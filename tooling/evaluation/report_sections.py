@@ -237,3 +237,26 @@ def plots_section(plots: Sequence[tuple[str, str]]) -> list[str]:
 
 def notes_section(notes: str) -> list[str]:
     return ["## Notes", "", notes.strip() or "No notes were given."]
+
+
+# The report's notes on how `streamrec eval` replays a dataset (tooling.evaluate adds each
+# run's served versions).
+PIPELINE_NOTES = (
+    "Validation lists are the ones the stream served after each user's last training "
+    "event (the model of that moment); test lists are served after the validation "
+    "probe, by the model the trainer had published when the stream ended.",
+    "Every list is the pipeline's own ranking of the whole catalog (exact search); the "
+    "user's items are removed from it in full before scoring (the pipeline itself "
+    "excludes the most recent `history_size` items).",
+    "Stream time is the dataset's time order. The worker consumes its partitions at "
+    "their own pace, so one partition can be ahead of another: versions then appear "
+    "out of order in stream time.",
+    "Paced to the trainer (the default): the stream is held whenever a training round "
+    "is due (every N samples) until that round is logged, so the rounds and the "
+    "versions serving the stream do not depend on the machine's speed. A firehose run "
+    "(`--firehose`) produces the whole stream at once and trains as often as the "
+    "trainer keeps up.",
+    "Latencies are from the event's produce time to its recommendation under the "
+    "replay's backlog, i.e. mostly queueing delay; BENCHMARKS.md has the paced serving "
+    "latency.",
+)
