@@ -177,8 +177,9 @@ class SeekFencedConsumer(driver.Consumer):
         assigned = self.assignment()
         held = {tp: offset for tp, offset in self._sought.items() if tp in assigned}
         for tp, offset in held.items():
-            sought = offset is not None and await self._held_seek(tp, offset)
-            if sought and offset is not None and tp in self._gap:
+            if offset is None:  # to the start of its log: below
+                continue
+            if await self._held_seek(tp, offset) and tp in self._gap:
                 self._gap[tp].chop(offset, sys.maxsize)
         fresh = [tp for tp, offset in held.items() if offset is None]
         await self._to_start(fresh)

@@ -192,14 +192,16 @@ class TrainerService:
         report = self.trainer.train_round(now)
         status = self._status
         number = status.rounds + status.rejected + status.empty_rounds + 1
-        if report.steps == 0:  # nothing usable yet (no vectors, or every sample held out)
+        empty = report.steps == 0  # nothing usable yet (no vectors, or every sample held out)
+        if empty:
             status.empty_rounds += 1  # logged all the same: its samples were used up
-            self.catalog.log_round({"round": number, "time": time.time(), **asdict(report)})
-            return report
-        accepted = report.accepted
-        if accepted:  # published before it is logged: the log never names a missing version
+        elif (
+            report.accepted
+        ):  # published before it is logged (the log never names a missing version)
             self.catalog.publish(report.version, adapter_files(self._cpu_copy(), report.version))
         self.catalog.log_round({"round": number, "time": time.time(), **asdict(report)})
+        if empty:
+            return report
         status.last_loss = report.loss
         status.train_seconds += time.perf_counter() - started
         if report.gate_samples:
