@@ -167,6 +167,7 @@ def event_in(keyed: KeyedEvent) -> EventIn:
         scenario=e.scenario,
         weight=e.weight,
         text=e.text,
+        learn=e.learn,
     )
 
 

@@ -71,6 +71,9 @@ class Event(_Contract):
     scenario: NonEmpty = "default"
     weight: float = 1.0
     text: str | None = None
+    # False: the event moves its user and is served, but is not a training sample
+    # (evaluation probes, traffic the model should not learn from).
+    learn: bool = True
 
 
 #: The ``type`` of an `events` record that forgets its user (`ForgetUser`).

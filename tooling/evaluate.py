@@ -355,10 +355,11 @@ def _events(result: RunResult) -> int:
 def _notes(runs: Sequence[RunResult]) -> str:
     lines = list(PIPELINE_NOTES)
     for r in runs:
-        probe_versions = sorted({s.model_version for s in r.served.values()})
-        if probe_versions:
+        versions = sorted({s.model_version for s in r.served.values()})
+        if versions:
             lines.append(
-                f"{r.name}: model versions served {probe_versions[0]}..{probe_versions[-1]}."
+                f"{r.name}: model versions served {versions[0]}..{versions[-1]}; test lists "
+                f"(the probes) by {', '.join(map(str, r.probe_versions)) or 'none'}."
             )
     return "\n\n".join(lines)
 
@@ -382,6 +383,7 @@ def _metrics_json(models: Sequence[ModelResult], runs: Sequence[RunResult]) -> d
                 "rounds": r.rounds,
                 "stream_seconds": r.stream_seconds,
                 "settle_seconds": r.settle_seconds,
+                "probe_versions": list(r.probe_versions),
             }
             for r in runs
         },

@@ -5,7 +5,8 @@ model, Qdrant, the trainer), fed with a plain Kafka producer, read with a plain 
 consumer, exactly as a user's application would. Phase 1 streams the training events
 in time order (online training on, unless zero-shot); the run then waits until the
 trainer has published what it learned; phase 2 streams one probe event per user (their
-validation event), whose recommendation is ranked by the final model.
+validation event, marked ``learn: false``, so no probe trains the model), whose
+recommendation is ranked by the final model.
 
 **Paced to the trainer** (``RunPlan.pace_every``, the eval's default): phase 1 is produced
 in chunks, and once the samples produced reach a round the trainer is due (``N`` =
@@ -61,6 +62,7 @@ class RunResult:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # the gate's decisions
     paced: bool = False  # phase 1 held for each due round (else a firehose)
     stalls: int = 0  # paced: due rounds that did not come within ``RunPlan.stall``
+    probe_versions: tuple[int, ...] = ()  # the versions that served the probes (test lists)
 
     @property
     def published(self) -> int:
@@ -105,7 +107,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
     wire = Wire(plan.scenario)
     items = [wire.record(i, "item_id") for i in plan.items]
     train = [wire.record(e, "item_id", "user_id") for e in plan.train]
-    probes = [wire.record(e, "item_id", "user_id") for e in plan.probes]
+    probes = probe_records(wire, plan.probes)
     adapters = plan.workdir / "adapters"
     if plan.workdir.exists():
         shutil.rmtree(plan.workdir)
@@ -157,6 +159,7 @@ def run(plan: RunPlan, console: Console) -> RunResult:
         rounds,
         paced=plan.pace_every is not None,
         stalls=stalls,
+        probe_versions=tuple(sorted({served[str(p["event_id"])].model_version for p in probes})),
     )
 
 
@@ -185,6 +188,13 @@ class _Collector:
                 raise TimeoutError(f"{name}: {len(self.missing)} events got no recommendation")
             self.poll(0.2)
             shown()
+
+
+def probe_records(wire: Wire, probes: Sequence[Record]) -> list[Record]:
+    """Phase 2's events on the wire, marked ``learn: false``: no probe trains the model,
+    so every test list comes from the model the stream left (the offline protocol's),
+    however many probes there are (Beauty's 22k would otherwise make ~22 rounds due)."""
+    return [{**wire.record(e, "item_id", "user_id"), "learn": False} for e in probes]
 
 
 def _paced(

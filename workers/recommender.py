@@ -54,6 +54,7 @@ class EventIn:
     scenario: str = "default"
     weight: float = 1.0
     text: str | None = None
+    learn: bool = True  # False: served, folded, never a training sample
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class Recommender:
                 event, state = events[n], users[events[n].user_id]
                 if state.applied(event.event_id):  # seen before: served again, applied once
                     continue
-                if state.history:
+                if state.history and event.learn:
                     history = tuple(state.history[-self.config.sample_history :])
                     samples.append(Sample(history, event.item_id, event.scenario, event.user_id))
                 folds.append(self._apply(state, event, item_vectors, text_vectors.get(n)))

@@ -88,6 +88,9 @@ def test_eval_writes_an_honest_report_and_transfers(tmp_path: Path, shared_data:
             floor = r["frozen_score"] if r.get("frozen_score") is not None else -1.0
             wins = scored and r["candidate_score"] > r["live_score"]
             assert r["accepted"] == (wins and r["candidate_score"] >= floor), r
+    # Every test list came from the model the stream left: the probes trained nothing.
+    for run in runs.values():
+        assert run["probe_versions"] == [max(run["versions"], default=0)], run["probe_versions"]
     # Paced to the trainer (the default): the stream was held for each due round, so no
     # round saw more than N = 200 new samples and one chunk's (N // 10 events). (From the
     # second logged round on: the first may follow rounds that trained nothing, every

@@ -299,6 +299,20 @@ def test_an_event_seen_again_is_served_but_applied_once(
     assert state.vector.tobytes() == once.states["u"].vector.tobytes()
 
 
+def test_an_event_that_must_not_learn_is_served_and_folded_but_yields_no_sample(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    """`learn=False` (an evaluation probe): the user moves as usual, the trainer gets nothing."""
+    rec = make(store, encoder)
+    first = rec.recommender.recommend([ev("e1", "u", "s1"), ev("e2", "u", "s2")], {})
+    assert [(s.history, s.target) for s in first.samples] == [(("s1",), "s2")]
+    probe = rec.recommender.recommend([ev("e3", "u", "f1", learn=False)], first.states)
+    learned = rec.recommender.recommend([ev("e3", "u", "f1")], first.states)
+    assert probe.samples == [] and len(learned.samples) == 1
+    assert [r.items for r in probe.results] == [r.items for r in learned.results]
+    assert probe.states["u"].history == ["s1", "s2", "f1"]
+
+
 def test_the_dedup_window_is_bounded(store: VectorStore, encoder: FakeEncoder) -> None:
     rec = make(store, encoder, dedup_window=2)
     out = rec.recommender.recommend([ev(f"e{n}", "u", "s1") for n in range(5)], {})

@@ -53,12 +53,15 @@ def test_minimal_event_gets_defaults() -> None:
         scenario="default",
         weight=1.0,
         text=None,
+        learn=True,
     )
     assert isinstance(event.ts, float)
 
 
 def test_given_fields_win_over_defaults() -> None:
-    raw = event_json(event_id="e9", type="click", scenario="movies", weight=2.5, text="hi")
+    raw = event_json(
+        event_id="e9", type="click", scenario="movies", weight=2.5, text="hi", learn=False
+    )
     event = decode_event(raw.encode("utf-8"), default_event_id="unused")
     assert (event.event_id, event.type, event.scenario, event.weight, event.text) == (
         "e9",
@@ -67,6 +70,7 @@ def test_given_fields_win_over_defaults() -> None:
         2.5,
         "hi",
     )
+    assert event.learn is False
 
 
 def test_explicit_null_event_id_is_defaulted() -> None:
@@ -129,6 +133,8 @@ def test_every_missing_field_is_reported() -> None:
         ({"weight": "2"}, "weight"),
         ({"weight": True}, "weight"),
         ({"text": 5}, "text"),
+        ({"learn": "no"}, "learn"),
+        ({"learn": 0}, "learn"),
         ({"scenario": None}, "scenario"),
     ],
 )

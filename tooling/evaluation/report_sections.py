@@ -244,7 +244,8 @@ def notes_section(notes: str) -> list[str]:
 PIPELINE_NOTES = (
     "Validation lists are the ones the stream served after each user's last training "
     "event (the model of that moment); test lists are served after the validation "
-    "probe, by the model the trainer had published when the stream ended.",
+    "probe, by the model the trainer had published when the stream ended (probes are "
+    "sent with `learn: false`: they never train it).",
     "Every list is the pipeline's own ranking of the whole catalog (exact search); the "
     "user's items are removed from it in full before scoring (the pipeline itself "
     "excludes the most recent `history_size` items).",

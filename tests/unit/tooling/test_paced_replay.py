@@ -6,6 +6,7 @@ for by a fake that logs a round over everything it has received whenever one is 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from streams.schemas import decode_event
 from tooling import replay
 from tooling.datasets import Record
 from tooling.replay import RunPlan, Served
@@ -102,3 +104,14 @@ def test_a_round_that_never_comes_is_waited_for_three_times_then_the_stream_goes
     monkeypatch.setattr(replay, "read_rounds", fake.read_rounds)
     assert paced(fake, events(400, users=4), tmp_path, stall=0.05) == 3
     assert fake.samples == 396  # the whole stream was produced all the same
+
+
+def test_probes_go_out_marked_not_to_learn() -> None:
+    """Phase 2's probes must not train the model whose lists they measure."""
+    wire = replay.Wire("beauty")
+    probe = {"event_id": "e1", "user_id": "u", "item_id": "i", "ts": 1.0}
+    out = replay.probe_records(wire, [probe])
+    assert out == [
+        {"event_id": "e1", "user_id": "beauty:u", "item_id": "beauty:i", "ts": 1.0, "learn": False}
+    ]
+    assert decode_event(json.dumps(out[0]).encode(), default_event_id="d").learn is False
