@@ -230,7 +230,6 @@ class AdapterModel:
         self.out_dim = adapter.config.out_features
         self.empty: Vector = adapter.initial_state(1)[0].numpy().astype(np.float32)
         self.serving_step = adapter.aggregator.serving_step()  # None: torch steps (gru)
-        self.readout_map = adapter.aggregator.readout_map()  # None: the state's direction
 
     @property
     def version(self) -> int:
@@ -292,11 +291,8 @@ class AdapterModel:
     def readout_many(self, states: Vector) -> Vector:
         # Every aggregator reads a user out as the unit direction of the state's first
         # out_dim floats (`SequenceAggregator.readout`); `unit_rows` also makes rows
-        # shorter than torch's eps (1e-12) unit; then the readout's map, if learned.
-        users = unit_rows(np.asarray(states, dtype=np.float32)[:, : self.out_dim])
-        if self.readout_map is None:
-            return users
-        return unit_rows(users + users @ self.readout_map)
+        # shorter than torch's eps (1e-12) unit.
+        return unit_rows(np.asarray(states, dtype=np.float32)[:, : self.out_dim])
 
 
 def model_of(version: int, files: AdapterFiles | None, *, dim: int, recency: float) -> ServingModel:

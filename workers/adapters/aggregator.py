@@ -53,9 +53,7 @@ def recency_ages(mask: Tensor) -> Tensor:
 class SequenceAggregator(nn.Module):
     """Masked mean | recency-biased learned-query attention | GRU over adapted items."""
 
-    def __init__(
-        self, dim: int, kind: str, *, max_history: int, recency: float, transition: bool = False
-    ) -> None:
+    def __init__(self, dim: int, kind: str, *, max_history: int, recency: float) -> None:
         super().__init__()
         if kind not in AGGREGATORS:
             raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {kind!r}")
@@ -65,9 +63,6 @@ class SequenceAggregator(nn.Module):
         self.query: nn.Parameter | None = None
         self.decay_raw: nn.Parameter | None = None
         self.gru: nn.GRUCell | None = None
-        # The readout's residual map T (`AdapterConfig.transition`): zero, so at init the
-        # user vector is the history's direction, as without it.
-        self.transition = nn.Parameter(torch.zeros(dim, dim)) if transition else None
         lam = -math.log(recency)  # per-event log-decay
         if kind == "attention":
             self.query = nn.Parameter(torch.zeros(dim))
@@ -125,13 +120,7 @@ class SequenceAggregator(nn.Module):
             for t in range(length):
                 h = self._gru_step(h, x[:, t], window[:, t])
             out = h
-        return self._transit(F.normalize(out, dim=-1))
-
-    def _transit(self, users: Tensor) -> Tensor:
-        """(b, d) unit users -> unit(u + u T) (the zero vector stays zero)."""
-        if self.transition is None:
-            return users
-        return F.normalize(users + users @ self.transition, dim=-1)
+        return F.normalize(out, dim=-1)
 
     def _gru_step(self, h: Tensor, x: Tensor, valid: Tensor) -> Tensor:
         assert self.gru is not None
@@ -204,15 +193,7 @@ class SequenceAggregator(nn.Module):
 
     def readout(self, state: Tensor) -> Tensor:
         """(b, state_size) -> (b, d) unit user vectors (zero for the empty state)."""
-        return self._transit(F.normalize(state[:, : self.dim], dim=-1))
-
-    def readout_map(self) -> npt.NDArray[np.float32] | None:
-        """The readout's residual map T as float32 numpy (None without one), for serving:
-        a user vector is ``unit(u + u T)`` of the state's direction ``u``."""
-        if self.transition is None:
-            return None
-        out: npt.NDArray[np.float32] = self.transition.detach().cpu().numpy().astype(np.float32)
-        return out
+        return F.normalize(state[:, : self.dim], dim=-1)
 
     def serving_step(self) -> ServingStep | None:
         """`step` of the current parameters in numpy (None for ``gru``), for serving."""

@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 AGGREGATORS = ("mean", "attention", "gru")
-# Fields added later, with their "off" value (how checkpoints written before them behave).
-LEGACY: dict[str, Any] = {"id_shrinkage": 0.0, "transition": False}
+LEGACY: dict[str, Any] = {"id_shrinkage": 0.0}  # fields added later: their "off" value
 
 
 @dataclass
@@ -92,15 +91,6 @@ class AdapterConfig:
         default=50,
         metadata={"help": "Most recent history items the batch (recompute) path reads (>= 1)."},
     )
-    transition: bool = field(
-        default=False,
-        metadata={
-            "help": "Learn a residual map of the user vector before it meets the items "
-            "(``unit(u + u T)``, T starting at zero: the frozen model at init), so what a "
-            "history leads to can differ from what it resembles (a shampoo leading to a "
-            "conditioner). Off: the user vector lies among its history's items."
-        },
-    )
     recency: float = field(
         default=0.9,
         metadata={
@@ -127,8 +117,6 @@ class AdapterConfig:
         _check_int("max_items", self.max_items, minimum=0)
         if not isinstance(self.scenario_experts, bool):
             raise ValueError(f"scenario_experts must be a bool, got {self.scenario_experts!r}")
-        if not isinstance(self.transition, bool):
-            raise ValueError(f"transition must be a bool, got {self.transition!r}")
         if self.aggregator not in AGGREGATORS:
             raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
         _check_float("dropout", self.dropout)

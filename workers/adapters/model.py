@@ -52,7 +52,6 @@ class RecAdapter(nn.Module):
             config.aggregator,
             max_history=config.max_history,
             recency=config.recency,
-            transition=config.transition,
         )
         self.item_residual = (
             ItemResidual(config.max_items, config.out_features, config.id_shrinkage)
@@ -251,7 +250,6 @@ class RecAdapter(nn.Module):
         return out
 
     def readout(self, state: Tensor) -> Tensor:
-        """(b, state_size) -> (b, out_dim) unit user vectors. No grad."""
-        with self._serving():
-            out: Tensor = self.aggregator.readout(state)
+        """(b, state_size) -> (b, out_dim) unit user vectors."""
+        out: Tensor = self.aggregator.readout(state)
         return out

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from tests.unit.adapters.helpers import DIM, cfg, scramble, unit, user_vectors
 from workers.adapters import RecAdapter, load_adapter, save_adapter
-from workers.model import AdapterModel
 
 
-def trained_with_ids(kind: str = "attention", transition: bool = False) -> RecAdapter:
+def trained_with_ids(kind: str = "attention") -> RecAdapter:
     """Rows set by hand, whole (no shrinkage: test_id_shrinkage.py has it)."""
-    model = RecAdapter(
-        cfg(aggregator=kind, max_items=6, dropout=0.3, id_shrinkage=0.0, transition=transition)
-    )
+    model = RecAdapter(cfg(aggregator=kind, max_items=6, dropout=0.3, id_shrinkage=0.0))
     scramble(model)
     assert model.item_residual is not None
     for name in ("a", "b", "c"):
@@ -68,10 +64,9 @@ def test_without_id_table_item_ids_are_ignored() -> None:
         )
 
 
-@pytest.mark.parametrize("transition", [False, True])
 @pytest.mark.parametrize("kind", ["mean", "attention", "gru"])
-def test_recompute_and_step_by_step_fold_agree(kind: str, transition: bool) -> None:
-    model = trained_with_ids(kind, transition)
+def test_recompute_and_step_by_step_fold_agree(kind: str) -> None:
+    model = trained_with_ids(kind)
     scramble(model.aggregator, 0.5)
     base = torch.randn(7, DIM)
     rec = model.item_vectors(list("abcdefg"), base, ["books"] * 7)
@@ -114,26 +109,3 @@ def test_item_map_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
     rec = model.item_vectors(ids, base, scen).unsqueeze(0)
     assert torch.equal(loaded.user_from_items(rec), model.user_from_items(rec))
     assert loaded.item_index("d") == 4  # new ids continue after the saved ones
-
-
-def test_the_readout_map_starts_as_none_and_serves_as_trained() -> None:
-    """`transition`: at init the users are those without it (up to rounding); once learned, the
-    numpy readout of a server equals the adapter's, and it moves users off their
-    history's direction."""
-    torch.manual_seed(3)
-    plain = RecAdapter(cfg(transition=False)).eval()
-    torch.manual_seed(3)
-    mapped = RecAdapter(cfg(transition=True)).eval()
-    rec = unit(torch.randn(2, 5, DIM))
-    torch.testing.assert_close(
-        mapped.user_from_items(rec), plain.user_from_items(rec), atol=1e-6, rtol=0
-    )
-    assert mapped.aggregator.transition is not None
-    with torch.no_grad():
-        mapped.aggregator.transition.add_(0.5 * torch.randn(DIM, DIM))
-    served = AdapterModel(mapped)
-    state = served.fold(rec[0].numpy(), np.ones(5))
-    want = mapped.readout(torch.from_numpy(state)[None])[0]
-    np.testing.assert_allclose(served.readout(state), want.numpy(), atol=1e-5)
-    torch.testing.assert_close(want, mapped.user_from_items(rec[:1])[0], atol=1e-5, rtol=0)
-    assert float(want @ plain.user_from_items(rec[:1])[0]) < 0.99
