@@ -149,13 +149,18 @@ class AdapterConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AdapterConfig:
-        """Inverse of `to_dict`; unknown keys are an error (a config from another format)."""
+        """A new adapter's config: ``data`` over the defaults; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown AdapterConfig fields: {unknown}")
-        # Checkpoints written before a field existed behaved as these values do.
-        return cls(**{**LEGACY, **dict(data)})
+        return cls(**dict(data))
+
+    @classmethod
+    def from_checkpoint(cls, data: Mapping[str, Any]) -> AdapterConfig:
+        """Inverse of `to_dict` for a saved adapter: a field its checkpoint predates takes
+        the value that behaves as the checkpoint did (`LEGACY`), not today's default."""
+        return cls.from_dict({**LEGACY, **dict(data)})
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

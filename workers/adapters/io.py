@@ -118,7 +118,7 @@ def adapter_from_files(files: AdapterFiles) -> RecAdapter:
     meta = json.loads(files[CONFIG_NAME])
     if meta.get("format") not in (FORMAT, LEGACY_FORMAT):
         raise ValueError(f"{CONFIG_NAME}: not a {FORMAT} (or {LEGACY_FORMAT}) checkpoint")
-    config = AdapterConfig.from_dict(meta["config"])
+    config = AdapterConfig.from_checkpoint(meta["config"])
     items = meta.get("items", {})  # absent in checkpoints without an ID table
     weights = load_weights(files[WEIGHTS_NAME])
     if meta["format"] == FORMAT:

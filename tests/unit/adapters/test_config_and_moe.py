@@ -12,6 +12,8 @@ from workers.adapters import (
     AdapterConfig,
     RecAdapter,
 )
+from workers.adapters.config import LEGACY
+from workers.training import TrainingConfig
 
 # -- config ------------------------------------------------------------------------------
 
@@ -51,6 +53,18 @@ def test_config_defaults_resolve_and_round_trip_through_json() -> None:
     assert back == config
     with pytest.raises(ValueError, match="unknown"):
         AdapterConfig.from_dict({**config.to_dict(), "rank": 4})
+
+
+def test_a_new_adapter_gets_todays_defaults_and_a_checkpoint_its_own() -> None:
+    """A field added later (`LEGACY`) is off only for checkpoints written before it: a
+    fresh adapter from the trainer's settings gets the default (from session 10 to 14 it
+    got the legacy value, so the ID shrinkage chosen as the default never ran)."""
+    fresh = TrainingConfig().adapter_config()
+    assert fresh == AdapterConfig(max_history=TrainingConfig().max_history)
+    assert fresh.id_shrinkage == AdapterConfig().id_shrinkage > 0
+    old = {k: v for k, v in fresh.to_dict().items() if k not in LEGACY}
+    assert AdapterConfig.from_checkpoint(old).id_shrinkage == LEGACY["id_shrinkage"]
+    assert AdapterConfig.from_checkpoint(fresh.to_dict()) == fresh
 
 
 def test_every_config_field_has_help() -> None:

@@ -26,7 +26,8 @@ def _rounds(trainer: OnlineTrainer) -> None:
 
 def test_a_growing_table_learns_what_a_full_one_learns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers.adapters.ids, "INITIAL_ROWS", 4)
-    config = toy.config(gate=True, gate_samples=10)
+    adapter = {"n_experts": 2, "dropout": 0.0, "aggregator": "attention", "max_items": 256}
+    config = toy.config(gate=True, gate_samples=10, adapter=adapter)
     torch.manual_seed(0)
     growing = RecAdapter(config.adapter_config(toy.DIM))
     full = copy.deepcopy(growing)
@@ -45,7 +46,7 @@ def test_a_growing_table_learns_what_a_full_one_learns(monkeypatch: pytest.Monke
     a, b = OnlineTrainer(config, growing), OnlineTrainer(config, full)
     _rounds(a)
     _rounds(b)
-    assert grown and residual.rows < full_residual.rows == 64  # it grew, and stayed smaller
+    assert grown and residual.rows < full_residual.rows == 256  # it grew, and stayed smaller
     assert residual.ids == full_residual.ids and len(residual.ids) > 4
     used = len(residual.ids) + 1
     torch.testing.assert_close(residual.table.weight[:used], full_residual.table.weight[:used])
