@@ -57,7 +57,7 @@ def test_config_defaults_resolve_and_round_trip_through_json() -> None:
 
 def test_a_new_adapter_gets_todays_defaults_and_a_checkpoint_its_own() -> None:
     """A field added later (`LEGACY`) is off only for checkpoints written before it: a
-    fresh adapter from the trainer's settings gets the default (from session 10 to 14 it
+    fresh adapter from the trainer's settings gets the default (in sessions 10 to 13 it
     got the legacy value, so the ID shrinkage chosen as the default never ran)."""
     fresh = TrainingConfig().adapter_config()
     assert fresh == AdapterConfig(max_history=TrainingConfig().max_history)
