@@ -178,6 +178,12 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [env for env, _, _ in setting_rows() if f"| `{env}` |" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+    stale = [
+        env
+        for env, default, _ in setting_rows()
+        if default and f"| `{env}` | `{default}` |" not in readme
+    ]
+    assert not stale, f"README's configuration table gives other defaults for {stale}"
 
 
 def test_record_limits_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

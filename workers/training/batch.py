@@ -6,11 +6,14 @@ samples, cached base vectors --build_batch--> Batch
     target (b,)     positions in ``rows``
     cands  (C,)     positions in ``rows``: the batch's targets + sampled negatives
     label  (b,)     position of each row's target in ``cands``
---contrastive_loss--> InfoNCE: softmax over every candidate, duplicates merged.
+    seen   (b, C)   candidates in the row's own history (never its target), or None
+--contrastive_loss--> InfoNCE: softmax over every candidate, duplicates merged, and
+                      without the row's ``seen`` candidates (serving never ranks them).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,7 @@ class Batch:
     mask: npt.NDArray[np.bool_]
     cands: Index
     label: Index
+    seen: npt.NDArray[np.bool_] | None = None
 
 
 def build_batch(
@@ -42,8 +46,14 @@ def build_batch(
     cache: BaseVectors,
     max_history: int,
     negatives: Index,
+    *,
+    exclude_history: bool = False,
 ) -> Batch | None:
-    """None when no sample is usable: its target, or every history item, not cached."""
+    """None when no sample is usable: its target, or every history item, not cached.
+
+    ``exclude_history``: mark each row's history items among the candidates (``seen``),
+    so the loss never asks a user's vector to rank below them what it bought before.
+    """
     kept: list[tuple[list[int], int]] = []
     for sample in samples:
         target = cache.rows.get(sample.target)
@@ -71,7 +81,23 @@ def build_batch(
     cands, label = np.unique(
         np.concatenate([target_pos, inverse[b * length + b :]]), return_inverse=True
     )
-    return Batch(rows, hist_pos, mask, cands, label.reshape(-1)[:b])
+    label = label.reshape(-1)[:b]
+    seen = _seen(hist_pos, mask, cands, label, len(rows)) if exclude_history else None
+    return Batch(rows, hist_pos, mask, cands, label, seen)
+
+
+def _seen(
+    hist_pos: Index, mask: npt.NDArray[np.bool_], cands: Index, label: Index, n_rows: int
+) -> npt.NDArray[np.bool_]:
+    """(b, C): candidate c is in row r's (valid) history and is not r's target."""
+    cand_of = np.full(n_rows, -1, dtype=np.int64)
+    cand_of[cands] = np.arange(len(cands))
+    hist_cand = np.where(mask, cand_of[hist_pos], -1)
+    seen = np.zeros((len(label), len(cands)), dtype=np.bool_)
+    r, c = np.nonzero(hist_cand >= 0)
+    seen[r, hist_cand[r, c]] = True
+    seen[np.arange(len(label)), label] = False
+    return seen
 
 
 def contrastive_loss(adapter: RecAdapter, batch: Batch, cache: BaseVectors) -> Tensor:
@@ -91,5 +117,7 @@ def contrastive_loss(adapter: RecAdapter, batch: Batch, cache: BaseVectors) -> T
     history = rec[tensor(batch.history)]  # (b, L, out)
     users = adapter.aggregator(history, tensor(batch.mask))  # (b, out)
     logits = users @ rec[tensor(batch.cands)].T  # (b, C)
+    if batch.seen is not None:
+        logits = logits.masked_fill(tensor(batch.seen), -math.inf)
     target = tensor(batch.label)
     return F.cross_entropy(logits / adapter.config.temperature, target)

@@ -50,6 +50,12 @@ class TrainingConfig(BaseModel):
         description="Share of the sampled negatives drawn from every item the trainer knows "
         "(the whole catalog), the rest from the items the stream has named so far.",
     )
+    exclude_history: bool = Field(
+        default=False,
+        description="Leave each sample's own history items out of its loss's candidates, "
+        "as serving leaves a user's history out of the ranking; off: a history item sampled "
+        "as a negative teaches the user's vector to rank it low.",
+    )
     learning_rate: float = Field(default=1e-3, gt=0.0, description="Adam learning rate.")
     buffer_size: int = Field(
         default=100_000, ge=1, description="Most recent samples kept for replay."

@@ -205,7 +205,13 @@ class OnlineTrainer:
             for _ in range(self.config.steps_per_round):
                 samples = self.buffer.sample(self.config.batch_size, rng, hold_out=hold_out)
                 negatives = self._negatives(rng)
-                batch = build_batch(samples, self.vectors, self.config.max_history, negatives)
+                batch = build_batch(
+                    samples,
+                    self.vectors,
+                    self.config.max_history,
+                    negatives,
+                    exclude_history=self.config.exclude_history,
+                )
                 if batch is None:
                     continue
                 self._follow_table()
