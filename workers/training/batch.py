@@ -7,6 +7,8 @@ samples, cached base vectors --build_batch--> Batch
     cands  (C,)     positions in ``rows``: the batch's targets + sampled negatives
     label  (b,)     position of each row's target in ``cands``
     seen   (b, C)   candidates in the row's own history (never its target), or None
+    logq   (C,)     log of each candidate's expected count among a step's candidates
+                    (`OnlineTrainer`), or None: subtracted from the logits (logQ)
 --contrastive_loss--> InfoNCE: softmax over every candidate, duplicates merged, and
                       without the row's ``seen`` candidates (serving never ranks them).
 """
@@ -39,6 +41,7 @@ class Batch:
     cands: Index
     label: Index
     seen: npt.NDArray[np.bool_] | None = None
+    logq: npt.NDArray[np.float32] | None = None
 
 
 def build_batch(
@@ -117,7 +120,9 @@ def contrastive_loss(adapter: RecAdapter, batch: Batch, cache: BaseVectors) -> T
     history = rec[tensor(batch.history)]  # (b, L, out)
     users = adapter.aggregator(history, tensor(batch.mask))  # (b, out)
     logits = users @ rec[tensor(batch.cands)].T  # (b, C)
+    logits = logits / adapter.config.temperature
+    if batch.logq is not None:
+        logits = logits - tensor(batch.logq)
     if batch.seen is not None:
         logits = logits.masked_fill(tensor(batch.seen), -math.inf)
-    target = tensor(batch.label)
-    return F.cross_entropy(logits / adapter.config.temperature, target)
+    return F.cross_entropy(logits, tensor(batch.label))

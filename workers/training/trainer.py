@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -79,6 +80,7 @@ class OnlineTrainer:
         self._clock: float | None = None  # time of the last round (or of the first due())
         self._missing: set[str] = set()
         self._referenced: set[str] = set()  # every item a sample has named
+        self._targets: Counter[str] = Counter()  # times each item was a sample's target
         self._seen_rows: npt.NDArray[np.int64] | None = None  # their cache rows (lazy)
         self._optimizer = adam(adapter, config.learning_rate)
         self._round = adapter.version  # seeds each round's sampling and dropout
@@ -104,6 +106,7 @@ class OnlineTrainer:
         ]
         self.buffer.add(kept)
         self.adapter.observe_targets(s.target for s in kept)
+        self._targets.update(s.target for s in kept)
         self.samples_seen += len(kept)
         self._pending += len(kept)
         for sample in kept:
@@ -214,6 +217,8 @@ class OnlineTrainer:
                 )
                 if batch is None:
                     continue
+                if self.config.logq_correction:
+                    batch = replace(batch, logq=self._log_expected(batch.rows[batch.cands]))
                 self._follow_table()
                 self._optimizer.zero_grad(set_to_none=True)
                 loss = contrastive_loss(self.adapter, batch, self.vectors)
@@ -274,6 +279,24 @@ class OnlineTrainer:
                 seen[rng.integers(len(seen), size=count - wide)],
             ]
         )
+
+    def _log_expected(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """log of each cache row's expected count among a step's candidates: as another
+        row's target (batch size x its share of the targets seen) plus as a sampled
+        negative (uniform over the named items and over every cached item)."""
+        config = self.config
+        total = max(1, sum(self._targets.values()))
+        ids = self.vectors.ids
+        batch = np.array([self._targets[ids[int(r)]] for r in rows], dtype=np.float64)
+        expected = config.batch_size * batch / total
+        seen = self._seen_rows if self._seen_rows is not None else np.zeros(0, np.int64)
+        if len(seen) in (0, len(self.vectors)):
+            expected += config.negatives / len(self.vectors)
+        else:
+            wide = round(config.negatives * config.catalog_negatives)
+            expected += wide / len(self.vectors)
+            expected += np.isin(rows, seen) * (config.negatives - wide) / len(seen)
+        return np.log(np.maximum(expected, 1e-12)).astype(np.float32)
 
     def _drift(self) -> torch.Tensor:
         """Squared distance of the anchored parameters from their starting point."""
