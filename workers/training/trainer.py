@@ -80,7 +80,9 @@ class OnlineTrainer:
         self._clock: float | None = None  # time of the last round (or of the first due())
         self._missing: set[str] = set()
         self._referenced: set[str] = set()  # every item a sample has named
-        self._targets: Counter[str] = Counter()  # times each item was a sample's target
+        # Times each item was a sample's target, for the logQ correction (the ID table's
+        # counts exist only with shrinkage and for items with a row).
+        self._targets: Counter[str] = Counter()
         self._seen_rows: npt.NDArray[np.int64] | None = None  # their cache rows (lazy)
         self._optimizer = adam(adapter, config.learning_rate)
         self._round = adapter.version  # seeds each round's sampling and dropout
@@ -285,7 +287,7 @@ class OnlineTrainer:
         row's target (batch size x its share of the targets seen) plus as a sampled
         negative (uniform over the named items and over every cached item)."""
         config = self.config
-        total = max(1, sum(self._targets.values()))
+        total = max(1, self.samples_seen)  # every added sample counted one target
         ids = self.vectors.ids
         batch = np.array([self._targets[ids[int(r)]] for r in rows], dtype=np.float64)
         expected = config.batch_size * batch / total
