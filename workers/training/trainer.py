@@ -261,10 +261,10 @@ class OnlineTrainer:
         if moments:
             self._optimizer.state[table] = {k: _grown(v, old, table) for k, v in moments.items()}
 
-    def _negatives(self, rng: np.random.Generator) -> npt.NDArray[np.int64]:
-        """Cache rows of the step's shared negatives: a ``catalog_negatives`` share drawn
-        uniformly from every cached item, the rest from the items samples have named (the
-        same thing when the trainer caches only those)."""
+    def _negative_pools(self) -> tuple[int, npt.NDArray[np.int64]]:
+        """How a step draws its negatives: (how many uniformly from every cached item, the
+        named items' cache rows the rest come from uniformly). All of them come from every
+        cached item while no item, or every one, is named."""
         count = self.config.negatives
         if self._seen_rows is None:
             rows = self.vectors.rows
@@ -273,31 +273,34 @@ class OnlineTrainer:
             )
         seen = self._seen_rows
         if len(seen) in (0, len(self.vectors)):
-            return rng.integers(len(self.vectors), size=count)
-        wide = round(count * self.config.catalog_negatives)
+            return count, seen[:0]
+        return round(count * self.config.catalog_negatives), seen
+
+    def _negatives(self, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+        """Cache rows of the step's shared negatives, drawn as `_negative_pools` says: a
+        ``catalog_negatives`` share from every cached item, the rest from the items samples
+        have named (the same thing when the trainer caches only those)."""
+        wide, seen = self._negative_pools()
+        named = self.config.negatives - wide
         return np.concatenate(
             [
                 rng.integers(len(self.vectors), size=wide),
-                seen[rng.integers(len(seen), size=count - wide)],
+                seen[rng.integers(len(seen), size=named)] if named else seen[:0],
             ]
         )
 
     def _log_expected(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """log of each cache row's expected count among a step's candidates: as another
         row's target (batch size x its share of the targets seen) plus as a sampled
-        negative (uniform over the named items and over every cached item)."""
-        config = self.config
+        negative (`_negative_pools`)."""
         total = max(1, self.samples_seen)  # every added sample counted one target
         ids = self.vectors.ids
         batch = np.array([self._targets[ids[int(r)]] for r in rows], dtype=np.float64)
-        expected = config.batch_size * batch / total
-        seen = self._seen_rows if self._seen_rows is not None else np.zeros(0, np.int64)
-        if len(seen) in (0, len(self.vectors)):
-            expected += config.negatives / len(self.vectors)
-        else:
-            wide = round(config.negatives * config.catalog_negatives)
-            expected += wide / len(self.vectors)
-            expected += np.isin(rows, seen) * (config.negatives - wide) / len(seen)
+        expected = self.config.batch_size * batch / total
+        wide, seen = self._negative_pools()
+        expected += wide / len(self.vectors)
+        if len(seen):
+            expected += np.isin(rows, seen) * (self.config.negatives - wide) / len(seen)
         return np.log(np.maximum(expected, 1e-12)).astype(np.float32)
 
     def _drift(self) -> torch.Tensor:

@@ -24,10 +24,6 @@ def _cache(n: int) -> BaseVectors:
     return cache
 
 
-def _ids(batch_rows: np.ndarray, positions: np.ndarray, cache: BaseVectors) -> set[str]:
-    return {cache.ids[int(batch_rows[p])] for p in positions}
-
-
 def test_seen_marks_exactly_the_rows_history_among_the_candidates() -> None:
     cache = _cache(10)
     samples = [
