@@ -46,19 +46,7 @@ class TopicReader:
     def poll(self, timeout: float = 0.2) -> list[Received]:
         batches = self.consumer.poll(timeout_ms=int(timeout * 1000))
         now = time.time()
-        out = []
-        for records in batches.values():
-            for r in records:
-                out.append(
-                    Received(
-                        topic=r.topic,
-                        key=r.key.decode("utf-8", "replace") if r.key is not None else None,
-                        value=json.loads(r.value),
-                        received_at=now,
-                        timestamp=r.timestamp / 1000.0,
-                    )
-                )
-        return out
+        return [_received(r, now) for records in batches.values() for r in records]
 
     def read_until(
         self,
@@ -87,6 +75,54 @@ class TopicReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_all(kafka: KafkaConfig, topic: str, timeout: float = 60.0) -> list[Received]:
+    """Every record of ``topic`` now, each partition read by a consumer of its own from
+    the start to its end offset as a fetch reports it: a complete snapshot, where
+    `TopicReader` (one consumer over every partition) has once been seen to receive only
+    one partition's records for a minute (docs/ENVIRONMENT-NOTES.md). TimeoutError names
+    a partition that could not be read to its end within ``timeout`` seconds."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    out: list[Received] = []
+    deadline = time.monotonic() + timeout
+    probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers(), **client_kwargs(kafka))
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        ends = fetched_end_offsets(probe, parts)
+    finally:
+        probe.close()
+    for tp in parts:
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers(),
+            enable_auto_commit=False,
+            **client_kwargs(kafka),
+        )
+        try:
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            while consumer.position(tp) < ends[tp]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{topic}-{tp.partition}: read to {consumer.position(tp)} of {ends[tp]}"
+                    )
+                now = time.time()
+                for records in consumer.poll(timeout_ms=200).values():
+                    out += [_received(r, now) for r in records]
+        finally:
+            consumer.close()
+    return out
+
+
+def _received(r: Any, now: float) -> Received:
+    return Received(
+        topic=r.topic,
+        key=r.key.decode("utf-8", "replace") if r.key is not None else None,
+        value=json.loads(r.value),
+        received_at=now,
+        timestamp=r.timestamp / 1000.0,
+    )
 
 
 def group_lag(kafka: KafkaConfig, topic: str, group: str | None = None) -> int:

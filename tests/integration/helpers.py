@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tooling.consume import Received, TopicReader, group_lag
+from tooling.consume import Received, TopicReader, fetched_end_offsets, group_lag, read_all
 from tooling.local import LocalStack
 from tooling.produce import encode_record, kafka_producer
 
@@ -69,6 +69,8 @@ def recommendations_for(
         return event_ids <= {r.value.get("event_id") for r in seen}
 
     seen = read(stack, stack.kafka.topics.recommendations, done, timeout)
+    if not done(seen):  # judge on a complete read, not on one reader that may have stalled
+        seen = read_all(stack.kafka, stack.kafka.topics.recommendations)
     out: dict[str, list[Received]] = {}
     for r in seen:
         if r.value.get("event_id") in event_ids:
@@ -102,9 +104,9 @@ def changelog(stack: LocalStack, timeout: float = 60.0) -> list[tuple[str, bytes
     consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        ends = fetched_end_offsets(consumer, parts)  # not end_offsets(): see its docstring
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
         out: list[tuple[str, bytes | None]] = []
         deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < ends[tp] for tp in parts):

@@ -90,8 +90,12 @@ def test_sigkilled_worker_restarts_without_losing_events_or_history(
     assert not letters, [d.value for d in letters]
     # ... and committed: a record the restarted worker never finished would hold its
     # partition's commits back for good (stream/seek races left them stuck or skipping).
-    events = stack.kafka.topics.events
-    wait_until(lambda: group_lag(stack.kafka, events) == 0, 60, "every event committed")
+    # An event that took the by-user hop is committed on `events` once forwarded, so
+    # both topics are waited for before states are read.
+    inputs = [stack.kafka.topics.events, f"{stack.kafka.app_id}-events-by-user"]
+    wait_until(
+        lambda: all(group_lag(stack.kafka, t) == 0 for t in inputs), 60, "every event committed"
+    )
 
     # Exactly-once effect on state: each user's state counts the events sent to them,
     # though the tail re-processed after the kill produced duplicate recommendations.

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, start_broker
-from tooling.consume import TopicReader, group_lag
+from tooling.consume import TopicReader, group_lag, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +116,26 @@ def test_group_lag_of_a_group_that_never_committed(kafka: KafkaConfig) -> None:
     # Without ``group``: the workers' group, the Faust app id (no worker ran: all lag).
     assert group_lag(kafka, "lagged") == 7
     assert group_lag(kafka, "absent-topic", group="nobody") == 0
+
+
+def test_read_all_reads_every_partition_to_its_end(kafka: KafkaConfig) -> None:
+    # Partition 0 holds more than one fetch takes (Tansu fills a fetch from the first
+    # partition listed, up to 5 MB: the others get nothing from it), and every partition
+    # ends in a batch of many records (past what ListOffsets reports).
+    create_topics(kafka, ["everything"])
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers(), linger_ms=20)
+    try:
+        pad = "x" * 1000
+        for n in range(6000):
+            producer.send("everything", json.dumps({"n": n, "pad": pad}).encode(), partition=0)
+        for n in range(6000, 6060):
+            value = json.dumps({"n": n}).encode()
+            producer.send("everything", value, partition=1 + n % (PARTITIONS - 1))
+        producer.flush()
+    finally:
+        producer.close()
+    got = sorted(int(r.value["n"]) for r in read_all(kafka, "everything"))
+    assert got == list(range(6060))
 
 
 def test_broker_process_is_gone_after_stop() -> None:
