@@ -55,7 +55,7 @@ from streams.schemas import (
 )
 from streams.settings import LimitsConfig, RetryConfig
 from workers.actors import Actors
-from workers.recommender import EventIn, RecResult, UserState
+from workers.recommend_io import EventIn, Events, RecResult, UserState, UserStates
 from workers.training import Sample
 
 log = logging.getLogger(__name__)
@@ -302,8 +302,8 @@ async def _serve(
     recommender raises (so the caller can serve the events again in halves).
 
     ``states`` holds the current state of every user of ``keyed`` and is updated."""
-    inputs = [event_in(k) for k in keyed]
-    mine = {uid: states[uid] for uid in dict.fromkeys(k.event.user_id for k in keyed)}
+    inputs = Events(event_in(k) for k in keyed)
+    mine = UserStates({uid: states[uid] for uid in dict.fromkeys(k.event.user_id for k in keyed)})
     # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
     out = await call_until_done(
         partial(actors.recommender.recommend.remote, inputs, mine), retry, what="recommend"

@@ -33,7 +33,7 @@ from streams.record_limits import (
 )
 from streams.settings import LimitsConfig
 from workers.model import Vector
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 AttributeValue = str | int | float | bool | list[str | int | float | bool]

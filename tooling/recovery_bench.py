@@ -27,7 +27,7 @@ from tooling.broker import create_topics
 from tooling.consume import TopicReader
 from tooling.local import LocalStack, local_stack
 from tooling.produce import kafka_producer
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 
 def _fill_changelog(stack: LocalStack, users: int) -> None:

@@ -27,7 +27,7 @@ from faust.stores.rocksdb import RocksDBOptions
 
 from streams.app import partition_of
 from streams.schemas import encode_state
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 MIB = 1024 * 1024
 USERS = 943  # ML-100K's, as the soak

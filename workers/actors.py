@@ -37,6 +37,7 @@ from workers.replica import CatalogReplica
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService, TrainingCatalog
 from workers.training import TrainingConfig
+from workers.wire import HitLists, VectorMap
 
 ENCODER_NAME = "streamrec-encoder"
 CATALOG_NAME = "streamrec-catalog"
@@ -119,16 +120,12 @@ class NodeCatalog:
             self.replica = node_replica(self.catalog, self.dim, self.config)
         return self.replica
 
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
-        result: tuple[int, dict[str, Vector]] = ray.get(
-            self._replica().lookup.remote(list(item_ids))
-        )
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, VectorMap]:
+        result: tuple[int, VectorMap] = ray.get(self._replica().lookup.remote(list(item_ids)))
         return result
 
-    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
-        result: tuple[int, list[list[Hit]]] = ray.get(
-            self._replica().search_at.remote(list(requests))
-        )
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, HitLists]:
+        result: tuple[int, HitLists] = ray.get(self._replica().search_at.remote(list(requests)))
         return result
 
     def adapter(self, version: int) -> AdapterFiles | None:

@@ -9,7 +9,6 @@ table, i.e. changelog-backed); this class only computes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -25,17 +24,19 @@ from workers.model import (
     model_of,
     unit,
 )
+from workers.recommend_io import Batch, EventIn, RecResult, UserState
 from workers.store.base import Hit, SearchRequest
 from workers.training import Sample
+from workers.wire import HitLists
 
 
 class CatalogReader(Protocol):
     """The catalog as a server reads it: every answer says which model version it is at,
     and it hands out the files of a published version."""
 
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]: ...
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, Mapping[str, Vector]]: ...
 
-    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]: ...
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, Sequence[list[Hit]]]: ...
 
     def adapter(self, version: int) -> AdapterFiles | None: ...
 
@@ -44,95 +45,8 @@ class TextEmbedder(Protocol):
     def encode(self, texts: Sequence[str]) -> Vector: ...
 
 
-@dataclass(frozen=True)
-class EventIn:
-    """The part of an event the recommender needs."""
-
-    event_id: str
-    user_id: str
-    item_id: str
-    scenario: str = "default"
-    weight: float = 1.0
-    text: str | None = None
-    learn: bool = True  # False: served, folded, never a training sample
-
-
-@dataclass(frozen=True)
-class RecResult:
-    event_id: str
-    user_id: str
-    items: list[tuple[str, float]]
-    model_version: int
-
-
-@dataclass
-class UserState:
-    """What is kept per user (the Faust table stores it through a versioned codec).
-
-    ``history`` holds the recent item ids, oldest first, and ``weights`` each one's event
-    weight (so a recompute weighs them as the events did). ``vector`` is the running user
-    state of model ``version`` (None: the empty state); a state of another version is
-    recomputed from the history on the user's next event.
-    """
-
-    history: list[str] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)  # history items not yet in the catalog
-    recent_events: list[str] = field(default_factory=list)  # event ids applied, oldest first
-    vector: Vector | None = None
-    events: int = 0
-    scenario: str = "default"
-    version: int = 0
-
-    def __post_init__(self) -> None:
-        if len(self.weights) != len(self.history):
-            raise ValueError(f"{len(self.history)} history items but {len(self.weights)} weights")
-        if not set(self.pending) <= set(self.history):
-            raise ValueError("pending items must be in the history")
-
-    def remember(self, item_id: str, weight: float, size: int) -> None:
-        """Append ``item_id`` (moving it to the end if present), keep the last ``size``."""
-        kept = [(i, w) for i, w in zip(self.history, self.weights, strict=True) if i != item_id]
-        kept.append((item_id, weight))
-        kept = kept[-size:]
-        self.history = [i for i, _ in kept]
-        self.weights = [w for _, w in kept]
-
-    def applied(self, event_id: str) -> bool:
-        """Whether this event already changed the state (a re-processed batch)."""
-        return event_id in self.recent_events
-
-    def mark_applied(self, event_id: str, window: int) -> None:
-        self.recent_events = (
-            [*self.recent_events[-(window - 1) :], event_id] if window > 1 else [event_id]
-        )
-
-    def weight_of(self, item_id: str) -> float:
-        return self.weights[self.history.index(item_id)]
-
-    def copy(self) -> UserState:
-        vector = None if self.vector is None else self.vector.copy()
-        return replace(
-            self,
-            history=list(self.history),
-            weights=list(self.weights),
-            pending=list(self.pending),
-            recent_events=list(self.recent_events),
-            vector=vector,
-        )
-
-
 class VersionMoved(RuntimeError):
     """The catalog moved to another model version during a batch, more often than retried."""
-
-
-@dataclass
-class Batch:
-    """The output of one `Recommender.recommend` call."""
-
-    results: list[RecResult]
-    states: dict[str, UserState]
-    samples: list[Sample]  # (history before the event -> its item), for the trainer
 
 
 class Recommender:
@@ -265,22 +179,17 @@ class Recommender:
             for e, q, seen in zip(events, queries, excluded, strict=True)
             if q is not None
         ]
+        found = HitLists.of([])
         if requests:
-            searched_at, found = self.catalog.search_at(requests)
+            searched_at, answer = self.catalog.search_at(requests)
             if searched_at != version:
                 return None
-        hits = iter(found) if requests else iter(())
+            found = HitLists.of(answer)
+        answered = iter(range(len(found)))
         results = []
         for event, query in zip(events, queries, strict=True):
-            top = next(hits) if query is not None else []
-            results.append(
-                RecResult(
-                    event_id=event.event_id,
-                    user_id=event.user_id,
-                    items=[(h.item_id, h.score) for h in top],
-                    model_version=version,
-                )
-            )
+            items = found.pairs(next(answered)) if query is not None else []
+            results.append(RecResult(event.event_id, event.user_id, items, version))
         return Batch(results, users, samples)
 
     def _text_vectors(self, events: Sequence[EventIn]) -> Vector:

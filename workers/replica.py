@@ -25,9 +25,9 @@ from typing import Protocol
 
 from workers.catalog import Changes, Cursor, ServingPoint
 from workers.config import StoreConfig
-from workers.model import Vector
-from workers.store import Hit, ItemPoint, SearchRequest, StoreError
+from workers.store import ItemPoint, SearchRequest, StoreError
 from workers.store.matrix import MatrixIndex
+from workers.wire import HitLists, VectorMap
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class CatalogReplica:
             raise ReplicaNotReady("this node's catalog copy has not been loaded yet")
         return self.cursor.version, self.store
 
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, VectorMap]:
         """(model version, {item_id: serving vector}) read together."""
         version, found = self._lookup(item_ids)
         if len(found) < len(set(item_ids)) and time.monotonic() - self.last_poll > MISS_POLL_GAP:
@@ -120,13 +120,13 @@ class CatalogReplica:
             version, found = self._lookup(item_ids)
         return version, found
 
-    def _lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+    def _lookup(self, item_ids: Sequence[str]) -> tuple[int, VectorMap]:
         with self.read_lock:
             version, store = self._current()
             return version, store.vectors(item_ids, using="rec")
 
-    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, list[list[Hit]]]:
-        """(model version, hits) read together."""
+    def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, HitLists]:
+        """(model version, hits) read together (both pickle compactly: `workers.wire`)."""
         with self.read_lock:
             version, store = self._current()
             return version, store.search(requests)

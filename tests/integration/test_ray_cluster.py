@@ -25,7 +25,7 @@ from tests.integration import themes
 from workers.actors import REPLICA_NAME, Actors, start_actors
 from workers.catalog import CatalogItem
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
-from workers.recommender import EventIn
+from workers.recommend_io import EventIn
 from workers.training import TrainingConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

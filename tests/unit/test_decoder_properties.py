@@ -34,7 +34,7 @@ from streams.schemas import (
     encode_state,
 )
 from streams.settings import LimitsConfig
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 LIMITS = LimitsConfig(id_bytes=40, scenario_bytes=20, text_chars=50, attributes=5)
 PRODUCER_LIMIT = 1_048_576

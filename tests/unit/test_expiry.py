@@ -9,7 +9,7 @@ from typing import Any
 from streams.app import partition_of
 from streams.expiry import expire_idle
 from streams.schemas import decode_state, encode_state, seen_at
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 PARTITIONS = 4
 DAY = 24 * 3600.0

@@ -28,7 +28,8 @@ from workers.adapters.io import (
 from workers.catalog import Catalog, CatalogItem
 from workers.config import AdapterStoreConfig, RecommendConfig, StoreConfig
 from workers.model import Vector, model_of
-from workers.recommender import EventIn, Recommender
+from workers.recommend_io import EventIn
+from workers.recommender import Recommender
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService
 from workers.training import TrainingConfig

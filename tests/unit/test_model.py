@@ -12,7 +12,7 @@ from workers.adapters import AdapterConfig, RecAdapter
 from workers.adapters.io import adapter_files
 from workers.model import AdapterModel, FrozenModel, fold_sequences, is_usable, model_of, unit
 from workers.model import decayed_sum as fold
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 normalized = unit
 

@@ -15,7 +15,8 @@ import pytest
 
 from workers.config import RecommendConfig
 from workers.model import Vector
-from workers.recommender import EventIn, Recommender, RecResult, UserState
+from workers.recommend_io import EventIn, RecResult, UserState
+from workers.recommender import Recommender
 from workers.store import Hit, ItemPoint, SearchRequest, VectorStore, open_store
 
 DIM = 8

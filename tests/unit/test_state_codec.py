@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams.schemas import STATE_FORMAT, StateFormatError, decode_state, encode_state, seen_at
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 
 def through_json(state: UserState) -> UserState | None:

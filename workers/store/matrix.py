@@ -20,13 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from workers.store.base import (
-    Hit,
     ItemPoint,
     SearchRequest,
     check_k,
     check_using,
     latest_per_id,
 )
+from workers.wire import HitLists, VectorMap
 
 
 def checked_unit_rows(matrix: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
@@ -105,19 +105,15 @@ class MatrixIndex:
         scenario[: len(self._ids)] = self._scenario[: len(self._ids)]
         self._matrix, self._scenario = matrix, scenario
 
-    def vectors(self, item_ids: Sequence[str], using: str = "rec") -> dict[str, np.ndarray]:
+    def vectors(self, item_ids: Sequence[str], using: str = "rec") -> VectorMap:
         """{item_id: normalised vector (a copy)} of the ids present."""
         check_using(using)
         if using != "rec":
             raise ValueError("a serving index holds only the 'rec' vectors")
-        found = {}
-        for item_id in item_ids:
-            row = self._row.get(item_id)
-            if row is not None:
-                found[item_id] = self._matrix[row].copy()
-        return found
+        present = list(dict.fromkeys(i for i in item_ids if i in self._row))
+        return VectorMap(present, self._matrix[[self._row[i] for i in present]])
 
-    def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+    def search(self, requests: Sequence[SearchRequest]) -> HitLists:
         """Exact top-k by cosine of each request, scenario-filtered, excluded ids
         never returned; best first."""
         for request in requests:
@@ -126,7 +122,7 @@ class MatrixIndex:
                 raise ValueError("a serving index searches only the 'rec' vectors")
             if isinstance(request.exclude, str):
                 raise ValueError("exclude must be a sequence of item ids, not a single string")
-        results: list[list[Hit]] = [[] for _ in requests]
+        results: list[list[tuple[str, float]]] = [[] for _ in requests]
         live = [n for n, r in enumerate(requests) if r.k > 0]
         for start in range(0, len(live), QUERY_CHUNK):
             chunk = live[start : start + QUERY_CHUNK]
@@ -138,9 +134,11 @@ class MatrixIndex:
             scores = queries @ self._matrix[: len(self._ids)].T
             for row, n in enumerate(chunk):
                 results[n] = self._top(scores[row], requests[n])
-        return results
+        return HitLists.of_pairs(results)
 
-    def _top(self, scores: npt.NDArray[np.float32], request: SearchRequest) -> list[Hit]:
+    def _top(
+        self, scores: npt.NDArray[np.float32], request: SearchRequest
+    ) -> list[tuple[str, float]]:
         if request.scenario is not None:
             code = self._scenario_code.get(request.scenario)
             if code is None:
@@ -155,7 +153,7 @@ class MatrixIndex:
             return []
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [Hit(self._ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        return [(self._ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def close(self) -> None:
         self._matrix = np.zeros((1, self.dim), dtype=np.float32)

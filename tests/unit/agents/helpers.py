@@ -19,7 +19,7 @@ from streams.app import Topics
 from streams.events import recommend_batch, route_event
 from streams.settings import RetryConfig
 from workers.actors import Actors
-from workers.recommender import Batch, EventIn, RecResult, UserState
+from workers.recommend_io import Batch, EventIn, RecResult, UserState
 from workers.training import Sample
 
 FAST = RetryConfig(backoff=0.001, max_backoff=0.01)

@@ -23,7 +23,7 @@ from tests.unit.agents.helpers import (
     run_batch,
     sent,
 )
-from workers.recommender import UserState
+from workers.recommend_io import UserState
 
 
 def forget_record(user: str, offset: int = 0) -> Message:

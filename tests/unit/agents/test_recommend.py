@@ -23,7 +23,7 @@ from tests.unit.agents.helpers import (
     run_batch,
     sent,
 )
-from workers.recommender import Batch, EventIn, UserState
+from workers.recommend_io import Batch, EventIn, UserState
 
 
 def test_a_batch_is_served_and_its_states_stored() -> None:
