@@ -23,6 +23,8 @@ from streams.settings import LimitsConfig
 # Cc: C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# How a surrogate gets into valid UTF-8 JSON: as an escape (pairs too: they are fine).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class InvalidRecord(ValueError):
@@ -46,14 +48,33 @@ def load_json(raw: bytes | str | None, limits: LimitsConfig) -> Any:
     if size > limits.record_bytes:
         limit = limits.record_bytes
         raise InvalidRecord(f"record is {size} bytes, over the limit of {limit} bytes")
+    non_finite: list[str] = []  # numbers read as inf or nan (parse hooks)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            non_finite.append(text)
+        return value
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=number, parse_constant=number)
     except RecursionError as exc:
         raise InvalidRecord(f"JSON nested too deeply to parse (RecursionError: {exc})") from exc
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise InvalidRecord(f"not valid UTF-8 JSON: {type(exc).__name__}: {exc}") from exc
-    check_tree(data, limits.json_depth)
+    if non_finite or not _plainly_within(raw, limits.json_depth):
+        check_tree(data, limits.json_depth)  # finds what is wrong, and where
     return data
+
+
+def _plainly_within(raw: bytes | str, max_depth: int) -> bool:
+    """Whether the text alone shows what `check_tree` checks (a fast path for the usual
+    record): no more containers in all than ``max_depth`` levels, and no surrogate
+    escape. Non-finite numbers are caught while parsing."""
+    if not isinstance(raw, bytes):  # a str can hold a raw lone surrogate
+        return False
+    containers = raw.count(b"{") + raw.count(b"[")  # braces inside strings count too
+    return containers <= max_depth and _ESCAPED_SURROGATE.search(raw) is None
 
 
 def check_tree(data: Any, max_depth: int) -> None:
