@@ -78,14 +78,21 @@ class TopicReader:
 
 
 def read_all(kafka: KafkaConfig, topic: str, timeout: float = 60.0) -> list[Received]:
-    """Every record of ``topic`` now, each partition read by a consumer of its own from
-    the start to its end offset as a fetch reports it: a complete snapshot, where
-    `TopicReader` (one consumer over every partition) has once been seen to receive only
-    one partition's records for a minute (docs/ENVIRONMENT-NOTES.md). TimeoutError names
-    a partition that could not be read to its end within ``timeout`` seconds."""
+    """Every record of ``topic`` now, decoded (`read_raw`)."""
+    return [_received(r, at) for r, at in read_raw(kafka, topic, timeout)]
+
+
+def read_raw(kafka: KafkaConfig, topic: str, timeout: float = 60.0) -> list[tuple[Any, float]]:
+    """Every record of ``topic`` now, as kafka-python gives it, with when it was read;
+    partition by partition, each in offset order. Each partition is read by a consumer
+    of its own from the start to its end offset as a fetch reports it: a complete
+    snapshot, where `TopicReader` (one consumer over every partition) has once been seen
+    to receive only one partition's records for a minute (docs/ENVIRONMENT-NOTES.md).
+    TimeoutError names a partition that could not be read to its end within ``timeout``
+    seconds."""
     from kafka import KafkaConsumer, TopicPartition
 
-    out: list[Received] = []
+    out: list[tuple[Any, float]] = []
     deadline = time.monotonic() + timeout
     probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers(), **client_kwargs(kafka))
     try:
@@ -109,7 +116,7 @@ def read_all(kafka: KafkaConfig, topic: str, timeout: float = 60.0) -> list[Rece
                     )
                 now = time.time()
                 for records in consumer.poll(timeout_ms=200).values():
-                    out += [_received(r, now) for r in records]
+                    out += [(r, now) for r in records]
         finally:
             consumer.close()
     return out

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tooling.consume import Received, TopicReader, fetched_end_offsets, group_lag, read_all
+from tooling.consume import Received, TopicReader, group_lag, read_all, read_raw
 from tooling.local import LocalStack
 from tooling.produce import encode_record, kafka_producer
 
@@ -98,25 +98,8 @@ def event(
 def changelog(stack: LocalStack, timeout: float = 60.0) -> list[tuple[str, bytes | None]]:
     """Every (user_id, value) record of the users table's changelog, read to its end
     (per partition in order; a None value is a tombstone)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     topic = f"{stack.kafka.app_id}-users-changelog"
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        ends = fetched_end_offsets(consumer, parts)  # not end_offsets(): see its docstring
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        out: list[tuple[str, bytes | None]] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end")
-            for records in consumer.poll(timeout_ms=500).values():
-                out += [(r.key.decode(), r.value) for r in records]
-        return out
-    finally:
-        consumer.close()
+    return [(r.key.decode(), r.value) for r, _ in read_raw(stack.kafka, topic, timeout)]
 
 
 def latest_states(stack: LocalStack, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
