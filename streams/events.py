@@ -19,9 +19,9 @@ The two agents of a worker serve one batch at a time (a shared lock), so a user 
 producers key events both ways never has two batches' writes race on their state; such
 a user's events may then be served out of their produce order, across the two paths.
 
-The agents are thin loops; what they do with a record or a batch is `route_event`,
-`recommend_batch` and `serve_records`, which tests drive in-process with fake topics and
-actors.
+The agents (`streams.agents`) are thin loops; what they do with a record or a batch is
+`route_event`, `recommend_batch` and `serve_records`, which tests drive in-process with
+fake topics and actors.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from functools import partial
 from typing import Any
 
 from streams import deadletters, metrics
-from streams.app import Pipeline, Topics, partition_of
+from streams.app import Topics, partition_of
 from streams.forget import forget_users
 from streams.remote import InputFailed, call_until_done, describe, in_halves, runs
 from streams.schemas import (
@@ -171,6 +171,21 @@ def event_in(keyed: KeyedEvent) -> EventIn:
     )
 
 
+class Outbox:
+    """The recommendations of served batches, in order, still to be produced: a batch in
+    flight produces them after it leaves the serving lock (`streams.inflight`)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes, float]] = []  # key, value, latency ms
+
+    async def send(self, topics: Topics) -> None:
+        for key, value, latency_ms in self.records:
+            await topics.recommendations.send(key=key, value=value)
+            metrics.RECOMMENDATIONS.inc()
+            metrics.LATENCY.observe(latency_ms / 1000.0)
+        self.records.clear()
+
+
 async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:
     """Hand training samples to the trainer actor (it only queues them: cheap).
 
@@ -199,6 +214,7 @@ async def recommend_batch(
     users: MutableMapping[bytes, Any],
     actors: Actors,
     retry: RetryConfig,
+    outbox: Outbox | None = None,
 ) -> None:
     """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
     table, keyed by the UTF-8 user id), one recommendation per event, samples to the
@@ -219,7 +235,9 @@ async def recommend_batch(
             reason = f"bad internal record: {describe(exc)}"
             letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
-    await serve_records(records, topics=topics, users=users, actors=actors, retry=retry)
+    await serve_records(
+        records, topics=topics, users=users, actors=actors, retry=retry, outbox=outbox
+    )
 
 
 async def serve_records(
@@ -229,17 +247,26 @@ async def serve_records(
     users: MutableMapping[bytes, Any],
     actors: Actors,
     retry: RetryConfig,
+    outbox: Outbox | None = None,
 ) -> None:
     """Validated records of users whose state this worker owns -> recommendations and
     states, or forgotten users, or dead letters; served in runs split at forget records,
-    so a forget comes after its user's earlier events and before later ones."""
+    so a forget comes after its user's earlier events and before later ones.
+
+    The recommendations are produced before this returns, or, given an ``outbox``, left
+    in it for the caller to produce (after the states and samples are written)."""
+    owed = Outbox() if outbox is None else outbox
     for run in runs(records, type):
         if isinstance(run[0], KeyedForget):
             forgets = [r for r in run if isinstance(r, KeyedForget)]
             await forget_users(forgets, topics=topics, users=users, actors=actors, retry=retry)
         else:
             keyed = [r for r in run if isinstance(r, KeyedEvent)]
-            await _recommend_events(keyed, topics=topics, users=users, actors=actors, retry=retry)
+            await _recommend_events(
+                keyed, owed, topics=topics, users=users, actors=actors, retry=retry
+            )
+    if outbox is None:
+        await owed.send(topics)
 
 
 def _internal(value: bytes) -> KeyedEvent | KeyedForget:
@@ -256,6 +283,7 @@ def _internal(value: bytes) -> KeyedEvent | KeyedForget:
 
 async def _recommend_events(
     keyed: list[KeyedEvent],
+    outbox: Outbox,
     *,
     topics: Topics,
     users: MutableMapping[bytes, Any],
@@ -280,7 +308,7 @@ async def _recommend_events(
     keyed = [k for k in keyed if k.event.user_id not in unreadable]
 
     async def serve(part: Sequence[KeyedEvent]) -> None:
-        await _serve(part, states, topics=topics, users=users, actors=actors, retry=retry)
+        await _serve(part, states, outbox, topics=topics, users=users, actors=actors, retry=retry)
 
     async def reject(part: Sequence[KeyedEvent], exc: BaseException) -> None:
         await _dead(topics, part, f"recommendation failed: {describe(exc)}", deadletters.FAILED)
@@ -292,14 +320,16 @@ async def _recommend_events(
 async def _serve(
     keyed: Sequence[KeyedEvent],
     states: dict[str, UserState | None],
+    outbox: Outbox,
     *,
     topics: Topics,
     users: MutableMapping[bytes, Any],
     actors: Actors,
     retry: RetryConfig,
 ) -> None:
-    """Events -> recommender -> states, recommendations, samples; writes nothing if the
-    recommender raises (so the caller can serve the events again in halves).
+    """Events -> recommender -> states, samples, and recommendations into ``outbox``;
+    writes nothing if the recommender raises (so the caller can serve the events again
+    in halves).
 
     ``states`` holds the current state of every user of ``keyed`` and is updated."""
     inputs = Events(event_in(k) for k in keyed)
@@ -318,50 +348,6 @@ async def _serve(
     for uid, state in out.states.items():
         states[uid] = state
         users[uid.encode()] = stored[uid]
-    for key, value, latency_ms in sends:
-        await topics.recommendations.send(key=key, value=value)
-        metrics.RECOMMENDATIONS.inc()
-        metrics.LATENCY.observe(latency_ms / 1000.0)
-    if actors.trainer is not None and out.samples:
+    outbox.records += sends
+    if actors.trainer is not None and out.samples:  # before a later forget reaches it
         await feed_trainer(actors.trainer, out.samples)
-
-
-def register(pipeline: Pipeline, actors: Actors) -> None:
-    """The ingest agent (events -> served here, by-user topic or dead letters) and the
-    recommend agent (by-user -> served), sharing one lock around serving."""
-    kafka, retry, limits = (
-        pipeline.settings.kafka,
-        pipeline.settings.retry,
-        pipeline.settings.limits,
-    )
-    topics, users = pipeline.topics, pipeline.users
-    events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
-    here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
-    serving = asyncio.Lock()  # one batch at a time writes the users table
-
-    async def ingest(stream: Any) -> None:
-        async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-            events_in.inc(len(batch))
-            local = []
-            for e in batch:
-                record = await route_event(e.message, topics, limits, here)
-                if record is not None:
-                    local.append(record)
-            if local:
-                metrics.BATCH_SIZE.observe(len(local))
-                async with serving:
-                    await serve_records(
-                        local, topics=topics, users=users, actors=actors, retry=retry
-                    )
-
-    async def recommend(stream: Any) -> None:
-        async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-            messages = [e.message for e in batch]
-            metrics.BATCH_SIZE.observe(len(messages))
-            async with serving:
-                await recommend_batch(
-                    messages, topics=topics, users=users, actors=actors, retry=retry
-                )
-
-    pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
-    pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

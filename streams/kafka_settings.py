@@ -44,6 +44,14 @@ class KafkaConfig(BaseModel):
     batch_within: float = Field(
         default=0.01, gt=0, description="Seconds to wait filling a micro-batch."
     )
+    batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Micro-batches an agent serves at once: the next batch's recommend call "
+        "goes out while the last one's recommendations are produced (1: one at a time). "
+        "Offsets are committed only once a batch's outputs are produced.",
+    )
     commit_interval: float = Field(default=1.0, gt=0, description="Offset commit interval, s.")
     linger_ms: int = Field(
         default=5,

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams import catalog, events, expiry, heap, metrics
+from streams import agents, catalog, expiry, heap, metrics
 from streams.app import Pipeline, by_user_topic_name, create_app, users_store_memory
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
@@ -148,7 +148,7 @@ def build(settings: Settings) -> tuple[Pipeline, Health]:
     )
     pipeline = create_app(settings)
     catalog.register(pipeline, actors)
-    events.register(pipeline, actors)
+    agents.register(pipeline, actors)
     expiry.register_expiry(pipeline)
     health = Health(actors, settings.health, settings.ready_file, settings.alive_file)
     pipeline.app.timer(settings.health.interval, name="streamrec.health")(health.check)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from streams.app import partition_of
-from streams.events import route_event, serve_records, served_in_place
+from streams.events import Outbox, route_event, serve_records, served_in_place
 from streams.schemas import KeyedEvent, KeyedForget, Recommendation, decode_state
 from tests.unit.agents.helpers import FAST, FakeRecommender, Message, actors, fake_topics, sent
 
@@ -109,3 +109,21 @@ def test_records_served_here_give_recommendations_and_states() -> None:
     assert [r.user_id for r in recs] == ["u1", "u2", "u1"]
     state = decode_state("u1", users[b"u1"])
     assert state is not None and state.events == 2
+
+
+def test_given_an_outbox_the_states_are_written_and_the_recommendations_left_in_it() -> None:
+    # A batch in flight (`streams.agents`) produces its recommendations after it leaves
+    # the serving lock: when serve_records returns, the states are written, nothing sent.
+    here = served_in_place(FakeApp(), PARTITIONS)
+    topics = fake_topics()
+    records = [asyncio.run(route_event(event_message(u), topics, here=here)) for u in ("u1", "u2")]
+    users: dict[bytes, Any] = {}
+    outbox = Outbox()
+    both = actors(FakeRecommender())
+    asyncio.run(
+        serve_records(records, topics=topics, users=users, actors=both, retry=FAST, outbox=outbox)
+    )
+    assert set(users) == {b"u1", b"u2"} and sent(topics.recommendations) == []
+    asyncio.run(outbox.send(topics))
+    recs = [Recommendation.model_validate(v) for v in sent(topics.recommendations)]
+    assert [r.user_id for r in recs] == ["u1", "u2"] and outbox.records == []

@@ -1,0 +1,97 @@
+"""The worker's two agents: thin loops over `streams.events`, batches in flight.
+
+    events ──ingest: route each record (`route_event`); serve the batch's local ones──┐
+    by-user ──recommend: serve the batch (`recommend_batch`)──────────────────────────┤
+                        `serve_records` under one lock, recommendations after it ◄────┘
+
+Both agents take micro-batches and hand each to `streams.inflight.InFlight`: up to
+``STREAMREC_KAFKA__BATCHES_IN_FLIGHT`` of them are served at once, each taking the
+serving lock (states read, recommend call, states and samples written) in the order it
+started, and producing its recommendations after releasing it. The lock is shared, so a
+user whose producers key events both ways never has two batches' writes race on their
+state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from streams import metrics
+from streams.app import Pipeline
+from streams.events import Outbox, recommend_batch, route_event, serve_records, served_in_place
+from streams.inflight import InFlight, hold, release
+from workers.actors import Actors
+
+#: Serve a batch, leaving its recommendations in the outbox given as ``outbox=``.
+Served = Callable[..., Awaitable[None]]
+
+
+def register(pipeline: Pipeline, actors: Actors) -> None:
+    """The ingest agent (events -> served here, by-user topic or dead letters) and the
+    recommend agent (by-user -> served), sharing one lock around serving."""
+    kafka, retry, limits = (
+        pipeline.settings.kafka,
+        pipeline.settings.retry,
+        pipeline.settings.limits,
+    )
+    topics, users = pipeline.topics, pipeline.users
+    events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
+    here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
+    serving = asyncio.Lock()  # one batch at a time reads and writes the users table
+
+    async def serve_held(stream: Any, events: Sequence[Any], serve: Served) -> None:
+        """Serve a held batch (`streams.inflight`): its states under the lock, then its
+        recommendations produced, then its events released for commit. A batch that
+        fails is released too, as Faust acknowledges a batch whose loop body raised."""
+        try:
+            outbox = Outbox()
+            async with serving:  # first: batches take the lock in the order they started
+                await serve(outbox=outbox)
+            await outbox.send(topics)
+        finally:
+            await release(stream, events)
+
+    async def ingest(stream: Any) -> None:
+        flight = InFlight(kafka.batches_in_flight)
+        try:
+            async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
+                events_in.inc(len(batch))
+                local = []
+                for e in batch:
+                    record = await route_event(e.message, topics, limits, here)
+                    if record is not None:
+                        local.append(record)
+                if local:
+                    metrics.BATCH_SIZE.observe(len(local))
+                    hold(batch)
+                    serve = partial(
+                        serve_records, local, topics=topics, users=users, actors=actors, retry=retry
+                    )
+                    await flight.add(serve_held(stream, batch, serve))
+        finally:
+            await flight.close()
+
+    async def recommend(stream: Any) -> None:
+        flight = InFlight(kafka.batches_in_flight)
+        try:
+            async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
+                messages = [e.message for e in batch]
+                metrics.BATCH_SIZE.observe(len(messages))
+                hold(batch)
+                serve = partial(
+                    recommend_batch,
+                    messages,
+                    topics=topics,
+                    users=users,
+                    actors=actors,
+                    retry=retry,
+                )
+                await flight.add(serve_held(stream, batch, serve))
+        finally:
+            await flight.close()
+
+    pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
+    pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

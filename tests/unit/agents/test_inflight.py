@@ -1,0 +1,128 @@
+"""Batches in flight: how many at once, in which order they are awaited, what an error
+does, and that a held event's offset is released only after its batch is served."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from streams.inflight import InFlight, hold, release
+
+
+async def _step(log: list[str], name: str, gate: asyncio.Event | None = None) -> None:
+    log.append(f"{name} start")
+    if gate is not None:
+        await gate.wait()
+    await asyncio.sleep(0)
+    log.append(f"{name} end")
+
+
+def test_add_returns_once_fewer_than_the_limit_are_unfinished() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        flight = InFlight(2)
+        first_gate = asyncio.Event()
+        await flight.add(_step(log, "a", first_gate))  # 1 in flight: returns at once
+        assert len(flight.tasks) == 1
+        adding = asyncio.ensure_future(flight.add(_step(log, "b")))
+        await asyncio.sleep(0.01)
+        assert not adding.done()  # 2 in flight: waits for "a"
+        assert "b end" in log  # the second batch runs meanwhile (the lock orders its writes)
+        first_gate.set()
+        await adding
+        assert "a end" in log and len(flight.tasks) == 1  # "b", awaited by the next add
+        await flight.close()
+        return log
+
+    assert asyncio.run(run())[0] == "a start"
+
+
+def test_one_in_flight_serves_each_batch_before_the_next_starts() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        flight = InFlight(1)
+        for name in "abc":
+            await flight.add(_step(log, name))
+            assert not flight.tasks
+        return log
+
+    assert asyncio.run(run()) == [f"{n} {w}" for n in "abc" for w in ("start", "end")]
+
+
+def test_an_error_of_a_batch_reaches_the_agent_and_the_rest_still_finish() -> None:
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("broker down")
+
+    async def run() -> list[str]:
+        log: list[str] = []
+        flight = InFlight(2)
+        await flight.add(fail())
+        with pytest.raises(RuntimeError, match="broker down"):
+            await flight.add(_step(log, "b"))
+        await flight.close()  # "b" is still in flight: close waits for it
+        return log
+
+    assert asyncio.run(run()) == ["b start", "b end"]
+
+
+def test_closing_cancelled_cancels_what_is_in_flight() -> None:
+    async def run() -> asyncio.Task[None]:
+        flight = InFlight(3)
+        await flight.add(asyncio.sleep(60))
+        held = flight.tasks[0]
+        closing = asyncio.ensure_future(flight.close())
+        await asyncio.sleep(0.01)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+        await asyncio.sleep(0)
+        return held
+
+    assert asyncio.run(run()).cancelled()
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        InFlight(0)
+
+
+class _Message:
+    def __init__(self) -> None:
+        self.refcount = 1  # the stream's own reference
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+class _Event:
+    def __init__(self) -> None:
+        self.message = _Message()
+
+
+class _Stream:
+    """Acks as Faust's stream does: one reference dropped; committable at zero."""
+
+    def __init__(self) -> None:
+        self.committable: list[_Event] = []
+
+    async def ack(self, event: Any) -> bool:
+        event.message.refcount -= 1
+        if event.message.refcount == 0:
+            self.committable.append(event)
+        return event.message.refcount == 0
+
+
+def test_a_held_event_is_committable_only_after_its_release() -> None:
+    async def run() -> tuple[int, int]:
+        stream, events = _Stream(), [_Event(), _Event()]
+        hold(events)
+        for event in events:  # Faust's ack at the end of the agent's loop body
+            await stream.ack(event)
+        before = len(stream.committable)
+        await release(stream, events)
+        return before, len(stream.committable)
+
+    assert asyncio.run(run()) == (0, 2)
