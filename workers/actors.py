@@ -37,7 +37,7 @@ from workers.replica import CatalogReplica
 from workers.store import Hit, SearchRequest
 from workers.trainer_service import TrainerService, TrainingCatalog
 from workers.training import TrainingConfig
-from workers.wire import HitLists, VectorMap
+from workers.wire import HitLists, SearchRequests, VectorMap
 
 ENCODER_NAME = "streamrec-encoder"
 CATALOG_NAME = "streamrec-catalog"
@@ -103,29 +103,41 @@ TrainerActor: Any = ray.remote(TrainerService)
 
 class NodeCatalog:
     """`CatalogReader` of a recommender: reads go to the catalog replica of the node this
-    process runs on (created there if absent), adapter files to the catalog itself.
+    process runs on (created there if absent), or with ``own`` to a replica in this
+    process; adapter files to the catalog itself.
 
     Resolved in the process that reads (a restarted recommender on another node finds
     that node's replica), so it pickles unresolved."""
 
-    def __init__(self, catalog: Any, dim: int, config: StoreConfig) -> None:
-        self.catalog, self.dim, self.config = catalog, dim, config
+    def __init__(self, catalog: Any, dim: int, config: StoreConfig, own: bool = False) -> None:
+        self.catalog, self.dim, self.config, self.own = catalog, dim, config, own
         self.replica: Any = None
+        self.local: CatalogReplica | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "replica": None}
+        return {**self.__dict__, "replica": None, "local": None}
 
     def _replica(self) -> Any:
         if self.replica is None:
             self.replica = node_replica(self.catalog, self.dim, self.config)
         return self.replica
 
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, VectorMap]:
+    def _local(self) -> CatalogReplica:
+        if self.local is None:
+            self.local = CatalogReplica(RemoteCatalog(self.catalog), self.dim, self.config)
+        return self.local
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, Mapping[str, Vector]]:
+        if self.own:
+            return self._local().lookup(item_ids)
         result: tuple[int, VectorMap] = ray.get(self._replica().lookup.remote(list(item_ids)))
         return result
 
     def search_at(self, requests: Sequence[SearchRequest]) -> tuple[int, HitLists]:
-        result: tuple[int, HitLists] = ray.get(self._replica().search_at.remote(list(requests)))
+        if self.own:
+            return self._local().search_at(requests)
+        asked = SearchRequests(requests)
+        result: tuple[int, HitLists] = ray.get(self._replica().search_at.remote(asked))
         return result
 
     def adapter(self, version: int) -> AdapterFiles | None:
@@ -134,6 +146,8 @@ class NodeCatalog:
 
     def version(self) -> int:
         """The replica's version (-1: no copy yet): the recommender's health check."""
+        if self.own:
+            return self._local().version()
         return int(ray.get(self._replica().version.remote()))
 
 
@@ -215,6 +229,9 @@ def start_actors(
     # One recommender per streamrec worker process: it serves that worker's partitions,
     # reading its node's catalog replica and embedding event text itself.
     rec = RecommenderActor.options(num_cpus=0, resources=recommend.resources, **RESTART).remote(
-        recommend, NodeCatalog(cat, dim, store), LazyEncoder(encoder), dim=dim
+        recommend,
+        NodeCatalog(cat, dim, store, own=recommend.replica == "own"),
+        LazyEncoder(encoder),
+        dim=dim,
     )
     return Actors(encoder=enc, catalog=cat, recommender=rec, trainer=trainer)

@@ -16,10 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from workers.training import Sample
-from workers.wire import HitLists, Vector, VectorMap
+from workers.wire import HitLists, Vector, stacked, unstacked
 
 
 @dataclass(frozen=True)
@@ -147,27 +145,17 @@ def _state_columns(states: Mapping[str, UserState | None]) -> tuple[Any, ...]:
         else (s.history, s.weights, s.pending, s.recent_events, s.events, s.scenario, s.version)
         for s in states.values()
     ]
-    return (list(states), rows, _vector_groups(states))
-
-
-def _vector_groups(states: Mapping[str, UserState | None]) -> list[tuple[list[str], Vector]]:
-    """The states' vectors as one matrix per length (a state of another model version
-    can have another length): [(user ids, matrix)]."""
-    by_length: dict[int, dict[str, Vector]] = {}
-    for uid, state in states.items():
-        if state is not None and state.vector is not None:
-            by_length.setdefault(len(state.vector), {})[uid] = state.vector
-    return [(list(group), np.stack(list(group.values()))) for group in by_length.values()]
+    vectors = {u: s.vector for u, s in states.items() if s is not None and s.vector is not None}
+    return (list(states), rows, list(vectors), stacked(list(vectors.values())))
 
 
 def _states_from(
     uids: list[str],
     rows: list[tuple[Any, ...] | None],
-    groups: list[tuple[list[str], Vector]],
+    with_vector: list[str],
+    groups: list[tuple[list[int], Vector]],
 ) -> UserStates:
-    vectors: dict[str, Vector] = {}
-    for ids, matrix in groups:
-        vectors.update(VectorMap(ids, matrix))
+    vectors = dict(zip(with_vector, unstacked(groups, len(with_vector)), strict=True))
     out = UserStates()
     for uid, row in zip(uids, rows, strict=True):
         if row is None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from workers.store.base import Hit
+from workers.store.base import Hit, SearchRequest
 
 Vector = npt.NDArray[np.float32]
 
@@ -107,3 +107,42 @@ class HitLists(Sequence[list[Hit]]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (HitLists, (self._ids, self._scores, self._counts))
+
+
+class SearchRequests(list[SearchRequest]):
+    """A call's search requests that pickle as columns, their vectors as one matrix per
+    length."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        columns = [(r.k, r.scenario, tuple(r.exclude), r.using, r.exact) for r in self]
+        return (_requests_from, (columns, stacked([r.vector for r in self])))
+
+
+def _requests_from(
+    columns: list[tuple[Any, ...]], groups: list[tuple[list[int], Vector]]
+) -> SearchRequests:
+    vectors = unstacked(groups, len(columns))
+    return SearchRequests(
+        SearchRequest(vector, k, scenario, exclude, using, exact)
+        for vector, (k, scenario, exclude, using, exact) in zip(vectors, columns, strict=True)
+    )
+
+
+def stacked(vectors: Sequence[Vector]) -> list[tuple[list[int], Vector]]:
+    """Vectors as one matrix per length: [(their positions, matrix)]."""
+    by_length: dict[int, list[int]] = {}
+    for n, vector in enumerate(vectors):
+        by_length.setdefault(len(vector), []).append(n)
+    return [(rows, np.stack([vectors[n] for n in rows])) for rows in by_length.values()]
+
+
+def unstacked(groups: Sequence[tuple[Sequence[int], Vector]], count: int) -> list[Vector]:
+    """`stacked`'s inverse: ``count`` vectors, read-only rows of the matrices."""
+    out: list[Vector | None] = [None] * count
+    for rows, matrix in groups:
+        matrix.flags.writeable = False
+        for row, n in enumerate(rows):
+            out[n] = matrix[row]
+    if any(v is None for v in out):
+        raise ValueError("a position has no vector")
+    return out  # type: ignore[return-value]

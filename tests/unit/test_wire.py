@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from workers.recommend_io import Batch, EventIn, Events, RecResult, UserState, UserStates
-from workers.store.base import Hit
+from workers.store.base import Hit, SearchRequest
 from workers.training import Sample
-from workers.wire import HitLists, VectorMap
+from workers.wire import HitLists, SearchRequests, VectorMap
 
 
 def _round_trip(obj: Any) -> tuple[Any, int]:
@@ -100,3 +100,22 @@ def test_a_request_comes_back_equal_with_new_users_as_none() -> None:
     assert back_states["u2"] is None
     np.testing.assert_array_equal(back_states["u1"].vector, states["u1"].vector)
     assert back_states["u1"].history == states["u1"].history
+
+
+def test_search_requests_come_back_equal_with_one_matrix_per_vector_length() -> None:
+    asked = SearchRequests(
+        SearchRequest(np.full(8 if n % 4 else 5, n, dtype=np.float32), 10, "films", (f"i{n}",))
+        for n in range(20)
+    )
+    asked.append(SearchRequest(np.ones(8, dtype=np.float32), 3, None, [], "rec", True))
+    back, buffers = _round_trip(asked)
+    assert buffers == 2 and len(back) == len(asked)
+    for got, sent in zip(back, asked, strict=True):
+        np.testing.assert_array_equal(got.vector, sent.vector)
+        assert (got.k, got.scenario, tuple(got.exclude), got.using, got.exact) == (
+            sent.k,
+            sent.scenario,
+            tuple(sent.exclude),
+            sent.using,
+            sent.exact,
+        )
