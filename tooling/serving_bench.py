@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument(
+        "--replica", choices=["node", "own"], default="node", help="STREAMREC_RECOMMEND__REPLICA"
+    )
     args = parser.parse_args()
     data = load(args.dataset)
     items, vectors = catalog_of(data.items, len(data.items))
@@ -84,7 +87,7 @@ def main() -> None:
             ray.get(catalog.index.remote(items, vectors))
             recommender = RecommenderActor.remote(
                 RecommendConfig(),
-                NodeCatalog(catalog, dim, store),
+                NodeCatalog(catalog, dim, store, own=args.replica == "own"),
                 LazyEncoder(EncoderConfig()),
                 dim=dim,
             )

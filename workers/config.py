@@ -7,6 +7,7 @@ from the environment (prefix ``STREAMREC_``); constructors here receive them exp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -133,6 +134,13 @@ class RecommendConfig(BaseModel):
         ge=1,
         description="Most recent event ids kept per user: an event seen again (a batch "
         "re-processed after a crash or an outage) is served but changes the state only once.",
+    )
+    replica: Literal["node", "own"] = Field(
+        default="own",
+        description="Where a recommender reads the catalog: 'node', the one replica actor "
+        "of its node, shared by the node's recommenders; 'own', a replica inside its own "
+        "process (no actor call per batch to read it; one copy of the serving vectors per "
+        "worker).",
     )
 
 

@@ -34,6 +34,7 @@ def test_a_killed_catalog_replica_restarts_and_no_event_is_lost(
     import ray
 
     stack = zero_shot_stack
+    stack.env["STREAMREC_RECOMMEND__REPLICA"] = "node"  # the node's shared replica actor
     stack.start_worker()
     scenario = unique("actor")
     catalog = [item(f"{scenario}-{n}", t, scenario) for n, t in enumerate(themes.SPACE)]

@@ -23,5 +23,5 @@ def test_freshness_and_memory_probes(zero_shot_stack: LocalStack) -> None:
     assert 0 < took < 60
     used = memory(worker.pid)
     assert used["worker"] > 50  # a Faust worker with torch and Ray loaded
-    assert {"Recommender", "CatalogReplica", "Catalog", "TextEncoder"} <= set(used["actors"])
+    assert {"Recommender", "Catalog", "TextEncoder"} <= set(used["actors"])
     assert all(mb > 10 for mb in used["actors"].values())

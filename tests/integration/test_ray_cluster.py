@@ -60,7 +60,7 @@ def actors(tmp_path: Path) -> Actors:
     return start_actors(
         EncoderConfig(num_cpus=1),
         StoreConfig(url=f"edge:{tmp_path / 'qdrant'}", resources={"catalog": 1}),
-        RecommendConfig(top_k=5, exact_search=True, resources={"serving": 1}),
+        RecommendConfig(top_k=5, exact_search=True, resources={"serving": 1}, replica="node"),
         AdapterStoreConfig(path=tmp_path / "catalog-node-only"),
         training,
     )
