@@ -10,7 +10,9 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
 4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
    same broker, the rate no Kafka pipeline on this machine can beat;
 5. training off: a second stack whose worker does not train, catalog and firehose again
-   (the issue's "training on >= 0.8 x training off", measured in the same run).
+   (the issue's "training on >= 0.8 x training off", measured in the same run), then
+   the following events paced at a fixed ``PACED_RATE`` (the issue's latency target is
+   set at 1,000 events/s).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, local_stack
 from tooling.produce import kafka_producer, produce
+
+#: The fixed rate of the training-off stack's paced phase, events/s, and its length, s.
+PACED_RATE, PACED_SECONDS = 1000.0, 10
 
 
 @dataclass
@@ -133,12 +138,15 @@ def _freshness(stack: LocalStack, item: Record) -> float | None:
         return None
 
 
-def _training_off(data: Any, firehose: list[Record]) -> dict[str, Any]:
-    """The same catalog and firehose on a fresh stack whose worker does not train."""
+def _training_off(data: Any, n_events: int) -> tuple[dict[str, Any], Phase]:
+    """The same catalog and firehose on a fresh stack whose worker does not train, then
+    the following events at ``PACED_RATE``."""
+    paced = data.events[n_events : n_events + int(PACED_RATE * PACED_SECONDS)]
     with local_stack(partitions=2, env={"STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
         stack.start_worker()
         _catalog(stack, data.items)
-        return _measured_firehose(stack, firehose)
+        burst = _measured_firehose(stack, data.events[:n_events])
+        return burst, _replay(stack, paced, rate=PACED_RATE)
 
 
 def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
@@ -174,7 +182,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
                 )
             )
     with console.status("firehose with training off (a second stack) ..."):
-        untrained = _training_off(data, firehose)
+        untrained, paced_off = _training_off(data, n_events)
     results: dict[str, Any] = {
         "dataset": data.name,
         "machine": f"{platform.machine()}, {_cpus()} CPUs, {platform.python_version()}",
@@ -186,6 +194,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "firehose_training_off": untrained,
         "training_on_vs_off": round(burst["events_per_s"] / untrained["events_per_s"], 3),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
+        "paced_training_off": {**asdict(paced_off), "target_rate": PACED_RATE},
         "new_item_freshness_s": [None if f is None else round(f, 3) for f in fresh],
         "rss_mb": used,
         "passthrough_events_per_s": round(ceiling, 1),
@@ -222,6 +231,12 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     )
     table.add_row("CPU per event, ms (training off)", _cpu(off["cpu_ms_per_event"]))
     table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
+    po = r["paced_training_off"]
+    table.add_row(
+        f"training off, paced at {po['target_rate']:.0f}/s ({po['events_per_s']}/s reached): "
+        "p50/p95/p99",
+        _ms(po["latency_ms"]),
+    )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)
     missed = len(probes) - len(fresh)

@@ -33,6 +33,7 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
         "firehose_training_off": {**phase, "cpu_ms_per_event": {}},
         "training_on_vs_off": 1.0,
         "paced": {**phase, "target_rate": 50.0},
+        "paced_training_off": {**phase, "target_rate": 1000.0},
         "new_item_freshness_s": [0.2, None, 0.4],
         "rss_mb": {"worker": 100.0, "actors": {}},
         "passthrough_events_per_s": 1000.0,
@@ -41,3 +42,4 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
     out = StringIO()
     bench._print(Console(file=out, width=200), results)
     assert "median 0.40 s, max 0.40 s; 1 not within 60 s" in out.getvalue()
+    assert "training off, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
