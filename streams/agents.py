@@ -20,13 +20,33 @@ from functools import partial
 from typing import Any
 
 from streams import metrics
-from streams.app import Pipeline
+from streams.app import Pipeline, Topics
 from streams.events import Outbox, recommend_batch, route_event, serve_records, served_in_place
 from streams.inflight import InFlight, hold, release
 from workers.actors import Actors
 
 #: Serve a batch, leaving its recommendations in the outbox given as ``outbox=``.
 Served = Callable[..., Awaitable[None]]
+
+
+async def serve_held(
+    stream: Any, events: Sequence[Any], serve: Served, *, lock: asyncio.Lock, topics: Topics
+) -> None:
+    """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
+    recommendations produced, then its events released for commit. A batch that fails
+    is released too, as Faust acknowledges a batch whose loop body raised; a batch
+    cancelled (the worker stopping) is not: its offsets stay uncommitted, read again."""
+    try:
+        outbox = Outbox()
+        async with lock:  # first: batches take the lock in the order they started
+            await serve(outbox=outbox)
+        await outbox.send(topics)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        await release(stream, events)
+        raise
+    await release(stream, events)
 
 
 def register(pipeline: Pipeline, actors: Actors) -> None:
@@ -41,18 +61,6 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
     events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
     here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
     serving = asyncio.Lock()  # one batch at a time reads and writes the users table
-
-    async def serve_held(stream: Any, events: Sequence[Any], serve: Served) -> None:
-        """Serve a held batch (`streams.inflight`): its states under the lock, then its
-        recommendations produced, then its events released for commit. A batch that
-        fails is released too, as Faust acknowledges a batch whose loop body raised."""
-        try:
-            outbox = Outbox()
-            async with serving:  # first: batches take the lock in the order they started
-                await serve(outbox=outbox)
-            await outbox.send(topics)
-        finally:
-            await release(stream, events)
 
     async def ingest(stream: Any) -> None:
         flight = InFlight(kafka.batches_in_flight)
@@ -70,7 +78,7 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                     serve = partial(
                         serve_records, local, topics=topics, users=users, actors=actors, retry=retry
                     )
-                    await flight.add(serve_held(stream, batch, serve))
+                    await flight.add(serve_held(stream, batch, serve, lock=serving, topics=topics))
         finally:
             await flight.close()
 
@@ -89,7 +97,7 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                     actors=actors,
                     retry=retry,
                 )
-                await flight.add(serve_held(stream, batch, serve))
+                await flight.add(serve_held(stream, batch, serve, lock=serving, topics=topics))
         finally:
             await flight.close()
 

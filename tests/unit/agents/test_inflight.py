@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from streams.agents import serve_held
+from streams.events import Outbox
 from streams.inflight import InFlight, hold, release
+from tests.unit.agents.helpers import fake_topics
 
 
 async def _step(log: list[str], name: str, gate: asyncio.Event | None = None) -> None:
@@ -126,3 +129,65 @@ def test_a_held_event_is_committable_only_after_its_release() -> None:
         return before, len(stream.committable)
 
     assert asyncio.run(run()) == (0, 2)
+
+
+def _held(stream: _Stream, n: int = 2) -> list[_Event]:
+    events = [_Event() for _ in range(n)]
+    hold(events)
+    return events
+
+
+async def _acked_by_faust(stream: _Stream, events: list[_Event]) -> None:
+    for event in events:  # the end of the agent's loop body
+        await stream.ack(event)
+
+
+def test_a_served_batch_produces_then_releases() -> None:
+    topics = fake_topics()
+
+    async def serve(outbox: Outbox) -> None:
+        outbox.records.append((b"u1", b"{}", 1.0))
+
+    async def run() -> tuple[int, int]:
+        stream = _Stream()
+        events = _held(stream)
+        await _acked_by_faust(stream, events)
+        await serve_held(stream, events, serve, lock=asyncio.Lock(), topics=topics)
+        return len(topics.recommendations.sent), len(stream.committable)  # type: ignore[attr-defined]
+
+    assert asyncio.run(run()) == (1, 2)
+
+
+def test_a_failed_batch_is_released_and_its_error_raised() -> None:
+    async def serve(outbox: Outbox) -> None:
+        raise RuntimeError("broker down")
+
+    async def run() -> int:
+        stream = _Stream()
+        events = _held(stream)
+        await _acked_by_faust(stream, events)
+        with pytest.raises(RuntimeError, match="broker down"):
+            await serve_held(stream, events, serve, lock=asyncio.Lock(), topics=fake_topics())
+        return len(stream.committable)
+
+    assert asyncio.run(run()) == 2
+
+
+def test_a_batch_cancelled_while_stopping_stays_uncommitted() -> None:
+    async def serve(outbox: Outbox) -> None:
+        await asyncio.sleep(60)
+
+    async def run() -> int:
+        stream = _Stream()
+        events = _held(stream)
+        await _acked_by_faust(stream, events)
+        task = asyncio.ensure_future(
+            serve_held(stream, events, serve, lock=asyncio.Lock(), topics=fake_topics())
+        )
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return len(stream.committable)
+
+    assert asyncio.run(run()) == 0  # read again after the restart: at least once
