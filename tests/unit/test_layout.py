@@ -28,10 +28,12 @@ RUNTIME = ("streams", "workers")
 CLI = "streams/cli.py"  # the one runtime module that may import tooling (lazily)
 STREAMS_FILES = {
     "__init__.py",
+    "agents.py",
     "app.py",
     "expiry.py",
     "forget.py",
     "heap.py",
+    "inflight.py",
     "metrics.py",
     "catalog.py",
     "cli.py",
