@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -61,16 +62,35 @@ def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phas
     topics = stack.kafka.topics
     wanted = {e["event_id"] for e in events}
     with TopicReader(stack.kafka, [topics.recommendations]) as reader:
-        producer = kafka_producer(stack.kafka)
         started = time.time()
-        produce(producer, topics.events, events, "user_id", rate=rate)
-        producer.close()
+        if rate is None:
+            producer = kafka_producer(stack.kafka)
+            produce(producer, topics.events, events, "user_id")
+            producer.close()
+        else:  # a process of its own: this one's reader would slow the pace (its GIL)
+            spawn = multiprocessing.get_context("spawn")
+            pacer = spawn.Process(target=_produce_paced, args=(stack.kafka, events, rate))
+            pacer.start()
+            pacer.join()
+            if pacer.exitcode != 0:
+                raise RuntimeError(f"the paced producer exited with {pacer.exitcode}")
         seen = reader.read_until(
             lambda got: wanted <= {r.value["event_id"] for r in got}, timeout=1800
         )
     recs = [r for r in seen if r.value["event_id"] in wanted]
-    elapsed = max(r.received_at for r in recs) - started
+    if rate is not None:  # the rate offered: from the first event produced to the last
+        produced = [float(r.value["ts"]) - float(r.value["latency_ms"]) / 1000.0 for r in recs]
+        started = min(produced)
+        elapsed = max(produced) - started
+    else:  # sustained: from the first send to the last recommendation
+        elapsed = max(r.received_at for r in recs) - started
     return Phase(len(recs), round(elapsed, 2), round(len(recs) / elapsed, 1), _latencies(recs))
+
+
+def _produce_paced(kafka: KafkaConfig, events: list[Record], rate: float) -> None:
+    producer = kafka_producer(kafka)
+    produce(producer, kafka.topics.events, events, "user_id", rate=rate)
+    producer.close()
 
 
 async def _passthrough(kafka: KafkaConfig, source: str, target: str, n: int) -> float:
