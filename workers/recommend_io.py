@@ -6,8 +6,8 @@
 Both directions cross a Ray boundary on every micro-batch. Pickled as they are, 256
 events' states, results and samples are thousands of small objects and hundreds of
 small arrays; `Events`, `UserStates` and `Batch` pickle as a few columns instead (their
-vectors as one matrix, the results' items as one flat list: `workers.wire`). Unpickled,
-they are the same plain objects. Pure: no I/O, no Ray.
+vectors as one matrix per length, the results' items as one flat list: `workers.wire`).
+Unpickled, they are the same plain objects. Pure: no I/O, no Ray.
 """
 
 from __future__ import annotations

@@ -33,15 +33,6 @@ class VectorMap(Mapping[str, Vector]):
         self._matrix.flags.writeable = False
         self._row = {item_id: n for n, item_id in enumerate(self._ids)}
 
-    @classmethod
-    def of(cls, vectors: Mapping[str, Vector], dim: int) -> VectorMap:
-        if isinstance(vectors, VectorMap):
-            return vectors
-        ids = list(vectors)
-        if not ids:
-            return cls([], np.zeros((0, dim), dtype=np.float32))
-        return cls(ids, np.stack([np.asarray(vectors[i], dtype=np.float32) for i in ids]))
-
     def __getitem__(self, item_id: str) -> Vector:
         row: Vector = self._matrix[self._row[item_id]]
         return row

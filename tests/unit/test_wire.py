@@ -29,7 +29,7 @@ def _state(n: int, dim: int) -> UserState:
 
 def test_vector_map_is_a_read_only_mapping_that_pickles_as_one_matrix() -> None:
     vectors = {f"i{n}": np.full(4, n, dtype=np.float32) for n in range(50)}
-    packed = VectorMap.of(vectors, dim=4)
+    packed = VectorMap(list(vectors), np.stack(list(vectors.values())))
     assert list(packed) == list(vectors) and len(packed) == 50 and "i7" in packed
     assert "nope" not in packed and packed.get("nope") is None
     with pytest.raises(ValueError):
@@ -38,7 +38,7 @@ def test_vector_map_is_a_read_only_mapping_that_pickles_as_one_matrix() -> None:
     assert buffers == 1  # one matrix, not 50 arrays
     for item_id, vector in vectors.items():
         np.testing.assert_array_equal(back[item_id], vector)
-    assert len(VectorMap.of({}, dim=4)) == 0
+    assert len(VectorMap([], np.zeros((0, 4), dtype=np.float32))) == 0
 
 
 def test_hit_lists_keep_order_lengths_and_exact_scores() -> None:
