@@ -15,6 +15,7 @@ state.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
@@ -30,23 +31,40 @@ Served = Callable[..., Awaitable[None]]
 
 
 async def serve_held(
-    stream: Any, events: Sequence[Any], serve: Served, *, lock: asyncio.Lock, topics: Topics
+    stream: Any,
+    events: Sequence[Any],
+    serve: Served,
+    *,
+    lock: asyncio.Lock,
+    topics: Topics,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
     recommendations produced, then its events released for commit. A batch that fails
     is released too, as Faust acknowledges a batch whose loop body raised; a batch
-    cancelled (the worker stopping) is not: its offsets stay uncommitted, read again."""
+    cancelled (the worker stopping) is not: its offsets stay uncommitted, read again.
+    The time spent waiting for the lock, under it and producing is timed per event."""
     try:
-        outbox = Outbox()
+        outbox, n = Outbox(), len(events)
+        started = clock()
         async with lock:  # first: batches take the lock in the order they started
+            locked = clock()
             await serve(outbox=outbox)
+        served = clock()
         await outbox.send(topics)
+        metrics.observe_stage("queue", locked - started, n)
+        metrics.observe_stage("serve", served - locked, n)
+        metrics.observe_stage("produce", clock() - served, n)
     except asyncio.CancelledError:
         raise
     except Exception:
         await release(stream, events)
         raise
     await release(stream, events)
+
+
+#: A taken micro-batch -> what serves it (`Served`), or None: nothing to serve here.
+Prepare = Callable[[Sequence[Any]], Awaitable[Served | None]]
 
 
 def register(pipeline: Pipeline, actors: Actors) -> None:
@@ -62,44 +80,46 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
     here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
     serving = asyncio.Lock()  # one batch at a time reads and writes the users table
 
-    async def ingest(stream: Any) -> None:
+    async def take(stream: Any, prepare: Prepare) -> None:
+        """Micro-batches of ``stream``, each prepared, then held and served in flight."""
         flight = InFlight(kafka.batches_in_flight)
         try:
             async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-                events_in.inc(len(batch))
-                local = []
-                for e in batch:
-                    record = await route_event(e.message, topics, limits, here)
-                    if record is not None:
-                        local.append(record)
-                if local:
-                    metrics.BATCH_SIZE.observe(len(local))
-                    hold(batch)
-                    serve = partial(
-                        serve_records, local, topics=topics, users=users, actors=actors, retry=retry
-                    )
+                taken, started = time.time(), time.perf_counter()
+                waited = sum(taken - e.message.timestamp for e in batch)
+                metrics.observe_stage("read", waited / len(batch), len(batch))
+                serve = await prepare(batch)
+                metrics.observe_stage("route", time.perf_counter() - started, len(batch))
+                if serve is not None:
+                    hold(batch)  # here, not in the task: Faust acks when this body ends
                     await flight.add(serve_held(stream, batch, serve, lock=serving, topics=topics))
         finally:
             await flight.close()
 
+    async def routed(batch: Sequence[Any]) -> Served | None:
+        events_in.inc(len(batch))
+        local = []
+        for e in batch:
+            record = await route_event(e.message, topics, limits, here)
+            if record is not None:
+                local.append(record)
+        if not local:
+            return None
+        metrics.BATCH_SIZE.observe(len(local))
+        return partial(serve_records, local, topics=topics, users=users, actors=actors, retry=retry)
+
+    async def by_user(batch: Sequence[Any]) -> Served:
+        messages = [e.message for e in batch]
+        metrics.BATCH_SIZE.observe(len(messages))
+        return partial(
+            recommend_batch, messages, topics=topics, users=users, actors=actors, retry=retry
+        )
+
+    async def ingest(stream: Any) -> None:
+        await take(stream, routed)
+
     async def recommend(stream: Any) -> None:
-        flight = InFlight(kafka.batches_in_flight)
-        try:
-            async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
-                messages = [e.message for e in batch]
-                metrics.BATCH_SIZE.observe(len(messages))
-                hold(batch)
-                serve = partial(
-                    recommend_batch,
-                    messages,
-                    topics=topics,
-                    users=users,
-                    actors=actors,
-                    retry=retry,
-                )
-                await flight.add(serve_held(stream, batch, serve, lock=serving, topics=topics))
-        finally:
-            await flight.close()
+        await take(stream, by_user)
 
     pipeline.app.agent(topics.events, name="streamrec.ingest")(ingest)
     pipeline.app.agent(topics.by_user, name="streamrec.recommend")(recommend)

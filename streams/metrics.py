@@ -33,6 +33,18 @@ BATCH_SIZE = Histogram(
     "Events per micro-batch sent to the recommender.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+#: Where an event's time goes, summed over events (divide by the stage's event count):
+#: ``read`` its produce timestamp -> its micro-batch taken by an agent (broker, fetch,
+#: batch window, agent backlog); ``route`` the batch validated and routed; ``queue``
+#: waiting for the serving lock (the batch ahead); ``serve`` states, recommend call,
+#: writes; ``produce`` its recommendations sent. `observe_stage` keeps the two in step.
+STAGE_SECONDS = Counter(
+    "streamrec_stage_seconds",
+    "Seconds events spent in each stage of serving, summed over events.",
+    ["stage"],
+)
+STAGE_EVENTS = Counter("streamrec_stage_events", "Events timed by each stage.", ["stage"])
+STAGES = ("read", "route", "queue", "serve", "produce")
 RAY_CALL = Histogram(
     "streamrec_ray_call_seconds",
     "Ray calls awaited by an agent, retries included.",
@@ -74,6 +86,12 @@ USERS_STORE = Gauge(
     "table_readers).",
     ["part"],
 )
+
+
+def observe_stage(stage: str, seconds: float, events: int = 1) -> None:
+    """``events`` events each spent ``seconds`` in ``stage`` (one of `STAGES`)."""
+    STAGE_SECONDS.labels(stage=stage).inc(max(0.0, seconds) * events)
+    STAGE_EVENTS.labels(stage=stage).inc(events)
 
 
 def serve(port: int, bind: str) -> bool:

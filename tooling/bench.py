@@ -31,12 +31,16 @@ from rich.table import Table
 
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
+from streams.metrics import STAGES
 from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, local_stack
 from tooling.produce import kafka_producer, produce
+
+#: A worker's /metrics: {(sample name, sorted labels): value} (`LocalStack.scrape`).
+Scraped = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 #: The fixed rate of the training-off stack's paced phase, events/s, and its length, s.
 PACED_RATE, PACED_SECONDS = 1000.0, 10
@@ -158,15 +162,37 @@ def _freshness(stack: LocalStack, item: Record) -> float | None:
         return None
 
 
-def _training_off(data: Any, n_events: int) -> tuple[dict[str, Any], Phase]:
+def _stages_ms(before: Scraped, after: Scraped) -> dict[str, float]:
+    """Mean milliseconds an event spent in each stage of the worker (`metrics.STAGES`)
+    between two scrapes of its /metrics."""
+
+    def moved(name: str, stage: str) -> float:
+        key = (name, (("stage", stage),))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    return {
+        stage: round(
+            1000.0
+            * moved("streamrec_stage_seconds_total", stage)
+            / max(1.0, moved("streamrec_stage_events_total", stage)),
+            2,
+        )
+        for stage in STAGES
+    }
+
+
+def _training_off(data: Any, n_events: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same catalog and firehose on a fresh stack whose worker does not train, then
-    the following events at ``PACED_RATE``."""
+    the following events at ``PACED_RATE``, with the mean time per stage."""
     paced = data.events[n_events : n_events + int(PACED_RATE * PACED_SECONDS)]
     with local_stack(partitions=2, env={"STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
         stack.start_worker()
         _catalog(stack, data.items)
         burst = _measured_firehose(stack, data.events[:n_events])
-        return burst, _replay(stack, paced, rate=PACED_RATE)
+        before = stack.scrape()
+        steady = _replay(stack, paced, rate=PACED_RATE)
+        stages = _stages_ms(before, stack.scrape())
+        return burst, {**asdict(steady), "target_rate": PACED_RATE, "stages_ms": stages}
 
 
 def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
@@ -214,7 +240,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "firehose_training_off": untrained,
         "training_on_vs_off": round(burst["events_per_s"] / untrained["events_per_s"], 3),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
-        "paced_training_off": {**asdict(paced_off), "target_rate": PACED_RATE},
+        "paced_training_off": paced_off,
         "new_item_freshness_s": [None if f is None else round(f, 3) for f in fresh],
         "rss_mb": used,
         "passthrough_events_per_s": round(ceiling, 1),
@@ -256,6 +282,10 @@ def _print(console: Console, r: dict[str, Any]) -> None:
         f"training off, paced at {po['target_rate']:.0f}/s ({po['events_per_s']}/s reached): "
         "p50/p95/p99",
         _ms(po["latency_ms"]),
+    )
+    table.add_row(
+        "  mean ms per event by stage",
+        ", ".join(f"{stage} {ms:.1f}" for stage, ms in po["stages_ms"].items()),
     )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)

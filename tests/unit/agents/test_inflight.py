@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from streams import metrics
 from streams.agents import serve_held
 from streams.events import Outbox
 from streams.inflight import InFlight, hold, release
@@ -191,3 +192,35 @@ def test_a_batch_cancelled_while_stopping_stays_uncommitted() -> None:
         return len(stream.committable)
 
     assert asyncio.run(run()) == 0  # read again after the restart: at least once
+
+
+def _stage(name: str) -> tuple[float, float]:
+    """(seconds summed over events, events) of one stage, as the worker exposes them."""
+    seconds = metrics.STAGE_SECONDS.labels(stage=name)._value.get()
+    return seconds, metrics.STAGE_EVENTS.labels(stage=name)._value.get()
+
+
+def test_a_served_batch_is_timed_by_stage_per_event() -> None:
+    """Waiting for the lock, serving under it and producing are each counted once per
+    event of the batch, with the time the batch spent there (a clock that moves 1 s
+    at each reading)."""
+    ticks = iter(range(100))
+    topics = fake_topics()
+
+    async def serve(outbox: Outbox) -> None:
+        outbox.records.append((b"u1", b"{}", 1.0))
+
+    async def run() -> None:
+        stream = _Stream()
+        events = _held(stream)
+        await _acked_by_faust(stream, events)
+        await serve_held(
+            stream, events, serve, lock=asyncio.Lock(), topics=topics, clock=lambda: next(ticks)
+        )
+
+    before = {name: _stage(name) for name in ("queue", "serve", "produce")}
+    asyncio.run(run())
+    for name in ("queue", "serve", "produce"):
+        seconds, events = _stage(name)
+        # clock reads 0 (start), 1 (locked), 2 (served), 3 (produced): 1 s each, 2 events
+        assert (seconds - before[name][0], events - before[name][1]) == (2.0, 2.0)

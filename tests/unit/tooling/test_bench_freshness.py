@@ -1,5 +1,5 @@
-"""The bench's new-item probes: originals no replayed event named, and a probe that
-timed out reported as such instead of ending the bench."""
+"""The bench's new-item probes (originals no replayed event named; a probe that timed
+out reported as such instead of ending the bench) and its per-stage means."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
         "firehose_training_off": {**phase, "cpu_ms_per_event": {}},
         "training_on_vs_off": 1.0,
         "paced": {**phase, "target_rate": 50.0},
-        "paced_training_off": {**phase, "target_rate": 1000.0},
+        "paced_training_off": {
+            **phase,
+            "target_rate": 1000.0,
+            "stages_ms": {"read": 4.0, "serve": 6.5},
+        },
         "new_item_freshness_s": [0.2, None, 0.4],
         "rss_mb": {"worker": 100.0, "actors": {}},
         "passthrough_events_per_s": 1000.0,
@@ -43,3 +47,18 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
     bench._print(Console(file=out, width=200), results)
     assert "median 0.40 s, max 0.40 s; 1 not within 60 s" in out.getvalue()
     assert "training off, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
+    assert "read 4.0, serve 6.5" in out.getvalue()
+
+
+def test_stage_means_come_from_the_metrics_moved_between_two_scrapes() -> None:
+    def scraped(read_s: float, read_n: float, serve_s: float, serve_n: float) -> bench.Scraped:
+        return {
+            ("streamrec_stage_seconds_total", (("stage", "read"),)): read_s,
+            ("streamrec_stage_events_total", (("stage", "read"),)): read_n,
+            ("streamrec_stage_seconds_total", (("stage", "serve"),)): serve_s,
+            ("streamrec_stage_events_total", (("stage", "serve"),)): serve_n,
+        }
+
+    stages = bench._stages_ms(scraped(5.0, 100, 1.0, 100), scraped(6.0, 300, 3.0, 300))
+    assert stages["read"] == 5.0 and stages["serve"] == 10.0  # 1 s over 200, 2 s over 200
+    assert stages["produce"] == 0.0  # no series yet: nothing timed
