@@ -4,7 +4,8 @@
    that answers a fetch as soon as data arrives that costs nothing, but Tansu does not
    wake an aiokafka long-poll on new data: every hop then waits out the full 1.5 s
    (measured: aiokafka delivery 615 ms median at 1500, 15 ms at 100; see
-   docs/ENVIRONMENT-NOTES.md). ``STREAMREC_KAFKA__FETCH_MAX_WAIT_MS`` sets it.
+   docs/ENVIRONMENT-NOTES.md). ``STREAMREC_KAFKA__FETCH_MAX_WAIT_MS`` sets it, and
+   while records flow ``STREAMREC_KAFKA__FETCH_BUSY_WAIT_MS`` (`streams.fetch_wait`).
 2. Tansu's ListOffsets answers "first offset of the last record batch + 1", not the end
    of the log, and Faust's table recovery reads changelogs only up to that: the last
    batch of states written before a rebalance or a restart was not restored, so users
@@ -52,6 +53,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import ack_lock
 
+from streams.fetch_wait import FetchWait, follow_traffic
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
 
@@ -259,6 +261,12 @@ def transport_class(kafka: KafkaConfig) -> type[Any]:
             # aiokafka hands this to its Fetcher when the consumer starts.
             consumer._fetch_max_wait_ms = kafka.fetch_max_wait_ms
             return consumer
+
+        async def on_start(self) -> None:
+            await super().on_start()
+            assert self._consumer is not None  # started just now
+            wait = FetchWait(kafka.fetch_busy_wait_ms, kafka.fetch_max_wait_ms)
+            follow_traffic(self._consumer._fetcher, wait)
 
         async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
             reported = await super()._highwaters(partitions)

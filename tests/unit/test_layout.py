@@ -31,6 +31,7 @@ STREAMS_FILES = {
     "agents.py",
     "app.py",
     "expiry.py",
+    "fetch_wait.py",
     "forget.py",
     "heap.py",
     "inflight.py",
