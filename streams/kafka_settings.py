@@ -67,8 +67,11 @@ class KafkaConfig(BaseModel):
         description="Consumer fetch long-poll bound, ms, when no records came for this "
         "long (Faust's 1500 stalls Tansu hops).",
     )
+    # Chosen on the 1,000/s paced phase after a 20,000-event firehose (BENCHMARKS.md,
+    # session 18), two runs each: 5 ms p50 49/48 ms, 10 ms 33/32, 100 ms (no adapting)
+    # 62/56; 10 ms cost ~0.45 ms more CPU per event (all processes) than 100 at that rate.
     fetch_busy_wait_ms: int = Field(
-        default=5,
+        default=10,
         ge=1,
         le=30000,
         description="Consumer fetch long-poll bound, ms, while records flow (some fetch "
