@@ -87,6 +87,16 @@ class StoreConfig(BaseModel):
         description="Seconds between a read replica's polls of the catalog (new items, new "
         "model versions); a read that misses an item also polls, at most every 20 ms.",
     )
+    # Measured (BENCHMARKS.md, session 18): OpenBLAS starts a thread per core in a Ray
+    # actor that reserves no CPU, and on 2 busy cores a 16-query search then took 3.7x
+    # as long as on one thread.
+    search_threads: int = Field(
+        default=1,
+        ge=1,
+        description="BLAS threads of a read replica's exact search (the whole process: in "
+        "the recommender's with replica 'own'). More pays only for large catalogs on idle "
+        "cores.",
+    )
 
 
 class RecommendConfig(BaseModel):

@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from threadpoolctl import threadpool_limits
+
 from workers.catalog import Changes, Cursor, ServingPoint
 from workers.config import StoreConfig
 from workers.store import ItemPoint, SearchRequest, StoreError
@@ -49,6 +51,8 @@ class CatalogReplica:
 
     def __init__(self, source: ChangeSource, dim: int, config: StoreConfig) -> None:
         self.source, self.dim, self.config = source, dim, config
+        # The process's BLAS pool (not a context: the searches run on other calls).
+        threadpool_limits(limits=config.search_threads, user_api="blas")
         self.cursor: Cursor | None = None
         self.store: MatrixIndex | None = None
         self.read_lock = threading.Lock()  # the store and cursor, as readers see them

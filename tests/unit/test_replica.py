@@ -221,3 +221,20 @@ def test_a_snapshot_after_a_delete_does_not_hold_the_item(writer: Catalog) -> No
     fresh = writer.changes_since(None)
     assert fresh.snapshot and fresh.removed == []
     assert "i1" not in {p.item_id for p in fresh.points} and len(fresh.points) == N_ITEMS - 1
+
+
+def test_a_replica_caps_the_processs_blas_threads(source: Source) -> None:
+    """The exact search is a BLAS product of a few queries: a thread per core (OpenBLAS's
+    default in an actor that reserves no CPU) cost 3.7x on two busy cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # put back as it was afterwards
+        assert blas_threads() == {2}
+        copy = CatalogReplica(source, DIM, StoreConfig(sync_interval=3600.0, search_threads=1))
+        try:
+            assert blas_threads() == {1}
+        finally:
+            copy.close()
