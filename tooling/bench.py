@@ -36,11 +36,8 @@ from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_i
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
-from tooling.local import LocalStack, local_stack
+from tooling.local import LocalStack, Scraped, local_stack
 from tooling.produce import kafka_producer, produce
-
-#: A worker's /metrics: {(sample name, sorted labels): value} (`LocalStack.scrape`).
-Scraped = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 #: The fixed rate of the training-off stack's paced phase, events/s, and its length, s.
 PACED_RATE, PACED_SECONDS = 1000.0, 10

@@ -27,6 +27,9 @@ from streams.kafka_settings import KafkaConfig
 from tooling.broker import EmbeddedBroker, create_topics, free_port, start_broker, wait_for_port
 from tooling.consume import group_lag
 
+#: A worker's /metrics: {(sample name, sorted labels): value} (`LocalStack.scrape`).
+Scraped = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
 
 @dataclass
 class LocalStack:
@@ -46,7 +49,7 @@ class LocalStack:
     def metrics_url(self, index: int = 0) -> str:
         return f"http://127.0.0.1:{self.metrics_port(index)}/metrics"
 
-    def scrape(self, index: int = 0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def scrape(self, index: int = 0) -> Scraped:
         """{(sample name, sorted labels): value} from worker ``index``'s /metrics."""
         with urllib.request.urlopen(self.metrics_url(index), timeout=10) as answer:
             text = answer.read().decode()

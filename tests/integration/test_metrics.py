@@ -17,12 +17,12 @@ from tests.integration.helpers import (
     unique,
     wait_until,
 )
-from tooling.local import LocalStack
+from tooling.local import LocalStack, Scraped
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def scrape(stack: LocalStack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(stack: LocalStack) -> Scraped:
     return stack.scrape(0)
 
 

@@ -8,6 +8,7 @@ from io import StringIO
 from rich.console import Console
 
 from tooling import bench
+from tooling.local import Scraped
 
 
 def test_picks_are_items_the_replay_never_named() -> None:
@@ -51,7 +52,7 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
 
 
 def test_stage_means_come_from_the_metrics_moved_between_two_scrapes() -> None:
-    def scraped(read_s: float, read_n: float, serve_s: float, serve_n: float) -> bench.Scraped:
+    def scraped(read_s: float, read_n: float, serve_s: float, serve_n: float) -> Scraped:
         return {
             ("streamrec_stage_seconds_total", (("stage", "read"),)): read_s,
             ("streamrec_stage_events_total", (("stage", "read"),)): read_n,
