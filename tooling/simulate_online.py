@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -135,6 +136,7 @@ def run(
         "early_ndcg": result.early.overall.ndcg if result.early else None,
         "init": str(init) if init else None,
         "whole_catalog": whole_catalog,
+        "recency": _recency(result.adapter),
         "gate": [
             [
                 r.accepted,
@@ -147,6 +149,13 @@ def run(
         ],
     }
     return row
+
+
+def _recency(adapter: RecAdapter | None) -> float | None:
+    """The final adapter's per-event decay exp(-lam) of its attention (None: not attention)."""
+    if adapter is None or adapter.aggregator.decay_raw is None:
+        return None
+    return math.exp(-float(adapter.aggregator.decay.detach()))
 
 
 def baselines(split: Split) -> list[dict[str, Any]]:

@@ -69,6 +69,19 @@ class TrainingConfig(BaseModel):
         "often), so the sampled softmax approximates the full one serving ranks by.",
     )
     learning_rate: float = Field(default=1e-3, gt=0.0, description="Adam learning rate.")
+    decay_learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Adam learning rate of the attention aggregator's recency slope (one "
+        "scalar: at the shared rate it moves at most learning_rate per step); None: "
+        "learning_rate.",
+    )
+    lazy_ids: bool = Field(
+        default=False,
+        description="Update only the ID table's rows a step has gradients for (sparse "
+        "gradients, SparseAdam); off: one Adam over every row, which keeps moving rows "
+        "by their momentum after their last gradient.",
+    )
     buffer_size: int = Field(
         default=100_000, ge=1, description="Most recent samples kept for replay."
     )

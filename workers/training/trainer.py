@@ -44,6 +44,7 @@ from workers.training.buffer import ReplayBuffer, Sample
 from workers.training.catalog import BaseVectors
 from workers.training.config import TrainingConfig
 from workers.training.gate import goes_live, prequential_gains, usable
+from workers.training.optim import AdapterOptimizer
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class OnlineTrainer:
         # counts exist only with shrinkage and for items with a row).
         self._targets: Counter[str] = Counter()
         self._seen_rows: npt.NDArray[np.int64] | None = None  # their cache rows (lazy)
-        self._optimizer = adam(adapter, config.learning_rate)
+        self._optimizer = self._new_optimizer()
         self._round = adapter.version  # seeds each round's sampling and dropout
         self.gated = config.gate and config.mode == "online"
         # What serves: the candidate itself without a gate, else a copy it must beat.
@@ -221,8 +222,8 @@ class OnlineTrainer:
                     continue
                 if self.config.logq_correction:
                     batch = replace(batch, logq=self._log_expected(batch.rows[batch.cands]))
-                self._follow_table()
-                self._optimizer.zero_grad(set_to_none=True)
+                self._optimizer.follow_table()
+                self._optimizer.zero_grad()
                 loss = contrastive_loss(self.adapter, batch, self.vectors)
                 if self.config.anchor > 0:
                     loss = loss + self.config.anchor * self._drift()
@@ -240,26 +241,6 @@ class OnlineTrainer:
         residual = self.adapter.item_residual
         if residual is not None:
             residual.reserve(1 + len(residual.ids.keys() | self.vectors.rows.keys()))
-
-    def _follow_table(self) -> None:
-        """Point the optimizer at the ID table's current parameter (a new one each time the
-        table grows), with Adam's moments carried over: new rows start at zero."""
-        residual = self.adapter.item_residual
-        if residual is None:
-            return
-        table = residual.table.weight
-        params = self._optimizer.param_groups[0]["params"]
-        if any(p is table for p in params):
-            return
-        current = {id(p) for p in self.adapter.parameters()}
-        stale = [n for n, p in enumerate(params) if id(p) not in current]
-        if len(stale) != 1:
-            raise RuntimeError(f"the optimizer holds {len(stale)} parameters the adapter lost")
-        old = params[stale[0]]
-        params[stale[0]] = table
-        moments = self._optimizer.state.pop(old, {})
-        if moments:
-            self._optimizer.state[table] = {k: _grown(v, old, table) for k, v in moments.items()}
 
     def _negative_pools(self) -> tuple[int, npt.NDArray[np.int64]]:
         """How a step draws its negatives: (how many uniformly from every cached item, the
@@ -320,13 +301,21 @@ class OnlineTrainer:
             frozen = RecAdapter(replace(adapter.config, max_items=0))
         return frozen.to(adapter.moe.weight.device).eval()
 
+    def _new_optimizer(self) -> AdapterOptimizer:
+        return AdapterOptimizer(
+            self.adapter,
+            self.config.learning_rate,
+            lazy_ids=self.config.lazy_ids,
+            decay_learning_rate=self.config.decay_learning_rate,
+        )
+
     def _restart_from_live(self) -> None:
         """The candidate becomes a copy of the live adapter again (fresh optimizer)."""
         self.adapter.load_state_dict(self.live.state_dict())
         self.adapter.load_scenarios(self.live.scenarios)
         self.adapter.load_items(self.live.items)
         self.adapter.version = self.live.version
-        self._optimizer = adam(self.adapter, self.config.learning_rate)
+        self._optimizer = self._new_optimizer()
         self._rejected_in_a_row = 0
 
     def _report(
@@ -356,24 +345,5 @@ class OnlineTrainer:
         )
 
 
-def _grown(moment: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    """An optimizer state tensor of ``old`` for ``new`` (more rows): per-row moments are
-    padded with zeros; anything else (the step count) is kept."""
-    if moment.shape != old.shape:
-        return moment
-    grown = moment.new_zeros(new.shape)
-    grown[: old.shape[0]] = moment
-    return grown
-
-
 def _mean(gains: npt.NDArray[np.float64]) -> float:
     return float(gains.mean()) if len(gains) else math.nan
-
-
-def adam(adapter: RecAdapter, learning_rate: float) -> torch.optim.Adam:
-    """Adam over every parameter of ``adapter``, fused: the same update as the default
-    implementation in one pass per tensor. Most parameters are the ID residual table
-    (16,384 x 384 by default), updated whole every step: 5 ms a step on one CPU core
-    against 38 ms (single-tensor, torch's CPU default), i.e. a third of a round's time
-    (BENCHMARKS.md, session 11)."""
-    return torch.optim.Adam(adapter.parameters(), lr=learning_rate, fused=True)

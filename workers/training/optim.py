@@ -1,0 +1,96 @@
+"""The trainer's optimizer: Adam over the adapter, with the ID table dense or lazy.
+
+Dense (``lazy_ids=False``): one fused Adam over every parameter (torch's ``fused=True``:
+the default update in one pass per tensor; the ID table, most of the parameters, costs
+5 ms a step on one CPU core against 38 ms single-tensor, BENCHMARKS.md session 11).
+Each step moves every row of the ID table that has a moment, so a row keeps moving for
+tens of steps after the last step that had a gradient for it; and Adam divides by the
+root of the second moment, so a row moves about as far whatever the size of its
+gradients (a tiny push as a sampled negative moves it as far as being a target).
+
+Lazy (``lazy_ids=True``): the table gives sparse gradients (``nn.Embedding(sparse=True)``)
+to a ``torch.optim.SparseAdam`` of its own, which updates the moments and values of the
+rows a step touched only (TensorFlow's LazyAdam); the rest stays in the fused Adam.
+
+The table is replaced each time it grows (`ItemResidual.reserve`): `follow_table` points
+whichever optimizer holds it at the new parameter, Adam's moments carried over (new rows
+start at zero).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from workers.adapters import RecAdapter
+
+
+class AdapterOptimizer:
+    """Adam over ``adapter``'s parameters; the ID table dense or lazy (module docstring)."""
+
+    def __init__(
+        self,
+        adapter: RecAdapter,
+        learning_rate: float,
+        *,
+        lazy_ids: bool = False,
+        decay_learning_rate: float | None = None,
+    ) -> None:
+        self.adapter = adapter
+        residual = adapter.item_residual
+        self.lazy = lazy_ids and residual is not None
+        table = residual.table.weight if residual is not None else None
+        dense = [p for p in adapter.parameters() if not (self.lazy and p is table)]
+        decay = adapter.aggregator.decay_raw
+        groups: list[dict[str, Any]] = [{"params": dense}]
+        if decay is not None and decay_learning_rate is not None:
+            groups = [
+                {"params": [p for p in dense if p is not decay]},
+                {"params": [decay], "lr": decay_learning_rate},
+            ]
+        self.dense = torch.optim.Adam(groups, lr=learning_rate, fused=True)
+        self.sparse: torch.optim.SparseAdam | None = None
+        if self.lazy and residual is not None:
+            residual.table.sparse = True
+            self.sparse = torch.optim.SparseAdam([residual.table.weight], lr=learning_rate)
+
+    def zero_grad(self) -> None:
+        self.dense.zero_grad(set_to_none=True)
+        if self.sparse is not None:
+            self.sparse.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.dense.step()
+        if self.sparse is not None:
+            self.sparse.step()  # type: ignore[no-untyped-call]
+
+    def follow_table(self) -> None:
+        """Point the optimizer holding the ID table at its current parameter."""
+        residual = self.adapter.item_residual
+        if residual is None:
+            return
+        table = residual.table.weight
+        optimizer: torch.optim.Optimizer = self.sparse if self.sparse is not None else self.dense
+        params = optimizer.param_groups[0]["params"]
+        if any(p is table for p in params):
+            return
+        current = {id(p) for p in self.adapter.parameters()}
+        stale = [n for n, p in enumerate(params) if id(p) not in current]
+        if len(stale) != 1:
+            raise RuntimeError(f"the optimizer holds {len(stale)} parameters the adapter lost")
+        old = params[stale[0]]
+        params[stale[0]] = table
+        moments = optimizer.state.pop(old, {})
+        if moments:
+            optimizer.state[table] = {k: _grown(v, old, table) for k, v in moments.items()}
+
+
+def _grown(moment: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """An optimizer state tensor of ``old`` for ``new`` (more rows): per-row moments are
+    padded with zeros; anything else (the step count) is kept."""
+    if moment.shape != old.shape:
+        return moment
+    grown = moment.new_zeros(new.shape)
+    grown[: old.shape[0]] = moment
+    return grown
