@@ -78,14 +78,15 @@ class AdapterConfig:
         },
     )
     id_shrinkage: float = field(
-        default=5.0,
+        default=10.0,
         metadata={
             "help": "Pseudo-count c of the ID residual's shrinkage, >= 0: an item seen as a "
             "training target n times gets n / (n + c) of its ID row, so an item with few "
             "interactions ranks mostly by its text and one never a target by its text "
             "alone (only sampled as a negative, it learns nothing from its row); 0: off. "
-            "5 was chosen on the validation targets of ML-100K, ml-latest-small and Amazon "
-            "Beauty (docs/ONLINE-TRAINING-STUDY.md, session 10)."
+            "Chosen on the validation targets of ML-100K, ml-latest-small and Amazon "
+            "Beauty: 5 in session 10, 10 with the recency slope's own learning rate in "
+            "session 19 (docs/ONLINE-TRAINING-STUDY.md)."
         },
     )
     aggregator: str = field(
