@@ -24,6 +24,7 @@ from streams import metrics
 from streams.app import Pipeline, Topics
 from streams.events import Outbox, recommend_batch, route_event, serve_records, served_in_place
 from streams.inflight import InFlight, hold, release
+from streams.settings import RetryConfig
 from workers.actors import Actors
 
 #: Serve a batch, leaving its recommendations in the outbox given as ``outbox=``.
@@ -37,29 +38,28 @@ async def serve_held(
     *,
     lock: asyncio.Lock,
     topics: Topics,
+    retry: RetryConfig,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
-    recommendations produced, then its events released for commit. A batch that fails
-    is released too, as Faust acknowledges a batch whose loop body raised; a batch
-    cancelled (the worker stopping) is not: its offsets stay uncommitted, read again.
-    The time spent waiting for the lock, under it and producing is timed per event."""
-    try:
-        outbox, n = Outbox(), len(events)
-        started = clock()
-        async with lock:  # first: batches take the lock in the order they started
-            locked = clock()
-            await serve(outbox=outbox)
-        served = clock()
-        await outbox.send(topics)
-        metrics.observe_stage("queue", locked - started, n)
-        metrics.observe_stage("serve", served - locked, n)
-        metrics.observe_stage("produce", clock() - served, n)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        await release(stream, events)
-        raise
+    recommendations produced (`Outbox`: the broker's transient failures waited out),
+    then its events released for commit. A batch that fails or is cancelled (the worker
+    stopping) is never released: Faust acknowledges it when the agent's loop body raises,
+    but `hold`'s reference keeps its offsets, and every later one of its partitions,
+    uncommitted until the worker restarts and reads them again (at least once; its
+    events already applied are served again and change nothing). Lost is nothing; the
+    committed offset standing still is what shows it. The time spent waiting for the
+    lock, under it and producing is timed per event."""
+    outbox, n = Outbox(retry), len(events)
+    started = clock()
+    async with lock:  # first: batches take the lock in the order they started
+        locked = clock()
+        await serve(outbox=outbox)
+    served = clock()
+    await outbox.send(topics)
+    metrics.observe_stage("queue", locked - started, n)
+    metrics.observe_stage("serve", served - locked, n)
+    metrics.observe_stage("produce", clock() - served, n)
     await release(stream, events)
 
 
@@ -92,7 +92,9 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                 metrics.observe_stage("route", time.perf_counter() - started, len(batch))
                 if serve is not None:
                     hold(batch)  # here, not in the task: Faust acks when this body ends
-                    await flight.add(serve_held(stream, batch, serve, lock=serving, topics=topics))
+                    await flight.add(
+                        serve_held(stream, batch, serve, lock=serving, topics=topics, retry=retry)
+                    )
         finally:
             await flight.close()
 

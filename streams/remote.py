@@ -2,7 +2,8 @@
 
 A failure is *transient* when the cluster, not the record, is at fault: an actor died,
 restarts or is unreachable, a node or an object was lost, a timeout, a connection or the
-vector store failed, or the catalog kept moving between model versions. Those are
+vector store failed, the broker did not answer (aiokafka's retriable errors and its
+timeout), or the catalog kept moving between model versions. Those are
 retried with capped exponential backoff until they work (or for ``give_up_after``
 seconds when set), so the partitions this agent reads wait meanwhile. Any other error
 was raised by the worker code for this input: `in_halves` splits the batch until the
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import ray.exceptions as rex
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from streams import metrics
 from streams.settings import RetryConfig
@@ -62,6 +64,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
     StoreError,  # the vector store's engine or server
     VersionMoved,  # the catalog kept changing model version under a batch
+    KafkaTimeoutError,  # the broker did not answer a produce in time
 )
 
 
@@ -72,6 +75,8 @@ def is_transient(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, _TRANSIENT):
+            return True
+        if isinstance(current, KafkaError) and current.retriable:
             return True
         current = getattr(current, "cause", None) or current.__cause__
     return False

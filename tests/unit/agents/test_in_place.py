@@ -118,7 +118,7 @@ def test_given_an_outbox_the_states_are_written_and_the_recommendations_left_in_
     topics = fake_topics()
     records = [asyncio.run(route_event(event_message(u), topics, here=here)) for u in ("u1", "u2")]
     users: dict[bytes, Any] = {}
-    outbox = Outbox()
+    outbox = Outbox(FAST)
     both = actors(FakeRecommender())
     asyncio.run(
         serve_records(records, topics=topics, users=users, actors=both, retry=FAST, outbox=outbox)
@@ -126,4 +126,4 @@ def test_given_an_outbox_the_states_are_written_and_the_recommendations_left_in_
     assert set(users) == {b"u1", b"u2"} and sent(topics.recommendations) == []
     asyncio.run(outbox.send(topics))
     recs = [Recommendation.model_validate(v) for v in sent(topics.recommendations)]
-    assert [r.user_id for r in recs] == ["u1", "u2"] and outbox.records == []
+    assert [r.user_id for r in recs] == ["u1", "u2"] and not outbox.records

@@ -10,6 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import ray.exceptions as rex
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+)
 
 from streams.remote import is_transient
 from streams.schemas import DeadLetter, Recommendation, decode_state, encode_state
@@ -76,10 +82,12 @@ def test_a_failure_lasting_past_give_up_after_dead_letters_the_batch_with_the_re
 
 
 def test_a_recommendation_that_cannot_be_sent_fails_the_batch_and_is_not_bisected() -> None:
+    """The broker refuses the record (not a transient failure, which the outbox waits
+    out: tests/unit/agents/test_outbox.py): the batch fails whole, no dead letter."""
     topics = fake_topics()
-    topics.recommendations.fail = ConnectionError("broker gone")  # type: ignore[attr-defined]
+    topics.recommendations.fail = MessageSizeTooLargeError()  # type: ignore[attr-defined]
     rec = FakeRecommender()
-    with pytest.raises(ConnectionError):
+    with pytest.raises(MessageSizeTooLargeError):
         run_batch([by_user("e1"), by_user("e2")], {}, rec, topics=topics)
     assert rec.recommend.calls == 1 and sent(topics.dead_letters) == []
 
@@ -94,6 +102,10 @@ def test_a_recommendation_that_cannot_be_sent_fails_the_batch_and_is_not_bisecte
         (rex.RayTaskError("recommend", "tb", ConnectionError("store")), True),
         (rex.RayTaskError("recommend", "tb", ValueError("bad")), False),
         (ConnectionError("broker"), True),
+        (KafkaConnectionError(), True),  # aiokafka's retriable errors
+        (NotLeaderForPartitionError(), True),
+        (KafkaTimeoutError(), True),
+        (MessageSizeTooLargeError(), False),
         (ValueError("bad"), False),
         (KeyError("x"), False),
     ],
