@@ -142,12 +142,15 @@ class Recommender:
             text_vectors = dict(zip(with_text, encoded, strict=True))
 
         # Events in waves: wave k holds every user's k-th event of the batch, so a wave
-        # has each user at most once and every model step and readout of a wave is one
-        # batched call; each user's events still fold in their order.
-        queries: list[Vector | None] = [None] * len(events)
+        # has each user at most once and every model step of a wave is one batched call;
+        # each user's events still fold in their order. Each event's query is its user's
+        # state right after it: read out for the whole batch at once, after the waves.
+        at: list[Vector | None] = [None] * len(events)  # the user's state after each event
+        wave_of = [0] * len(events)
         excluded: list[tuple[str, ...]] = [()] * len(events)  # the history as of each event
         samples: list[Sample] = []
-        for wave in waves(events):
+        trending: dict[str, list[tuple[int, Vector]]] = {}  # scenario -> (wave, item)
+        for k, wave in enumerate(waves(events)):
             applying: list[int] = []
             folds: list[list[tuple[Vector, float]]] = []
             for n in wave:
@@ -159,14 +162,16 @@ class Recommender:
                     samples.append(Sample(history, event.item_id, event.scenario, event.user_id))
                 folds.append(self._apply(state, event, item_vectors, text_vectors.get(n)))
                 applying.append(n)
+                item = item_vectors.get(event.item_id)
+                if item is not None:
+                    trending.setdefault(event.scenario, []).append((k, item))
             starts = [users[events[n].user_id].vector for n in applying]
             for n, vector in zip(applying, fold_sequences(self.model, folds, starts), strict=True):
                 users[events[n].user_id].vector = vector
-            wave_queries = self._queries([users[events[n].user_id] for n in wave], events, wave)
-            for n, query in zip(wave, wave_queries, strict=True):
-                queries[n] = query
-                excluded[n] = tuple(users[events[n].user_id].history)
-            self._update_trends(events, applying, item_vectors)
+            for n in wave:
+                state = users[events[n].user_id]
+                at[n], wave_of[n], excluded[n] = state.vector, k, tuple(state.history)
+        queries = self._queries(at, events, wave_of, trending)
 
         requests = [
             SearchRequest(
@@ -190,6 +195,7 @@ class Recommender:
         for event, query in zip(events, queries, strict=True):
             items = found.pairs(next(answered)) if query is not None else []
             results.append(RecResult(event.event_id, event.user_id, items, version))
+        self._update_trends(trending)
         return Batch(results, users, samples)
 
     def _text_vectors(self, events: Sequence[EventIn]) -> Vector:
@@ -248,37 +254,47 @@ class Recommender:
         return folds
 
     def _queries(
-        self, states: Sequence[UserState], events: Sequence[EventIn], wave: Sequence[int]
+        self,
+        vectors: Sequence[Vector | None],
+        events: Sequence[EventIn],
+        wave_of: Sequence[int],
+        trending: Mapping[str, Sequence[tuple[int, Vector]]],
     ) -> list[Vector | None]:
-        """The query of each (distinct) user of a wave: their state's readout, batched;
-        the scenario's trend for a user with nothing usable; None when neither is."""
-        usable = [k for k, s in enumerate(states) if s.vector is not None and is_usable(s.vector)]
-        out: list[Vector | None] = [None] * len(states)
+        """Each event's query: its user's state read out (one batched readout); for a
+        user with nothing usable, the scenario's trend as of the event's wave (the
+        trend before the batch with the items of the earlier waves folded in); None
+        when neither is usable."""
+        usable = [n for n, v in enumerate(vectors) if v is not None and is_usable(v)]
+        out: list[Vector | None] = [None] * len(vectors)
         if usable:
-            matrix = np.stack([states[k].vector for k in usable])  # type: ignore[misc]
-            for k, query in zip(usable, self.model.readout_many(matrix), strict=True):
-                out[k] = query if is_usable(query) else None
-        for k, n in enumerate(wave):
-            if out[k] is None:
-                trend = self.trend.get(events[n].scenario)
-                out[k] = unit(trend) if trend is not None and is_usable(trend) else None
+            matrix = np.stack([vectors[n] for n in usable])  # type: ignore[misc]
+            for n, query in zip(usable, self.model.readout_many(matrix), strict=True):
+                out[n] = query if is_usable(query) else None
+        for n, query in enumerate(out):
+            if query is None:
+                scenario, wave = events[n].scenario, wave_of[n]
+                earlier = [item for k, item in trending.get(scenario, ()) if k < wave]
+                trend = self._trend_with(scenario, earlier)
+                out[n] = unit(trend) if trend is not None and is_usable(trend) else None
         return out
 
-    def _update_trends(
-        self, events: Sequence[EventIn], applied: Sequence[int], item_vectors: Mapping[str, Vector]
-    ) -> None:
-        """Fold a wave's catalog items into their scenarios' trends, in order (one
-        `decayed_sum` per scenario of the wave)."""
-        by_scenario: dict[str, list[Vector]] = {}
-        for n in applied:
-            item = item_vectors.get(events[n].item_id)
-            if item is not None:
-                by_scenario.setdefault(events[n].scenario, []).append(item)
-        for scenario, items in by_scenario.items():
-            previous = self.trend.pop(scenario, None)  # re-inserted last: the most recent
-            ones = np.ones(len(items))
-            recency = self.config.trend_recency
-            self.trend[scenario] = decayed_sum(previous, np.stack(items), ones, recency)
+    def _trend_with(self, scenario: str, items: Sequence[Vector]) -> Vector | None:
+        """The scenario's trend with ``items`` (oldest first) folded in."""
+        previous = self.trend.get(scenario)
+        if not items:
+            return previous
+        ones = np.ones(len(items))
+        return decayed_sum(previous, np.stack(items), ones, self.config.trend_recency)
+
+    def _update_trends(self, trending: Mapping[str, Sequence[tuple[int, Vector]]]) -> None:
+        """Fold a served batch's catalog items into their scenarios' trends, in order
+        (one `decayed_sum` per scenario); the scenarios of the batch become the most
+        recent, the least recently active beyond `trend_scenarios` are dropped."""
+        for scenario, items in trending.items():
+            updated = self._trend_with(scenario, [item for _, item in items])
+            self.trend.pop(scenario, None)  # re-inserted last: the most recent
+            if updated is not None:
+                self.trend[scenario] = updated
         while len(self.trend) > self.config.trend_scenarios:
             del self.trend[next(iter(self.trend))]
 

@@ -232,6 +232,26 @@ def test_new_user_with_unknown_item_gets_the_scenario_trend(
     assert books[0].items == []
 
 
+def test_a_user_with_nothing_known_gets_the_trend_as_of_their_event_within_a_batch(
+    store: VectorStore, encoder: FakeEncoder
+) -> None:
+    """The trend a new user's list comes from holds the items of the batch's events
+    before theirs (earlier waves), not after: a newbie's first event comes before the
+    fan's, their second after the fan's first (f1) and with the fan's second (f2)."""
+    rec = make(store, encoder, top_k=1)
+    batch = [
+        ev("n1", "newbie", "never-seen"),
+        ev("a1", "fan", "f1"),
+        ev("n2", "newbie", "never-seen-2"),
+        ev("a2", "fan", "f2"),
+    ]
+    results, _ = rec.recommend(batch, {})
+    assert [ids(r.items) for r in results] == [[], ["f2"], ["f1"], ["f3"]]
+    # after the batch, the trend holds both (f2, the latest, weighs most)
+    later, _ = rec.recommend([ev("n3", "other", "never-seen")], {})
+    assert ids(later[0].items) == ["f2"]
+
+
 def test_nothing_known_gives_an_empty_list(store: VectorStore, encoder: FakeEncoder) -> None:
     results, states = make(store, encoder).recommend([ev("e1", "u", "unknown")], {"u": None})
     assert results[0].items == []
