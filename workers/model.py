@@ -10,14 +10,18 @@ version::
     initial_state()                           -> the empty user state
     step(state, rec_item, weight)             -> the state with one more item, O(d)
     step_many(states, rec_items, weights)     -> the same for b users at once (b, ...)
+    scan_many(states, rec_items, weights)     -> (b, L, ...) the states after each of L
+                                                 items per user, from given states
     fold(rec_items (n, d), weights (n,))     -> one history folded from the empty state,
                                                 in one pass (closed form where there is one)
     readout(state)                            -> the unit query (zero when nothing is known)
     readout_many(states)                      -> the same for b users at once
 
-`fold_sequences` folds many users' histories: from the empty state (the recompute after
-a version change) with one `fold` per user, whatever the history's length; from given
-states with one `step_many` per position.
+`fold_sequences` folds many users' histories from the empty state (the recompute after a
+version change) with one `fold` per user, whatever the history's length.
+`prefix_states` gives the state after each item of many users' sequences from given
+states (a micro-batch's events): users of one length scanned together, `SCAN_CHUNK`
+positions a call.
 
 Pure numpy/torch; `model_of` builds a version from its files (`workers.adapters.io`),
 which reach every node through the catalog actor, never a shared directory.
@@ -48,6 +52,9 @@ STATE_NORM_CAP = 1e12
 # `unit_rows` divides by the plain norm when every row's lies in this range (no square
 # overflowed or underflowed); otherwise it scales each row by its largest entry first.
 NORM_FAST_MIN, NORM_FAST_MAX = 1e-15, 1e15
+# Positions one `scan_many` call covers: its cost grows with their square (an L x L
+# matrix of factors per user), so a long run is scanned in chunks, carrying the state.
+SCAN_CHUNK = 32
 
 
 def unit_rows(matrix: Vector) -> Vector:
@@ -138,6 +145,8 @@ class ServingModel(Protocol):
 
     def step_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
 
+    def scan_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
+
     def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector: ...
 
     def readout(self, state: Vector) -> Vector: ...
@@ -146,39 +155,49 @@ class ServingModel(Protocol):
 
 
 def fold_sequences(
-    model: ServingModel,
-    sequences: Sequence[Sequence[tuple[Vector, float]]],
-    starts: Sequence[Vector | None] | None = None,
-) -> list[Vector | None]:
-    """Each sequence of (rec item, weight), oldest first, folded into its start state
-    (None or no ``starts``: the empty state): as ``step`` item by item, with one
-    ``step_many`` per position over the users whose sequence reaches it. A user with an
-    empty sequence keeps their start."""
-    if not sequences:
-        return []
-    given = list(starts) if starts is not None else [None] * len(sequences)
-    if all(s is None for s in given):
-        return _fold_from_empty(model, sequences)
-    empty = model.initial_state()
-    states = np.stack([empty if s is None else s for s in given]).astype(np.float32)
-    for t in range(max(len(s) for s in sequences)):
-        rows = [k for k, s in enumerate(sequences) if len(s) > t]
-        items = np.stack([sequences[k][t][0] for k in rows]).astype(np.float32)
-        weights = np.array([sequences[k][t][1] for k in rows], dtype=np.float64)
-        states[rows] = model.step_many(states[rows], items, weights)
-    return [states[k].copy() if s else given[k] for k, s in enumerate(sequences)]
-
-
-def _fold_from_empty(
     model: ServingModel, sequences: Sequence[Sequence[tuple[Vector, float]]]
 ) -> list[Vector | None]:
-    """`fold_sequences` from the empty state: one closed-form `fold` per user (a user's
-    history is small; a padded block of every user's is not, and costs more to build
-    than to fold)."""
+    """Each sequence of (rec item, weight), oldest first, folded from the empty state:
+    one closed-form `fold` per user (a user's history is small; a padded block of every
+    user's is not, and costs more to build than to fold); None for an empty one."""
     return [
         model.fold(np.stack([item for item, _ in s]), np.array([w for _, w in s])) if s else None
         for s in sequences
     ]
+
+
+def prefix_states(
+    model: ServingModel,
+    sequences: Sequence[Sequence[tuple[Vector, float]]],
+    starts: Sequence[Vector | None],
+) -> list[Vector | None]:
+    """Each sequence of (rec item, weight), oldest first, folded into its start state
+    (None: the empty state) -> the (len, state_size) states after each of its items, as
+    `step` item by item gives them (up to float rounding); None for an empty sequence.
+    Users whose sequences have one length are scanned together (`scan_many`),
+    `SCAN_CHUNK` positions a call."""
+    out: list[Vector | None] = [None] * len(sequences)
+    by_length: dict[int, list[int]] = {}
+    for k, sequence in enumerate(sequences):
+        if sequence:
+            by_length.setdefault(len(sequence), []).append(k)
+    empty = model.initial_state()
+    for length, rows in by_length.items():
+        given = [starts[k] for k in rows]
+        state = np.stack([empty if s is None else s for s in given]).astype(np.float32)
+        items = np.array([[item for item, _ in sequences[k]] for k in rows], dtype=np.float32)
+        weights = np.array([[w for _, w in sequences[k]] for k in rows], dtype=np.float64)
+        parts = []
+        for at in range(0, length, SCAN_CHUNK):
+            part = model.scan_many(
+                state, items[:, at : at + SCAN_CHUNK], weights[:, at : at + SCAN_CHUNK]
+            )
+            parts.append(part)
+            state = part[:, -1]
+        states = np.concatenate(parts, axis=1)
+        for row, k in enumerate(rows):
+            out[k] = states[row]
+    return out
 
 
 class FrozenModel:
@@ -207,6 +226,18 @@ class FrozenModel:
         start = finite_rows(states, self.initial_state()).astype(np.float64)
         added = clip_weights(weights).reshape(-1, 1) * unit_rows(rec_items)
         return capped_rows(self.recency * start + added)
+
+    def scan_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        """After L items: ``recency**(j+1) * start + sum_i<=j recency**(j-i) * w_i *
+        unit(x_i)``, as one (L, L) product per call; capped once per state (equal to
+        stepping while no partial sum exceeds STATE_NORM_CAP)."""
+        start = finite_rows(states, self.initial_state()).astype(np.float64)
+        added = clip_weights(weights)[..., None] * unit_rows(rec_items)  # (b, L, d)
+        positions = np.arange(added.shape[1])
+        age = positions[:, None] - positions[None, :]
+        factors = np.where(age >= 0, float(self.recency) ** np.maximum(age, 0), 0.0)
+        carried = (float(self.recency) ** (positions + 1))[None, :, None] * start[:, None, :]
+        return capped_rows(factors @ added + carried)
 
     def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
         """Closed form of stepping from zero: ``sum_t recency**age_t * w_t * unit(x_t)``
@@ -265,6 +296,23 @@ class AdapterModel:
             ).numpy()
         good = np.all(np.isfinite(new), axis=-1, keepdims=True)
         return np.where(good, new, start).astype(np.float32)
+
+    def scan_many(self, states: Vector, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
+        """The aggregator's scan (`ServingStep.scan`) when it has one and every state it
+        gives is finite; else `step_many` position by position (gru, or a row the
+        aggregator makes non-finite, which keeps its state as `step_many` does)."""
+        start = finite_rows(states, self.empty)
+        items, w = unit_rows(rec_items), clip_weights(weights).astype(np.float32)
+        if self.serving_step is not None:
+            scanned = self.serving_step.scan(start, items, w)
+            if np.all(np.isfinite(scanned)):
+                return scanned
+        out = np.empty((*items.shape[:2], start.shape[-1]), dtype=np.float32)
+        state = start
+        for t in range(items.shape[1]):
+            state = self.step_many(state, items[:, t], w[:, t])
+            out[:, t] = state
+        return out
 
     def fold(self, rec_items: Vector, weights: npt.ArrayLike) -> Vector:
         """A history folded from the empty state in one pass (the adapter's closed form,

@@ -22,6 +22,7 @@ from workers.model import (
     fold_sequences,
     is_usable,
     model_of,
+    prefix_states,
     unit,
 )
 from workers.recommend_io import Batch, EventIn, RecResult, UserState
@@ -141,36 +142,44 @@ class Recommender:
             encoded = self._text_vectors([events[n] for n in with_text])
             text_vectors = dict(zip(with_text, encoded, strict=True))
 
-        # Events in waves: wave k holds every user's k-th event of the batch, so a wave
-        # has each user at most once and every model step of a wave is one batched call;
-        # each user's events still fold in their order. Each event's query is its user's
-        # state right after it: read out for the whole batch at once, after the waves.
-        at: list[Vector | None] = [None] * len(events)  # the user's state after each event
+        # Events in waves: wave k holds every user's k-th event of the batch; the
+        # bookkeeping goes a wave at a time, each user's events in their order. What an
+        # event folds into its user's state is queued on the user's sequence, and all
+        # users' sequences are then folded at once (`prefix_states`): each event's query
+        # is its user's state right after it, read out for the whole batch at once.
+        sequences: dict[str, list[tuple[Vector, float]]] = {uid: [] for uid in users}
+        ends = [0] * len(events)  # how much of its user's sequence is folded at each event
         wave_of = [0] * len(events)
         excluded: list[tuple[str, ...]] = [()] * len(events)  # the history as of each event
         samples: list[Sample] = []
         trending: dict[str, list[tuple[int, Vector]]] = {}  # scenario -> (wave, item)
         for k, wave in enumerate(waves(events)):
-            applying: list[int] = []
-            folds: list[list[tuple[Vector, float]]] = []
             for n in wave:
                 event, state = events[n], users[events[n].user_id]
-                if state.applied(event.event_id):  # seen before: served again, applied once
-                    continue
-                if state.history and event.learn:
-                    history = tuple(state.history[-self.config.sample_history :])
-                    samples.append(Sample(history, event.item_id, event.scenario, event.user_id))
-                folds.append(self._apply(state, event, item_vectors, text_vectors.get(n)))
-                applying.append(n)
-                item = item_vectors.get(event.item_id)
-                if item is not None:
-                    trending.setdefault(event.scenario, []).append((k, item))
-            starts = [users[events[n].user_id].vector for n in applying]
-            for n, vector in zip(applying, fold_sequences(self.model, folds, starts), strict=True):
-                users[events[n].user_id].vector = vector
-            for n in wave:
-                state = users[events[n].user_id]
-                at[n], wave_of[n], excluded[n] = state.vector, k, tuple(state.history)
+                sequence = sequences[event.user_id]
+                wave_of[n] = k
+                if not state.applied(event.event_id):  # seen before: served, applied once
+                    if state.history and event.learn:
+                        history = tuple(state.history[-self.config.sample_history :])
+                        samples.append(
+                            Sample(history, event.item_id, event.scenario, event.user_id)
+                        )
+                    sequence += self._apply(state, event, item_vectors, text_vectors.get(n))
+                    item = item_vectors.get(event.item_id)
+                    if item is not None:
+                        trending.setdefault(event.scenario, []).append((k, item))
+                ends[n], excluded[n] = len(sequence), tuple(state.history)
+        uids = list(sequences)
+        starts = [users[uid].vector for uid in uids]
+        scanned = prefix_states(self.model, [sequences[uid] for uid in uids], starts)
+        folded = dict(zip(uids, scanned, strict=True))
+        at: list[Vector | None] = []  # the user's state after each event
+        for n, event in enumerate(events):
+            after, start = folded[event.user_id], users[event.user_id].vector
+            at.append(start if after is None or not ends[n] else after[ends[n] - 1])
+        for uid, after in folded.items():
+            if after is not None:
+                users[uid].vector = after[-1]
         queries = self._queries(at, events, wave_of, trending)
 
         requests = [

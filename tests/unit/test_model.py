@@ -10,7 +10,16 @@ import torch
 
 from workers.adapters import AdapterConfig, RecAdapter
 from workers.adapters.io import adapter_files
-from workers.model import AdapterModel, FrozenModel, fold_sequences, is_usable, model_of, unit
+from workers.model import (
+    SCAN_CHUNK,
+    AdapterModel,
+    FrozenModel,
+    fold_sequences,
+    is_usable,
+    model_of,
+    prefix_states,
+    unit,
+)
 from workers.model import decayed_sum as fold
 from workers.recommend_io import UserState
 
@@ -189,6 +198,43 @@ def test_folding_many_users_at_once_equals_folding_each_item_by_item(kind: str) 
             want = model.step(want, item, weight)  # type: ignore[attr-defined]
         assert got is not None
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["frozen", "mean", "attention", "gru"])
+def test_the_states_after_each_item_are_those_of_stepping_item_by_item(kind: str) -> None:
+    """A micro-batch's path (`prefix_states`: users of one length scanned together,
+    `SCAN_CHUNK` positions a call, from given states) gives after every item the state
+    that `step` gives; weights of 0 and far beyond the cap included."""
+    torch.manual_seed(2)
+    rng = np.random.default_rng(2)
+    if kind == "frozen":
+        model: object = FrozenModel(8, 0.9)
+    else:
+        adapter = RecAdapter(AdapterConfig(dim=8, n_experts=2, aggregator=kind, dropout=0.0))
+        model = model_of(1, adapter_files(adapter, 1), dim=8, recency=0.9)
+    lengths = (3, 0, 1, 3, SCAN_CHUNK + 9, 2)
+    sequences = [
+        [
+            (unit(rng.standard_normal(8).astype(np.float32)), float(w))
+            for w in rng.uniform(0.2, 3, n)
+        ]
+        for n in lengths
+    ]
+    sequences[3][1] = (sequences[3][1][0], 0.0)
+    sequences[5][0] = (sequences[5][0][0], 1e30)
+    empty = model.initial_state()  # type: ignore[attr-defined]
+    given = model.step(empty, sequences[0][0][0], 2.0)  # type: ignore[attr-defined]
+    starts = [given, None, given, None, given, None]
+    scanned = prefix_states(model, sequences, starts)  # type: ignore[arg-type]
+    for sequence, start, got in zip(sequences, starts, scanned, strict=True):
+        if not sequence:
+            assert got is None
+            continue
+        assert got is not None and got.shape == (len(sequence), len(empty))
+        want = empty if start is None else start
+        for t, (item, weight) in enumerate(sequence):
+            want = model.step(want, item, weight)  # type: ignore[attr-defined]
+            np.testing.assert_allclose(got[t], want, rtol=1e-4, atol=1e-5)
 
 
 def test_a_decayed_sum_of_many_items_equals_adding_them_one_at_a_time() -> None:

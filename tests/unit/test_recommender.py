@@ -371,8 +371,8 @@ def test_the_trainer_inbox_keeps_at_most_the_buffers_capacity() -> None:
 def test_a_batch_serves_each_event_as_one_at_a_time_would(
     store: VectorStore, encoder: FakeEncoder
 ) -> None:
-    """Users' events interleaved in one batch (folded in waves, one batched model call
-    per wave) give the results and states of serving every event alone, in order."""
+    """Users' events interleaved in one batch (kept in waves, each user's sequence
+    scanned at once) give the results and states of serving every event alone, in order."""
     from workers.recommender import waves
 
     items = ["s1", "f1", "s2", "f2", "s3", "f3"]

@@ -238,3 +238,37 @@ class ServingStep:
         cur = np.exp(score - new_shift)
         out: Floats = np.concatenate([old * num + cur * item, old * den + cur, new_shift], axis=-1)
         return out
+
+    def scan(self, state: Floats, items: Floats, weights: Floats) -> Floats:
+        """(b, state_size) states, (b, L) items (b, L, d) with weights (b, L) >= 0 ->
+        the (b, L, state_size) states after each position: `__call__` position by
+        position in one pass (a user's consecutive events in a micro-batch), equal up to
+        float rounding. ``attention`` as `SequenceAggregator.fold` from a given state:
+        after j + 1 items the shift is ``max(shift0 - lam (j + 1), max_i(s_i - lam (j -
+        i)))`` and every term's factor is its exponent less that shift (float64), so the
+        cost is L^2 d per row: callers scan a few dozen positions at a time."""
+        d = self.dim
+        w = np.asarray(weights, dtype=np.float32)
+        if self.kind == "mean":
+            num = state[:, None, :d] + np.cumsum(w[..., None] * items, axis=1)
+            den = state[:, None, d:] + np.cumsum(w, axis=1)[..., None]
+            out: Floats = np.concatenate([num, den], axis=-1).astype(np.float32)
+            return out
+        assert self.query is not None
+        length = items.shape[1]
+        with np.errstate(divide="ignore"):  # a weight of 0: log 0 = -inf, the item adds 0
+            score = (items @ self.query).astype(np.float64) + np.log(w.astype(np.float64))
+        positions = np.arange(length)
+        age = positions[:, None] - positions[None, :]  # (j, i): items after i, up to j
+        lam = float(self.decay)
+        logits = np.where(age >= 0, score[:, None, :] - lam * age, -np.inf)  # (b, j, i)
+        carried = state[:, d + 1 : d + 2].astype(np.float64) - lam * (positions + 1)  # (b, j)
+        shift = np.maximum(carried, logits.max(axis=-1))
+        factor = np.exp(logits - shift[..., None]).astype(np.float32)
+        old = np.exp(carried - shift).astype(np.float32)[..., None]  # (b, j, 1)
+        num = factor @ items + old * state[:, None, :d]
+        den = factor.sum(axis=-1, keepdims=True) + old * state[:, None, d : d + 1]
+        scanned: Floats = np.concatenate(
+            [num, den, shift[..., None].astype(np.float32)], axis=-1
+        ).astype(np.float32)
+        return scanned
