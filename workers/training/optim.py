@@ -86,10 +86,11 @@ class AdapterOptimizer:
             optimizer.state[table] = {k: _grown(v, old, table) for k, v in moments.items()}
 
 
-def _grown(moment: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    """An optimizer state tensor of ``old`` for ``new`` (more rows): per-row moments are
-    padded with zeros; anything else (the step count) is kept."""
-    if moment.shape != old.shape:
+def _grown(moment: Any, old: torch.Tensor, new: torch.Tensor) -> Any:
+    """An optimizer state entry of ``old`` for ``new`` (more rows): per-row moments are
+    padded with zeros; anything else (the step count: a tensor for Adam, an int for
+    SparseAdam) is kept."""
+    if not isinstance(moment, torch.Tensor) or moment.shape != old.shape:
         return moment
     grown = moment.new_zeros(new.shape)
     grown[: old.shape[0]] = moment

@@ -24,10 +24,15 @@ def _rounds(trainer: OnlineTrainer) -> None:
         assert trainer.train_round(float(round_)).steps > 0
 
 
-def test_a_growing_table_learns_what_a_full_one_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("lazy_ids", [True, False])
+def test_a_growing_table_learns_what_a_full_one_learns(
+    monkeypatch: pytest.MonkeyPatch, lazy_ids: bool
+) -> None:
+    """Dense Adam's moments and SparseAdam's (whose step count is an int) follow the
+    table as it grows."""
     monkeypatch.setattr(workers.adapters.ids, "INITIAL_ROWS", 4)
     adapter = {"n_experts": 2, "dropout": 0.0, "aggregator": "attention", "max_items": 256}
-    config = toy.config(gate=True, gate_samples=10, adapter=adapter)
+    config = toy.config(gate=True, gate_samples=10, lazy_ids=lazy_ids, adapter=adapter)
     torch.manual_seed(0)
     growing = RecAdapter(config.adapter_config(toy.DIM))
     full = copy.deepcopy(growing)
