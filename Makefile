@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python -m tooling.scale_bench --dataset ../shared/data/ml-100k
 	$(BIN)/python -m tooling.recovery_bench --users 10000,100000 --stores rocksdb://
 	$(BIN)/python -m tooling.serving_bench --dataset ../shared/data/ml-100k
+	$(BIN)/python -m tooling.recommend_bench --dataset ../shared/data/ml-100k
 	$(BIN)/python -m tooling.capacity_bench
 	$(BIN)/python -m tooling.round_bench
 
