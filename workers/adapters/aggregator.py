@@ -213,9 +213,10 @@ Floats = npt.NDArray[np.float32]
 @dataclass(frozen=True)
 class ServingStep:
     """`SequenceAggregator.step` of ``mean`` and ``attention`` as float32 numpy, with
-    the parameters frozen: a server folds one small wave of events per call, where
-    torch's per-call overhead was most of the cost (BENCHMARKS.md, session 11). Same
-    arithmetic in the same order as the torch step."""
+    the parameters frozen: a server folds a few events per call, where torch's per-call
+    overhead was most of the cost (BENCHMARKS.md, session 11). `__call__` is the same
+    arithmetic in the same order as the torch step; `scan` gives the state after each of
+    a user's events at once (a micro-batch's events, BENCHMARKS.md, session 20)."""
 
     kind: str
     dim: int
