@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 
@@ -170,32 +173,42 @@ def test_the_event_weight_counts_at_every_version(kind: str, tmp_path: Path) -> 
     assert isinstance(model_of(1, files, dim=4, recency=0.9), AdapterModel)
 
 
-@pytest.mark.parametrize("kind", ["frozen", "mean", "attention", "gru"])
-def test_folding_many_users_at_once_equals_folding_each_item_by_item(kind: str) -> None:
-    """The recompute path (`fold_sequences`, one `step_many` per position) gives every
-    user the state that stepping through their history one item at a time gives."""
-    torch.manual_seed(1)
-    rng = np.random.default_rng(1)
+def _model_of_kind(kind: str) -> Any:
+    """The frozen model, or a version-1 adapter with the ``kind`` aggregator (8-d)."""
     if kind == "frozen":
-        model: object = FrozenModel(8, 0.9)
-    else:
-        adapter = RecAdapter(AdapterConfig(dim=8, n_experts=2, aggregator=kind, dropout=0.0))
-        model = model_of(1, adapter_files(adapter, 1), dim=8, recency=0.9)
-    sequences = [
+        return FrozenModel(8, 0.9)
+    adapter = RecAdapter(AdapterConfig(dim=8, n_experts=2, aggregator=kind, dropout=0.0))
+    return model_of(1, adapter_files(adapter, 1), dim=8, recency=0.9)
+
+
+def _sequences(
+    rng: np.random.Generator, lengths: Sequence[int]
+) -> list[list[tuple[npt.NDArray[np.float32], float]]]:
+    """A sequence of (unit item, weight in [0.2, 3)) of each length."""
+    return [
         [
             (unit(rng.standard_normal(8).astype(np.float32)), float(w))
             for w in rng.uniform(0.2, 3, n)
         ]
-        for n in (5, 0, 1, 12, 3)
+        for n in lengths
     ]
-    folded = fold_sequences(model, sequences)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["frozen", "mean", "attention", "gru"])
+def test_folding_many_users_at_once_equals_folding_each_item_by_item(kind: str) -> None:
+    """The recompute path (`fold_sequences`, one closed-form `fold` per user) gives every
+    user the state that stepping through their history one item at a time gives."""
+    torch.manual_seed(1)
+    model = _model_of_kind(kind)
+    sequences = _sequences(np.random.default_rng(1), (5, 0, 1, 12, 3))
+    folded = fold_sequences(model, sequences)
     for sequence, got in zip(sequences, folded, strict=True):
         if not sequence:
             assert got is None
             continue
-        want = model.initial_state()  # type: ignore[attr-defined]
+        want = model.initial_state()
         for item, weight in sequence:
-            want = model.step(want, item, weight)  # type: ignore[attr-defined]
+            want = model.step(want, item, weight)
         assert got is not None
         np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -206,26 +219,14 @@ def test_the_states_after_each_item_are_those_of_stepping_item_by_item(kind: str
     `SCAN_CHUNK` positions a call, from given states) gives after every item the state
     that `step` gives; weights of 0 and far beyond the cap included."""
     torch.manual_seed(2)
-    rng = np.random.default_rng(2)
-    if kind == "frozen":
-        model: object = FrozenModel(8, 0.9)
-    else:
-        adapter = RecAdapter(AdapterConfig(dim=8, n_experts=2, aggregator=kind, dropout=0.0))
-        model = model_of(1, adapter_files(adapter, 1), dim=8, recency=0.9)
-    lengths = (3, 0, 1, 3, SCAN_CHUNK + 9, 2)
-    sequences = [
-        [
-            (unit(rng.standard_normal(8).astype(np.float32)), float(w))
-            for w in rng.uniform(0.2, 3, n)
-        ]
-        for n in lengths
-    ]
+    model = _model_of_kind(kind)
+    sequences = _sequences(np.random.default_rng(2), (3, 0, 1, 3, SCAN_CHUNK + 9, 2))
     sequences[3][1] = (sequences[3][1][0], 0.0)
     sequences[5][0] = (sequences[5][0][0], 1e30)
-    empty = model.initial_state()  # type: ignore[attr-defined]
-    given = model.step(empty, sequences[0][0][0], 2.0)  # type: ignore[attr-defined]
+    empty = model.initial_state()
+    given = model.step(empty, sequences[0][0][0], 2.0)
     starts = [given, None, given, None, given, None]
-    scanned = prefix_states(model, sequences, starts)  # type: ignore[arg-type]
+    scanned = prefix_states(model, sequences, starts)
     for sequence, start, got in zip(sequences, starts, scanned, strict=True):
         if not sequence:
             assert got is None
@@ -233,7 +234,7 @@ def test_the_states_after_each_item_are_those_of_stepping_item_by_item(kind: str
         assert got is not None and got.shape == (len(sequence), len(empty))
         want = empty if start is None else start
         for t, (item, weight) in enumerate(sequence):
-            want = model.step(want, item, weight)  # type: ignore[attr-defined]
+            want = model.step(want, item, weight)
             np.testing.assert_allclose(got[t], want, rtol=1e-4, atol=1e-5)
 
 
