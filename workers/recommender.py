@@ -179,7 +179,7 @@ class Recommender:
             at.append(start if after is None or not ends[n] else after[ends[n] - 1])
         for uid, after in folded.items():
             if after is not None:
-                users[uid].vector = after[-1]
+                users[uid].vector = after[-1].copy()  # its own array, not a view of the scan
         queries = self._queries(at, events, wave_of, trending)
 
         requests = [

@@ -241,8 +241,8 @@ class ServingStep:
         return out
 
     def scan(self, state: Floats, items: Floats, weights: Floats) -> Floats:
-        """(b, state_size) states, (b, L) items (b, L, d) with weights (b, L) >= 0 ->
-        the (b, L, state_size) states after each position: `__call__` position by
+        """(b, state_size) states, (b, L, d) items and (b, L) weights >= 0 -> the (b, L,
+        state_size) states after each position: `__call__` position by
         position in one pass (a user's consecutive events in a micro-batch), equal up to
         float rounding. ``attention`` as `SequenceAggregator.fold` from a given state:
         after j + 1 items the shift is ``max(shift0 - lam (j + 1), max_i(s_i - lam (j -
