@@ -146,16 +146,12 @@ async def route_event(
 
 
 def to_recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> Recommendation:
-    """The recommendation of a served event. Built without validation (`model_construct`):
-    every field comes from a validated event or from the recommender (ids are str, scores
-    Python floats), and validating top-K items per event was the worker's largest single
-    cost under the firehose (BENCHMARKS.md, session 20)."""
     event = keyed.event
-    return Recommendation.model_construct(
+    return Recommendation(
         user_id=event.user_id,
         event_id=result.event_id,
         scenario=event.scenario,
-        items=[ScoredItem.model_construct(item_id=i, score=s) for i, s in result.items],
+        items=[ScoredItem(item_id=i, score=s) for i, s in result.items],
         model_version=result.model_version,
         ts=now,
         latency_ms=max(0.0, (now - keyed.source.timestamp) * 1000.0),

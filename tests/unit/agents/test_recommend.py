@@ -17,16 +17,8 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
 )
 
-from streams.events import to_recommendation
 from streams.remote import is_transient
-from streams.schemas import (
-    DeadLetter,
-    KeyedEvent,
-    Recommendation,
-    decode_state,
-    dumps,
-    encode_state,
-)
+from streams.schemas import DeadLetter, Recommendation, decode_state, encode_state
 from streams.settings import RetryConfig
 from tests.unit.agents.helpers import (
     FakeRecommender,
@@ -37,7 +29,7 @@ from tests.unit.agents.helpers import (
     run_batch,
     sent,
 )
-from workers.recommend_io import Batch, EventIn, RecResult, UserState
+from workers.recommend_io import Batch, EventIn, UserState
 
 
 def test_a_batch_is_served_and_its_states_stored() -> None:
@@ -49,17 +41,6 @@ def test_a_batch_is_served_and_its_states_stored() -> None:
     assert sent(topics.dead_letters) == []
     state = decode_state("u1", users[b"u1"])
     assert state is not None and state.events == 2  # stored through the codec
-
-
-def test_a_recommendation_built_unvalidated_is_the_contract_record() -> None:
-    """`to_recommendation` skips validation for speed: its JSON is byte for byte what the
-    validated model gives, and reads back as a valid record."""
-    keyed = KeyedEvent.model_validate_json(by_user("e1", "u7").value or b"")
-    result = RecResult("e1", "u7", [("i2", 0.5), ("i3", -0.25)], 4)
-    built = to_recommendation(keyed, result, now=keyed.source.timestamp + 0.01)
-    checked = Recommendation.model_validate(built.model_dump())
-    assert dumps(built) == dumps(checked)
-    assert Recommendation.model_validate_json(dumps(built)).items[1].score == -0.25
 
 
 def test_a_failing_cluster_is_waited_out_not_dead_lettered() -> None:
