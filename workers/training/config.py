@@ -81,7 +81,7 @@ class TrainingConfig(BaseModel):
         "learning_rate.",
     )
     lazy_ids: bool = Field(
-        default=True,
+        default=False,
         description="Update only the ID table's rows a step has gradients for (sparse "
         "gradients, SparseAdam); off: one Adam over every row, which keeps moving rows "
         "by their momentum after their last gradient.",
