@@ -22,7 +22,8 @@ from typing import Any
 
 from streams import metrics
 from streams.app import Pipeline, Topics
-from streams.events import Outbox, recommend_batch, route_event, serve_records, served_in_place
+from streams.delivery import Changelog, Outbox, confirm_writes
+from streams.events import recommend_batch, route_event, serve_records, served_in_place
 from streams.inflight import InFlight, hold, release
 from streams.settings import RetryConfig
 from workers.actors import Actors
@@ -38,25 +39,29 @@ async def serve_held(
     *,
     lock: asyncio.Lock,
     topics: Topics,
+    changelog: Changelog,
     retry: RetryConfig,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
-    recommendations produced (`Outbox`: the broker's transient failures waited out),
-    then its events released for commit. A batch that fails or is cancelled (the worker
-    stopping) is never released: Faust acknowledges it when the agent's loop body raises,
-    but `hold`'s reference keeps its offsets, and every later one of its partitions,
-    uncommitted until the worker restarts and reads them again (at least once; its
-    events already applied are served again and change nothing). Lost is nothing; the
-    committed offset standing still is what shows it. The time spent waiting for the
-    lock, under it and producing is timed per event."""
+    recommendations and its state writes confirmed delivered (`streams.delivery`: the
+    broker's transient failures waited out), then its events released for commit. A
+    batch that fails or is cancelled (the worker stopping) is never released: Faust
+    acknowledges it when the agent's loop body raises, but `hold`'s reference keeps its
+    offsets, and every later one of its partitions, uncommitted until the worker
+    restarts and reads them again (at least once; its events already applied are served
+    again and change nothing). Lost is nothing; the committed offset standing still is
+    what shows it. The time spent waiting for the lock, under it and producing is timed
+    per event."""
     outbox, n = Outbox(retry), len(events)
     started = clock()
     async with lock:  # first: batches take the lock in the order they started
         locked = clock()
         await serve(outbox=outbox)
+        writes = changelog.take_unconfirmed()  # this batch's, not the next one's
     served = clock()
     await outbox.send(topics)
+    await confirm_writes(writes, changelog.resend, retry)
     metrics.observe_stage("queue", locked - started, n)
     metrics.observe_stage("serve", served - locked, n)
     metrics.observe_stage("produce", clock() - served, n)
@@ -93,7 +98,15 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                 if serve is not None:
                     hold(batch)  # here, not in the task: Faust acks when this body ends
                     await flight.add(
-                        serve_held(stream, batch, serve, lock=serving, topics=topics, retry=retry)
+                        serve_held(
+                            stream,
+                            batch,
+                            serve,
+                            lock=serving,
+                            topics=topics,
+                            changelog=users,
+                            retry=retry,
+                        )
                     )
         finally:
             await flight.close()

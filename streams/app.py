@@ -9,8 +9,9 @@ events ─► ingest agent ──► <app_id>-events-by-user (key user_id) ─�
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -57,6 +58,10 @@ def partition_of(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def _delivered(delivery: asyncio.Future[Any]) -> bool:
+    return delivery.done() and not delivery.cancelled() and delivery.exception() is None
+
+
 class _KeyPartitionedRocksStore(RocksStore):
     """Faust's RocksDB store, filing each key under the partition the changelog puts it
     on (murmur2 of the key, as the producer's partitioner), not under the current event's
@@ -70,7 +75,37 @@ class _KeyPartitionedRocksStore(RocksStore):
 
 
 class _UsersTable(faust.Table[bytes, Any]):
-    """The users table; a ``rocksdb://`` store is the key-partitioned one."""
+    """The users table; a ``rocksdb://`` store is the key-partitioned one. Every
+    changelog write is kept until a batch takes it to confirm its delivery
+    (`streams.delivery`: Faust's commit does not wait for it)."""
+
+    #: Past this many untaken writes, the delivered ones are dropped when one is added
+    #: (writes made outside batches, such as expiry's, wait for the next batch).
+    PRUNE_AT = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unconfirmed: list[tuple[Any, asyncio.Future[Any]]] = []
+
+    def send_changelog(self, partition: Any, key: Any, value: Any, *args: Any, **kw: Any) -> Any:
+        delivery = super().send_changelog(partition, key, value, *args, **kw)
+        if len(self.unconfirmed) >= self.PRUNE_AT:
+            self.unconfirmed = [w for w in self.unconfirmed if not _delivered(w[1])]
+        self.unconfirmed.append((key, delivery))
+        return delivery
+
+    def take_unconfirmed(self) -> list[tuple[Any, asyncio.Future[Any]]]:
+        taken, self.unconfirmed = self.unconfirmed, []
+        return taken
+
+    def resend(self, key: Any) -> asyncio.Future[Any]:
+        value = self.data.get(key)
+        partition = self.partition_for_key(key)
+        if value is None:
+            delivery = self.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            delivery = self.send_changelog(partition, key, value)
+        return cast("asyncio.Future[Any]", delivery)
 
     def _new_store_by_url(self, url: Any) -> Any:
         if not str(url).startswith("rocksdb:"):

@@ -29,15 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
-from streams import deadletters, metrics
+from streams import deadletters
 from streams.app import Topics, partition_of
+from streams.delivery import Outbox
 from streams.forget import forget_users
-from streams.remote import InputFailed, call_until_done, describe, in_halves, is_transient, runs
+from streams.remote import InputFailed, call_until_done, describe, in_halves, runs
 from streams.schemas import (
     DEFAULT_LIMITS,
     Event,
@@ -170,47 +170,6 @@ def event_in(keyed: KeyedEvent) -> EventIn:
         text=e.text,
         learn=e.learn,
     )
-
-
-class Outbox:
-    """The recommendations of served batches, in order, still to be produced: a batch in
-    flight produces them after it leaves the serving lock (`streams.inflight`).
-
-    A send the broker fails transiently (`streams.remote.is_transient`: it is down, slow
-    or moving a partition's leader) is retried with ``retry``'s backoff until it works,
-    whatever ``give_up_after`` says: a recommendation has nowhere else to go, and its
-    batch's offsets wait for it. A record leaves the outbox once sent, so a retry never
-    produces an earlier one twice. Any other error is raised, the rest kept."""
-
-    def __init__(self, retry: RetryConfig) -> None:
-        self.retry = retry
-        self.records: deque[tuple[bytes, bytes, float]] = deque()  # key, value, latency ms
-
-    async def send(self, topics: Topics) -> None:
-        wait, failures = self.retry.backoff, 0
-        while self.records:
-            key, value, latency_ms = self.records[0]
-            try:
-                await topics.recommendations.send(key=key, value=value)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                log.warning(
-                    "producing a recommendation failed (%d in a row), retrying in %.1f s: %s",
-                    failures,
-                    wait,
-                    describe(exc),
-                )
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, self.retry.max_backoff)
-                continue
-            self.records.popleft()
-            wait, failures = self.retry.backoff, 0
-            metrics.RECOMMENDATIONS.inc()
-            metrics.LATENCY.observe(latency_ms / 1000.0)
 
 
 async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:

@@ -82,6 +82,28 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+class Backoff:
+    """The waits between tries of something failing transiently: ``retry.backoff``,
+    doubling up to ``retry.max_backoff``; each failure logged with its count."""
+
+    def __init__(self, retry: RetryConfig) -> None:
+        self.retry = retry
+        self.next = retry.backoff
+        self.failures = 0
+
+    async def wait(self, what: str, error: BaseException) -> None:
+        self.failures += 1
+        log.warning(
+            "%s failed (%d in a row), retrying in %.1f s: %s",
+            what,
+            self.failures,
+            self.next,
+            describe(error),
+        )
+        await asyncio.sleep(self.next)
+        self.next = min(self.next * 2, self.retry.max_backoff)
+
+
 async def call_until_done(
     submit: Callable[[], Awaitable[T]], retry: RetryConfig, *, what: str = "ray call"
 ) -> T:
@@ -92,11 +114,9 @@ async def call_until_done(
     the bad record.
     """
     started = time.monotonic()
-    wait = retry.backoff
-    attempt = 0
+    backoff = Backoff(retry)
     took = metrics.RAY_CALL.labels(call=what)
     while True:
-        attempt += 1
         try:
             result = await submit()
             took.observe(time.monotonic() - started)
@@ -109,13 +129,9 @@ async def call_until_done(
                 raise InputFailed(exc) from exc
             metrics.RAY_FAILURES.labels(call=what, kind="transient").inc()
             waited = time.monotonic() - started
-            if retry.give_up_after is not None and waited + wait > retry.give_up_after:
+            if retry.give_up_after is not None and waited + backoff.next > retry.give_up_after:
                 raise GaveUp(f"{what} still failing after {waited:.0f} s: {describe(exc)}") from exc
-            log.warning(
-                "%s failed (attempt %d), retrying in %.1f s: %s", what, attempt, wait, describe(exc)
-            )
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, retry.max_backoff)
+            await backoff.wait(what, exc)
 
 
 async def in_halves(

@@ -42,13 +42,35 @@ class FakeTopic:
     sent: list[tuple[Any, bytes]] = field(default_factory=list)
     fail: Exception | None = None
 
-    async def send(self, *, key: Any, value: bytes) -> None:
+    async def send(self, *, key: Any, value: bytes) -> asyncio.Future[None]:
+        """Queued and delivered at once (faust's ``send`` returns the delivery's future)."""
         if self.fail is not None:
             raise self.fail
         self.sent.append((key, value))
+        return delivered()
 
     def values(self) -> list[dict[str, Any]]:
         return [json.loads(v) for _, v in self.sent]
+
+
+def delivered(error: BaseException | None = None) -> asyncio.Future[None]:
+    """A delivery's future, done: delivered, or failed with ``error``."""
+    delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if error is None:
+        delivery.set_result(None)
+    else:
+        delivery.set_exception(error)
+    return delivery
+
+
+class NoChangelog:
+    """A users table that wrote no changelog records (`streams.delivery.Changelog`)."""
+
+    def take_unconfirmed(self) -> list[Any]:
+        return []
+
+    def resend(self, key: Any) -> asyncio.Future[None]:
+        raise AssertionError("nothing was written, so nothing is written again")
 
 
 def fake_topics() -> Topics:

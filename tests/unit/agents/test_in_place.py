@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from streams.app import partition_of
-from streams.events import Outbox, route_event, serve_records, served_in_place
+from streams.delivery import Outbox
+from streams.events import route_event, serve_records, served_in_place
 from streams.schemas import KeyedEvent, KeyedForget, Recommendation, decode_state
 from tests.unit.agents.helpers import FAST, FakeRecommender, Message, actors, fake_topics, sent
 

@@ -10,9 +10,9 @@ import pytest
 
 from streams import metrics
 from streams.agents import serve_held
-from streams.events import Outbox
+from streams.delivery import Outbox
 from streams.inflight import InFlight, hold, release
-from tests.unit.agents.helpers import FAST, fake_topics
+from tests.unit.agents.helpers import FAST, NoChangelog, fake_topics
 
 
 async def _step(log: list[str], name: str, gate: asyncio.Event | None = None) -> None:
@@ -153,7 +153,15 @@ def test_a_served_batch_produces_then_releases() -> None:
         stream = _Stream()
         events = _held(stream)
         await _acked_by_faust(stream, events)
-        await serve_held(stream, events, serve, lock=asyncio.Lock(), topics=topics, retry=FAST)
+        await serve_held(
+            stream,
+            events,
+            serve,
+            lock=asyncio.Lock(),
+            topics=topics,
+            changelog=NoChangelog(),
+            retry=FAST,
+        )
         return len(topics.recommendations.sent), len(stream.committable)  # type: ignore[attr-defined]
 
     assert asyncio.run(run()) == (1, 2)
@@ -172,7 +180,13 @@ def test_a_failed_batch_stays_uncommitted_and_its_error_is_raised() -> None:
         await _acked_by_faust(stream, events)
         with pytest.raises(RuntimeError, match="broker down"):
             await serve_held(
-                stream, events, serve, lock=asyncio.Lock(), topics=fake_topics(), retry=FAST
+                stream,
+                events,
+                serve,
+                lock=asyncio.Lock(),
+                topics=fake_topics(),
+                changelog=NoChangelog(),
+                retry=FAST,
             )
         return len(stream.committable)
 
@@ -188,7 +202,15 @@ def test_a_batch_cancelled_while_stopping_stays_uncommitted() -> None:
         events = _held(stream)
         await _acked_by_faust(stream, events)
         task = asyncio.ensure_future(
-            serve_held(stream, events, serve, lock=asyncio.Lock(), topics=fake_topics(), retry=FAST)
+            serve_held(
+                stream,
+                events,
+                serve,
+                lock=asyncio.Lock(),
+                topics=fake_topics(),
+                changelog=NoChangelog(),
+                retry=FAST,
+            )
         )
         await asyncio.sleep(0.01)
         task.cancel()
@@ -225,6 +247,7 @@ def test_a_served_batch_is_timed_by_stage_per_event() -> None:
             serve,
             lock=asyncio.Lock(),
             topics=topics,
+            changelog=NoChangelog(),
             retry=FAST,
             clock=lambda: next(ticks),
         )
@@ -235,3 +258,59 @@ def test_a_served_batch_is_timed_by_stage_per_event() -> None:
         seconds, events = _stage(name)
         # clock reads 0 (start), 1 (locked), 2 (served), 3 (produced): 1 s each, 2 events
         assert (seconds - before[name][0], events - before[name][1]) == (2.0, 2.0)
+
+
+class _Changelog:
+    """A users table whose changelog writes are delivered when the test says."""
+
+    def __init__(self) -> None:
+        self.unconfirmed: list[tuple[bytes, asyncio.Future[None]]] = []
+
+    def write(self, key: bytes) -> asyncio.Future[None]:
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.unconfirmed.append((key, delivery))
+        return delivery
+
+    def take_unconfirmed(self) -> list[tuple[bytes, asyncio.Future[None]]]:
+        taken, self.unconfirmed = self.unconfirmed, []
+        return taken
+
+    def resend(self, key: bytes) -> asyncio.Future[None]:
+        raise AssertionError("no write failed")
+
+
+def test_a_batch_is_released_only_once_its_state_writes_are_delivered() -> None:
+    """Faust's commit does not wait for a changelog write's delivery; the batch does,
+    and only for the writes it made under the lock (a later batch's stay for it)."""
+    changelog = _Changelog()
+
+    async def run() -> None:
+        stream = _Stream()
+        events = _held(stream)
+        await _acked_by_faust(stream, events)
+        mine: list[asyncio.Future[None]] = []
+
+        async def serve(outbox: Outbox) -> None:
+            mine.append(changelog.write(b"u1"))
+
+        task = asyncio.ensure_future(
+            serve_held(
+                stream,
+                events,
+                serve,
+                lock=asyncio.Lock(),
+                topics=fake_topics(),
+                changelog=changelog,
+                retry=FAST,
+            )
+        )
+        await asyncio.sleep(0.01)
+        later = changelog.write(b"u2")  # the next batch's, made after this one's lock
+        await asyncio.sleep(0.01)
+        assert not task.done() and not stream.committable
+        mine[0].set_result(None)
+        await task
+        assert len(stream.committable) == 2 and not later.done()
+        assert [key for key, _ in changelog.unconfirmed] == [b"u2"]
+
+    asyncio.run(run())

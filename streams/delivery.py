@@ -1,0 +1,138 @@
+"""What a batch owes the broker before its offsets may be committed, confirmed delivered.
+
+Awaiting Faust's ``Topic.send`` only queues a record in the producer; its delivery is a
+second future. A table write is queued one step earlier, in Faust's producer buffer, and
+Faust's commit does not wait for it: ``ProducerBuffer.flush`` returns as soon as one
+send takes longer than 0.1 s (the first send to a partition whose metadata is not
+cached, a full accumulator), with the rest still in the buffer, and the offsets are then
+committed (docs/ENVIRONMENT-NOTES.md). A worker killed at that moment restarts past
+events whose state writes never reached the changelog. So a served batch confirms both
+before its events are released (`streams.agents.serve_held`):
+
+- `Outbox`: its recommendations, each produced and its delivery awaited;
+- `confirm_writes`: the users table's changelog records it wrote (`Changelog`).
+
+A transient failure (`streams.remote.is_transient`) is retried with the retry settings'
+backoff until it works, whatever ``give_up_after`` says: these records have nowhere else
+to go, and the batch's offsets wait for them. Any other error is raised, and the batch
+stays unreleased (read again after a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from streams import metrics
+from streams.remote import Backoff, is_transient
+from streams.settings import RetryConfig
+
+if TYPE_CHECKING:
+    from streams.app import Topics
+
+
+#: A changelog write: the table key and the future of its record's delivery.
+Write = tuple[Any, "asyncio.Future[Any]"]
+
+
+def delivery_error(delivery: asyncio.Future[Any]) -> BaseException | None:
+    """The error of a finished delivery (cancelled counts as one), or None."""
+    if delivery.cancelled():
+        return asyncio.CancelledError("the delivery was cancelled")
+    return delivery.exception()
+
+
+def _first(errors: Sequence[BaseException]) -> BaseException | None:
+    """The error to act on: one that is not transient if any (it is raised), else the
+    first."""
+    for error in errors:
+        if not is_transient(error):
+            return error
+    return errors[0] if errors else None
+
+
+class Outbox:
+    """The recommendations of served batches, in order, still to be produced and
+    confirmed: a batch in flight produces them after it leaves the serving lock
+    (`streams.inflight`). Each send round queues every record, then awaits each one's
+    delivery; a record leaves the outbox once delivered, so a retry never produces a
+    delivered one twice."""
+
+    def __init__(self, retry: RetryConfig) -> None:
+        self.retry = retry
+        self.records: deque[tuple[bytes, bytes, float]] = deque()  # key, value, latency ms
+
+    async def send(self, topics: Topics) -> None:
+        backoff = Backoff(self.retry)
+        while self.records:
+            error = await self._send_round(topics.recommendations)
+            if error is None:
+                continue
+            if not is_transient(error):
+                raise error
+            await backoff.wait(f"producing {len(self.records)} recommendations", error)
+
+    async def _send_round(self, topic: Any) -> BaseException | None:
+        """Queue every record (stopping at the first that cannot be queued), await the
+        deliveries, keep what was not delivered; the error to act on, or None."""
+        queued: list[tuple[tuple[bytes, bytes, float], asyncio.Future[Any]]] = []
+        errors: list[BaseException] = []
+        for record in self.records:
+            try:
+                queued.append((record, await topic.send(key=record[0], value=record[1])))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors.append(exc)
+                break
+        if queued:
+            await asyncio.wait([delivery for _, delivery in queued])
+        kept: deque[tuple[bytes, bytes, float]] = deque()
+        for record, delivery in queued:
+            error = delivery_error(delivery)
+            if error is None:
+                metrics.RECOMMENDATIONS.inc()
+                metrics.LATENCY.observe(record[2] / 1000.0)
+            else:
+                errors.append(error)
+                kept.append(record)
+        kept.extend(list(self.records)[len(queued) :])
+        self.records = kept
+        return _first(errors)
+
+
+async def confirm_writes(
+    writes: Sequence[Write],
+    resend: Callable[[Any], asyncio.Future[Any]],
+    retry: RetryConfig,
+) -> None:
+    """Wait until every write is delivered. A key whose write failed transiently has its
+    table's current value (a tombstone if it is gone) written again by ``resend``: the
+    changelog is compacted, the latest record per key is what restores the table, and a
+    write issued now cannot be older than one that already landed."""
+    backoff = Backoff(retry)
+    while writes:
+        await asyncio.wait([delivery for _, delivery in writes])
+        failed = [(key, e) for key, d in writes if (e := delivery_error(d)) is not None]
+        if not failed:
+            return
+        error = _first([e for _, e in failed])
+        assert error is not None
+        if not is_transient(error):
+            raise error
+        await backoff.wait(f"writing {len(failed)} changelog records", error)
+        writes = [(key, resend(key)) for key in dict.fromkeys(key for key, _ in failed)]
+
+
+class Changelog(Protocol):
+    """What a batch confirms its state writes through: the users table (`streams.app`)."""
+
+    def take_unconfirmed(self) -> list[Write]:
+        """The changelog writes made since the last call (the caller confirms them)."""
+        ...
+
+    def resend(self, key: Any) -> asyncio.Future[Any]:
+        """Write the key's current value (a tombstone if it is gone) to the changelog."""
+        ...
