@@ -187,12 +187,22 @@ def demo(
 )
 @click.option("--events", "n_events", type=int, default=20000, show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="JSON results file.")
-def bench(dataset: Path, n_events: int, output: Path | None) -> None:
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="STREAMREC_NAME=VALUE",
+    help="A worker setting for both stacks (repeatable), e.g. STREAMREC_TRAINING__NICE=0.",
+)
+def bench(dataset: Path, n_events: int, output: Path | None, settings: tuple[str, ...]) -> None:
     """Replay a dataset through the real pipeline; throughput, latency, passthrough ceiling."""
     exit_on_sigterm()
     from tooling.bench import run_bench
 
-    sys.exit(run_bench(dataset, n_events, output))
+    env = dict(s.split("=", 1) for s in settings)
+    if bad := [k for k in env if not k.startswith("STREAMREC_")]:
+        raise click.BadParameter(f"not a streamrec setting: {', '.join(bad)}", param_hint="--set")
+    sys.exit(run_bench(dataset, n_events, output, env))
 
 
 @main.command()

@@ -5,8 +5,9 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
 2. firehose: produce N events at once; sustained events/s = N / (last rec - first send);
    the CPU milliseconds each process (worker, each actor class, broker) spent per event;
 3. paced: more events at half the firehose rate; latency event -> recommendation when
-   the pipeline is not saturated; then new-item freshness (5 probes) and the RSS of the
-   worker and its actors (`tooling.bench_probes`);
+   the pipeline is not saturated; then more at ``PACED_RATE`` (the issue's rate), with
+   the mean time per stage and the training rounds published meanwhile; then new-item
+   freshness (5 probes) and the RSS of the worker and its actors (`tooling.bench_probes`);
 4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
    same broker, the rate no Kafka pipeline on this machine can beat;
 5. training off: a second stack whose worker does not train, catalog and firehose again
@@ -39,8 +40,10 @@ from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, Scraped, local_stack
 from tooling.produce import kafka_producer, produce
 
-#: The fixed rate of the training-off stack's paced phase, events/s, and its length, s.
+#: The fixed rate of the paced phases at the issue's rate, events/s, and their length, s.
 PACED_RATE, PACED_SECONDS = 1000.0, 10
+#: The worker's metric of training rounds published (`streams.metrics.TRAINING_ROUNDS`).
+ROUNDS = ("streamrec_training_rounds", ())
 
 
 @dataclass
@@ -178,26 +181,44 @@ def _stages_ms(before: Scraped, after: Scraped) -> dict[str, float]:
     }
 
 
-def _training_off(data: Any, n_events: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _paced_measured(stack: LocalStack, events: list[Record]) -> dict[str, Any]:
+    """``events`` at ``PACED_RATE``: latency, the mean time per stage, and the training
+    rounds the worker reported published meanwhile."""
+    before = stack.scrape()
+    steady = _replay(stack, events, rate=PACED_RATE)
+    after = stack.scrape()
+    rounds = after.get(ROUNDS, 0.0) - before.get(ROUNDS, 0.0)
+    return {
+        **asdict(steady),
+        "target_rate": PACED_RATE,
+        "stages_ms": _stages_ms(before, after),
+        "training_rounds": int(rounds),
+    }
+
+
+def _training_off(
+    data: Any, n_events: int, env: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same catalog and firehose on a fresh stack whose worker does not train, then
     the following events at ``PACED_RATE``, with the mean time per stage."""
     paced = data.events[n_events : n_events + int(PACED_RATE * PACED_SECONDS)]
-    with local_stack(partitions=2, env={"STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
+    with local_stack(partitions=2, env={**env, "STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
         stack.start_worker()
         _catalog(stack, data.items)
         burst = _measured_firehose(stack, data.events[:n_events])
-        before = stack.scrape()
-        steady = _replay(stack, paced, rate=PACED_RATE)
-        stages = _stages_ms(before, stack.scrape())
-        return burst, {**asdict(steady), "target_rate": PACED_RATE, "stages_ms": stages}
+        return burst, _paced_measured(stack, paced)
 
 
-def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
+def run_bench(
+    dataset: Path, n_events: int, output: Path | None, env: dict[str, str] | None = None
+) -> int:
+    """Every phase (module doc); ``env``: worker settings for both stacks."""
+    env = dict(env or {})
     console = Console()
     data = load(dataset)
     firehose = data.events[:n_events]
     console.rule(f"[bold]streamrec bench: {data.name}")
-    with local_stack(partitions=2) as stack:
+    with local_stack(partitions=2, env=env) as stack:
         t0 = time.monotonic()
         stack.start_worker()
         startup = time.monotonic() - t0
@@ -211,8 +232,11 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         paced_rate = burst["events_per_s"] / 2
         with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
             paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
+        at_rate = data.events[n_events + paced_n :][: int(PACED_RATE * PACED_SECONDS)]
+        with console.status(f"paced: {len(at_rate)} events at {PACED_RATE:.0f}/s ..."):
+            paced_on = _paced_measured(stack, at_rate)
         with console.status("new-item freshness ..."):
-            replayed = data.events[: n_events + paced_n]
+            replayed = data.events[: n_events + paced_n + len(at_rate)]
             fresh = [_freshness(stack, item) for item in _unseen_picks(data.items, replayed)]
         used = memory(stack.workers[0].pid)
         with console.status("passthrough ceiling ..."):
@@ -225,10 +249,11 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
                 )
             )
     with console.status("firehose with training off (a second stack) ..."):
-        untrained, paced_off = _training_off(data, n_events)
+        untrained, paced_off = _training_off(data, n_events, env)
     results: dict[str, Any] = {
         "dataset": data.name,
         "machine": f"{platform.machine()}, {_cpus()} CPUs, {platform.python_version()}",
+        "settings": env,
         "worker_startup_s": round(startup, 1),
         "catalog_items": len(data.items),
         "catalog_items_per_s": round(len(data.items) / catalog_s, 1),
@@ -237,6 +262,7 @@ def run_bench(dataset: Path, n_events: int, output: Path | None) -> int:
         "firehose_training_off": untrained,
         "training_on_vs_off": round(burst["events_per_s"] / untrained["events_per_s"], 3),
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
+        "paced_at_rate": paced_on,
         "paced_training_off": paced_off,
         "new_item_freshness_s": [None if f is None else round(f, 3) for f in fresh],
         "rss_mb": used,
@@ -274,16 +300,19 @@ def _print(console: Console, r: dict[str, Any]) -> None:
     )
     table.add_row("CPU per event, ms (training off)", _cpu(off["cpu_ms_per_event"]))
     table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
-    po = r["paced_training_off"]
-    table.add_row(
-        f"training off, paced at {po['target_rate']:.0f}/s ({po['events_per_s']}/s reached): "
-        "p50/p95/p99",
-        _ms(po["latency_ms"]),
-    )
-    table.add_row(
-        "  mean ms per event by stage",
-        ", ".join(f"{stage} {ms:.1f}" for stage, ms in po["stages_ms"].items()),
-    )
+    for name, po in (
+        ("training on", r["paced_at_rate"]),
+        ("training off", r["paced_training_off"]),
+    ):
+        table.add_row(
+            f"{name}, paced at {po['target_rate']:.0f}/s ({po['events_per_s']}/s reached): "
+            "p50/p95/p99",
+            _ms(po["latency_ms"]),
+        )
+        table.add_row(
+            f"  mean ms per event by stage; {po['training_rounds']} training rounds",
+            ", ".join(f"{stage} {ms:.1f}" for stage, ms in po["stages_ms"].items()),
+        )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)
     missed = len(probes) - len(fresh)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,15 @@ class TrainerStatus:
 def new_adapter(config: TrainingConfig, dim: int) -> RecAdapter:
     """A fresh (version 0) adapter for base vectors of size ``dim``."""
     return RecAdapter(AdapterConfig(**config.adapter_fields(dim)))
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux nice values belong to a
+    thread; threads it starts later inherit it). Elsewhere, or at 0, nothing changes."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    me = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
 
 
 class TrainerService:
@@ -231,6 +241,7 @@ class TrainerService:
         return adapter if self.device.type == "cpu" else copy.deepcopy(adapter).to("cpu")
 
     def _loop(self, poll_seconds: float) -> None:
+        lower_priority(self.config.nice)
         while not self._stop.wait(poll_seconds):
             try:
                 self.step()

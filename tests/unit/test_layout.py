@@ -39,6 +39,7 @@ STREAMS_FILES = {
     "catalog.py",
     "cli.py",
     "deadletters.py",
+    "delivery.py",
     "kafka_auth.py",
     "kafka_settings.py",
     "events.py",

@@ -34,10 +34,17 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
         "firehose_training_off": {**phase, "cpu_ms_per_event": {}},
         "training_on_vs_off": 1.0,
         "paced": {**phase, "target_rate": 50.0},
+        "paced_at_rate": {
+            **phase,
+            "target_rate": 1000.0,
+            "stages_ms": {"read": 9.0, "serve": 8.5},
+            "training_rounds": 3,
+        },
         "paced_training_off": {
             **phase,
             "target_rate": 1000.0,
             "stages_ms": {"read": 4.0, "serve": 6.5},
+            "training_rounds": 0,
         },
         "new_item_freshness_s": [0.2, None, 0.4],
         "rss_mb": {"worker": 100.0, "actors": {}},
@@ -49,6 +56,8 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
     assert "median 0.40 s, max 0.40 s; 1 not within 60 s" in out.getvalue()
     assert "training off, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
     assert "read 4.0, serve 6.5" in out.getvalue()
+    assert "training on, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
+    assert "3 training rounds" in out.getvalue() and "read 9.0, serve 8.5" in out.getvalue()
 
 
 def test_stage_means_come_from_the_metrics_moved_between_two_scrapes() -> None:
