@@ -26,6 +26,7 @@ from streams.delivery import Changelog, Outbox, confirm_writes
 from streams.events import recommend_batch, route_event, serve_records, served_in_place
 from streams.inflight import InFlight, hold, release
 from streams.settings import RetryConfig
+from streams.trainer_feed import TrainerFeed
 from workers.actors import Actors
 
 #: Serve a batch, leaving its recommendations in the outbox given as ``outbox=``.
@@ -84,6 +85,7 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
     events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
     here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
     serving = asyncio.Lock()  # one batch at a time reads and writes the users table
+    feed = None if actors.trainer is None else TrainerFeed(actors.trainer)
 
     async def take(stream: Any, prepare: Prepare) -> None:
         """Micro-batches of ``stream``, each prepared, then held and served in flight."""
@@ -121,13 +123,21 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         if not local:
             return None
         metrics.BATCH_SIZE.observe(len(local))
-        return partial(serve_records, local, topics=topics, users=users, actors=actors, retry=retry)
+        return partial(
+            serve_records, local, topics=topics, users=users, actors=actors, retry=retry, feed=feed
+        )
 
     async def by_user(batch: Sequence[Any]) -> Served:
         messages = [e.message for e in batch]
         metrics.BATCH_SIZE.observe(len(messages))
         return partial(
-            recommend_batch, messages, topics=topics, users=users, actors=actors, retry=retry
+            recommend_batch,
+            messages,
+            topics=topics,
+            users=users,
+            actors=actors,
+            retry=retry,
+            feed=feed,
         )
 
     async def ingest(stream: Any) -> None:

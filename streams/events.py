@@ -26,7 +26,6 @@ fake topics and actors.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, MutableMapping, Sequence
@@ -55,9 +54,9 @@ from streams.schemas import (
     key_text,
 )
 from streams.settings import LimitsConfig, RetryConfig
+from streams.trainer_feed import TrainerFeed
 from workers.actors import Actors
 from workers.recommend_io import EventIn, Events, RecResult, UserState, UserStates
-from workers.training import Sample
 
 log = logging.getLogger(__name__)
 
@@ -172,21 +171,6 @@ def event_in(keyed: KeyedEvent) -> EventIn:
     )
 
 
-async def feed_trainer(trainer: Any, samples: list[Sample]) -> None:
-    """Hand training samples to the trainer actor (it only queues them: cheap).
-
-    Samples are derived data, not records: if the trainer cannot take them, the
-    recommendations already went out and the loss is a slower-learning model, so it is
-    logged rather than dead-lettered.
-    """
-    try:
-        await trainer.add.remote(samples)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.warning("trainer did not take %d samples: %s", len(samples), describe(exc))
-
-
 async def _dead(topics: Topics, keyed: Sequence[KeyedEvent], reason: str, kind: str) -> None:
     for k in keyed:
         letter = deadletters.from_source(k.source, reason, k.event.model_dump_json())
@@ -201,6 +185,7 @@ async def recommend_batch(
     actors: Actors,
     retry: RetryConfig,
     outbox: Outbox | None = None,
+    feed: TrainerFeed | None = None,
 ) -> None:
     """A micro-batch of by-user messages -> new user states in ``users`` (the Faust
     table, keyed by the UTF-8 user id), one recommendation per event, samples to the
@@ -222,7 +207,7 @@ async def recommend_batch(
             letter = deadletters.from_message(message, reason)
             await deadletters.send(topics.dead_letters, letter, deadletters.INTERNAL)
     await serve_records(
-        records, topics=topics, users=users, actors=actors, retry=retry, outbox=outbox
+        records, topics=topics, users=users, actors=actors, retry=retry, outbox=outbox, feed=feed
     )
 
 
@@ -234,25 +219,33 @@ async def serve_records(
     actors: Actors,
     retry: RetryConfig,
     outbox: Outbox | None = None,
+    feed: TrainerFeed | None = None,
 ) -> None:
     """Validated records of users whose state this worker owns -> recommendations and
     states, or forgotten users, or dead letters; served in runs split at forget records,
     so a forget comes after its user's earlier events and before later ones.
 
     The recommendations are produced before this returns, or, given an ``outbox``, left
-    in it for the caller to produce (after the states and samples are written)."""
+    in it for the caller to produce (after the states are written). Samples go to the
+    trainer through ``feed`` (`streams.trainer_feed`: in the background), or, without
+    one, are handed over before this returns."""
     owed = Outbox(retry) if outbox is None else outbox
+    feeding = feed if feed is not None or actors.trainer is None else TrainerFeed(actors.trainer)
     for run in runs(records, type):
         if isinstance(run[0], KeyedForget):
             forgets = [r for r in run if isinstance(r, KeyedForget)]
-            await forget_users(forgets, topics=topics, users=users, actors=actors, retry=retry)
+            await forget_users(
+                forgets, topics=topics, users=users, actors=actors, retry=retry, feed=feeding
+            )
         else:
             keyed = [r for r in run if isinstance(r, KeyedEvent)]
             await _recommend_events(
-                keyed, owed, topics=topics, users=users, actors=actors, retry=retry
+                keyed, owed, feeding, topics=topics, users=users, actors=actors, retry=retry
             )
     if outbox is None:
         await owed.send(topics)
+    if feed is None and feeding is not None:
+        await feeding.drain()
 
 
 def _internal(value: bytes) -> KeyedEvent | KeyedForget:
@@ -270,6 +263,7 @@ def _internal(value: bytes) -> KeyedEvent | KeyedForget:
 async def _recommend_events(
     keyed: list[KeyedEvent],
     outbox: Outbox,
+    feed: TrainerFeed | None,
     *,
     topics: Topics,
     users: MutableMapping[bytes, Any],
@@ -294,7 +288,9 @@ async def _recommend_events(
     keyed = [k for k in keyed if k.event.user_id not in unreadable]
 
     async def serve(part: Sequence[KeyedEvent]) -> None:
-        await _serve(part, states, outbox, topics=topics, users=users, actors=actors, retry=retry)
+        await _serve(
+            part, states, outbox, feed, topics=topics, users=users, actors=actors, retry=retry
+        )
 
     async def reject(part: Sequence[KeyedEvent], exc: BaseException) -> None:
         await _dead(topics, part, f"recommendation failed: {describe(exc)}", deadletters.FAILED)
@@ -307,6 +303,7 @@ async def _serve(
     keyed: Sequence[KeyedEvent],
     states: dict[str, UserState | None],
     outbox: Outbox,
+    feed: TrainerFeed | None,
     *,
     topics: Topics,
     users: MutableMapping[bytes, Any],
@@ -335,5 +332,5 @@ async def _serve(
         states[uid] = state
         users[uid.encode()] = stored[uid]
     outbox.records += sends
-    if actors.trainer is not None and out.samples:  # before a later forget reaches it
-        await feed_trainer(actors.trainer, out.samples)
+    if feed is not None and out.samples:  # a later forget drains the feed first
+        await feed.add(out.samples)

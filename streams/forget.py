@@ -28,6 +28,7 @@ from streams.app import Topics
 from streams.remote import GaveUp, InputFailed, call_until_done, describe
 from streams.schemas import KeyedForget
 from streams.settings import RetryConfig
+from streams.trainer_feed import TrainerFeed
 from workers.actors import Actors
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,19 @@ async def forget_users(
     users: MutableMapping[bytes, Any],
     actors: Actors,
     retry: RetryConfig,
+    feed: TrainerFeed | None = None,
 ) -> None:
     """Forget records (in stream order) -> the users' states removed and their training
-    samples dropped; a record whose samples could not be dropped -> a dead letter."""
+    samples dropped (after ``feed`` has handed over every sample served before them); a
+    record whose samples could not be dropped -> a dead letter."""
     # [KeyedForget] -> [user_id]
     user_ids = list(dict.fromkeys(f.forget.user_id for f in forgets))
     removed = remove_states(users, user_ids)
     dropped = 0
     if actors.trainer is not None:
         trainer = actors.trainer
+        if feed is not None:
+            await feed.drain()
         try:
             dropped = await call_until_done(
                 partial(trainer.forget.remote, user_ids), retry, what="forget samples"

@@ -192,8 +192,24 @@ def _paced_measured(stack: LocalStack, events: list[Record]) -> dict[str, Any]:
         **asdict(steady),
         "target_rate": PACED_RATE,
         "stages_ms": _stages_ms(before, after),
+        "ray_call_ms": _ray_calls_ms(before, after),
         "training_rounds": int(rounds),
     }
+
+
+def _ray_calls_ms(before: Scraped, after: Scraped) -> dict[str, float]:
+    """Mean milliseconds of each Ray call the worker awaited between two scrapes
+    (`streams.metrics.RAY_CALL`), for the calls made meanwhile."""
+    means = {}
+    for (name, labels), count in after.items():
+        if name != "streamrec_ray_call_seconds_count":
+            continue
+        calls = count - before.get((name, labels), 0.0)
+        total = ("streamrec_ray_call_seconds_sum", labels)
+        if calls > 0:
+            seconds = after.get(total, 0.0) - before.get(total, 0.0)
+            means[dict(labels)["call"]] = round(1000.0 * seconds / calls, 2)
+    return means
 
 
 def _training_off(
@@ -312,6 +328,10 @@ def _print(console: Console, r: dict[str, Any]) -> None:
         table.add_row(
             f"  mean ms per event by stage; {po['training_rounds']} training rounds",
             ", ".join(f"{stage} {ms:.1f}" for stage, ms in po["stages_ms"].items()),
+        )
+        table.add_row(
+            "  mean ms per Ray call",
+            ", ".join(f"{call} {ms:.1f}" for call, ms in po.get("ray_call_ms", {}).items()),
         )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)

@@ -47,6 +47,7 @@ STREAMS_FILES = {
     "remote.py",
     "schemas.py",
     "settings.py",
+    "trainer_feed.py",
     "transport.py",
     "worker.py",
 }

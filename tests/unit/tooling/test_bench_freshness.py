@@ -72,3 +72,17 @@ def test_stage_means_come_from_the_metrics_moved_between_two_scrapes() -> None:
     stages = bench._stages_ms(scraped(5.0, 100, 1.0, 100), scraped(6.0, 300, 3.0, 300))
     assert stages["read"] == 5.0 and stages["serve"] == 10.0  # 1 s over 200, 2 s over 200
     assert stages["produce"] == 0.0  # no series yet: nothing timed
+
+
+def test_ray_call_means_cover_the_calls_made_between_two_scrapes() -> None:
+    def scraped(calls: dict[str, tuple[float, float]]) -> Scraped:
+        out: Scraped = {}
+        for call, (seconds, count) in calls.items():
+            out[("streamrec_ray_call_seconds_sum", (("call", call),))] = seconds
+            out[("streamrec_ray_call_seconds_count", (("call", call),))] = count
+        return out
+
+    before = scraped({"recommend": (1.0, 100), "trainer add": (0.5, 10)})
+    after = scraped({"recommend": (1.5, 200), "trainer add": (0.5, 10), "forget": (0.2, 1)})
+    # recommend: 0.5 s over 100 calls; trainer add: no call meanwhile; forget: new series
+    assert bench._ray_calls_ms(before, after) == {"recommend": 5.0, "forget": 200.0}
