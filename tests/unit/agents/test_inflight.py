@@ -143,6 +143,30 @@ async def _acked_by_faust(stream: _Stream, events: list[_Event]) -> None:
         await stream.ack(event)
 
 
+async def _serve_held(
+    stream: _Stream,
+    serve: Any,
+    *,
+    topics: Any = None,
+    changelog: Any = None,
+    clock: Any = None,
+) -> None:
+    """Hold a batch of two events, have Faust ack them, then `serve_held` it."""
+    events = _held(stream)
+    await _acked_by_faust(stream, events)
+    timing = {} if clock is None else {"clock": clock}
+    await serve_held(
+        stream,
+        events,
+        serve,
+        lock=asyncio.Lock(),
+        topics=topics or fake_topics(),
+        changelog=changelog or NoChangelog(),
+        retry=FAST,
+        **timing,
+    )
+
+
 def test_a_served_batch_produces_then_releases() -> None:
     topics = fake_topics()
 
@@ -151,17 +175,7 @@ def test_a_served_batch_produces_then_releases() -> None:
 
     async def run() -> tuple[int, int]:
         stream = _Stream()
-        events = _held(stream)
-        await _acked_by_faust(stream, events)
-        await serve_held(
-            stream,
-            events,
-            serve,
-            lock=asyncio.Lock(),
-            topics=topics,
-            changelog=NoChangelog(),
-            retry=FAST,
-        )
+        await _serve_held(stream, serve, topics=topics)
         return len(topics.recommendations.sent), len(stream.committable)  # type: ignore[attr-defined]
 
     assert asyncio.run(run()) == (1, 2)
@@ -176,18 +190,8 @@ def test_a_failed_batch_stays_uncommitted_and_its_error_is_raised() -> None:
 
     async def run() -> int:
         stream = _Stream()
-        events = _held(stream)
-        await _acked_by_faust(stream, events)
         with pytest.raises(RuntimeError, match="broker down"):
-            await serve_held(
-                stream,
-                events,
-                serve,
-                lock=asyncio.Lock(),
-                topics=fake_topics(),
-                changelog=NoChangelog(),
-                retry=FAST,
-            )
+            await _serve_held(stream, serve)
         return len(stream.committable)
 
     assert asyncio.run(run()) == 0
@@ -199,19 +203,7 @@ def test_a_batch_cancelled_while_stopping_stays_uncommitted() -> None:
 
     async def run() -> int:
         stream = _Stream()
-        events = _held(stream)
-        await _acked_by_faust(stream, events)
-        task = asyncio.ensure_future(
-            serve_held(
-                stream,
-                events,
-                serve,
-                lock=asyncio.Lock(),
-                topics=fake_topics(),
-                changelog=NoChangelog(),
-                retry=FAST,
-            )
-        )
+        task = asyncio.ensure_future(_serve_held(stream, serve))
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -238,19 +230,7 @@ def test_a_served_batch_is_timed_by_stage_per_event() -> None:
         outbox.records.append((b"u1", b"{}", 1.0))
 
     async def run() -> None:
-        stream = _Stream()
-        events = _held(stream)
-        await _acked_by_faust(stream, events)
-        await serve_held(
-            stream,
-            events,
-            serve,
-            lock=asyncio.Lock(),
-            topics=topics,
-            changelog=NoChangelog(),
-            retry=FAST,
-            clock=lambda: next(ticks),
-        )
+        await _serve_held(_Stream(), serve, topics=topics, clock=lambda: next(ticks))
 
     before = {name: _stage(name) for name in ("queue", "serve", "produce")}
     asyncio.run(run())
@@ -286,24 +266,12 @@ def test_a_batch_is_released_only_once_its_state_writes_are_delivered() -> None:
 
     async def run() -> None:
         stream = _Stream()
-        events = _held(stream)
-        await _acked_by_faust(stream, events)
         mine: list[asyncio.Future[None]] = []
 
         async def serve(outbox: Outbox) -> None:
             mine.append(changelog.write(b"u1"))
 
-        task = asyncio.ensure_future(
-            serve_held(
-                stream,
-                events,
-                serve,
-                lock=asyncio.Lock(),
-                topics=fake_topics(),
-                changelog=changelog,
-                retry=FAST,
-            )
-        )
+        task = asyncio.ensure_future(_serve_held(stream, serve, changelog=changelog))
         await asyncio.sleep(0.01)
         later = changelog.write(b"u2")  # the next batch's, made after this one's lock
         await asyncio.sleep(0.01)
