@@ -77,7 +77,7 @@ class _KeyPartitionedRocksStore(RocksStore):
 class _UsersTable(faust.Table[bytes, Any]):
     """The users table; a ``rocksdb://`` store is the key-partitioned one. Every
     changelog write is kept until a batch takes it to confirm its delivery
-    (`streams.delivery`: Faust's commit does not wait for it)."""
+    (`streams.delivery`: Faust's commit does not check that it was delivered)."""
 
     #: Past this many untaken writes, the delivered ones are dropped when one is added
     #: (writes made outside batches, such as expiry's, wait for the next batch).

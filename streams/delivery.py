@@ -1,13 +1,13 @@
 """What a batch owes the broker before its offsets may be committed, confirmed delivered.
 
 Awaiting Faust's ``Topic.send`` only queues a record in the producer; its delivery is a
-second future. A table write is queued one step earlier, in Faust's producer buffer, and
-Faust's commit does not wait for it: ``ProducerBuffer.flush`` returns as soon as one
-send takes longer than 0.1 s (the first send to a partition whose metadata is not
-cached, a full accumulator), with the rest still in the buffer, and the offsets are then
-committed (docs/ENVIRONMENT-NOTES.md). A worker killed at that moment restarts past
-events whose state writes never reached the changelog. So a served batch confirms both
-before its events are released (`streams.agents.serve_held`):
+second future. A table write is queued one step earlier (``send_soon``). Faust commits
+after ``producer.flush()``, which (with `streams.transport.DrainableBuffer`) waits until
+every record has been tried, but not whether it was delivered: aiokafka's ``flush`` is an
+``asyncio.wait``, so a record the broker refused, or one still failing when the request
+timeout ran out, counted as done and its offset was committed (docs/ENVIRONMENT-NOTES.md).
+So a served batch confirms both before its events are released
+(`streams.agents.serve_held`):
 
 - `Outbox`: its recommendations, each produced and its delivery awaited;
 - `confirm_writes`: the users table's changelog records it wrote (`Changelog`).
