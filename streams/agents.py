@@ -91,7 +91,7 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         """Micro-batches of ``stream``, each prepared, then held and served in flight."""
         flight = InFlight(kafka.batches_in_flight)
         try:
-            async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
+            async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
                 taken, started = time.time(), time.perf_counter()
                 waited = sum(taken - e.message.timestamp for e in batch)
                 metrics.observe_stage("read", waited / len(batch), len(batch))

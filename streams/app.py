@@ -17,6 +17,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksStore
 
+from streams.batching import ReadyStream
 from streams.kafka_auth import faust_credentials
 from streams.kafka_settings import KafkaConfig
 from streams.settings import Settings, UsersConfig
@@ -175,6 +176,7 @@ def create_app(settings: Settings) -> Pipeline:
         producer_acks=-1,
         producer_linger=kafka.linger_ms / 1000.0,
         web_enabled=False,
+        Stream=ReadyStream,  # agents take micro-batches with `take_ready`
         broker_credentials=faust_credentials(kafka),
     )
     app.kafka = kafka

@@ -101,7 +101,7 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
     items_topic = pipeline.settings.kafka.topics.items
 
     async def catalog(stream: Any) -> None:
-        async for batch in stream.take_events(kafka.batch_size, within=kafka.batch_within):
+        async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
             messages = [e.message for e in batch]
             metrics.EVENTS_IN.labels(topic=items_topic).inc(len(messages))
             await index_batch(

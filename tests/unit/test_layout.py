@@ -29,6 +29,7 @@ CLI = "streams/cli.py"  # the one runtime module that may import tooling (lazily
 STREAMS_FILES = {
     "__init__.py",
     "agents.py",
+    "batching.py",
     "app.py",
     "expiry.py",
     "fetch_wait.py",

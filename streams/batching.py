@@ -1,0 +1,83 @@
+"""Micro-batches taken as soon as the agent is ready for one (natural batching).
+
+Faust's ``Stream.take_events(max_, within)`` waits ``within`` after every batch, even
+when events are already queued, and stops filling its buffer while the agent works on
+a batch. At a moderate rate each event waited about half the window for nothing
+(BENCHMARKS.md, session 22). `ReadyStream.take_ready` instead:
+
+    events arrive ──buffer (filled all the time, also while the agent serves)──┐
+    agent ready ── some event buffered? ── yes: wait up to ``linger`` for more ─┴─> batch
+                                        └─ no: sleep until the first one comes
+
+so a batch's size follows the load: one event when the stack is idle, everything that
+came meanwhile when the agent was busy (up to ``max_``; a full buffer holds the stream
+back until the batch is taken). An idle stream has no timer to wake up for.
+
+Acknowledgement is Faust's: a batch's events are acknowledged after the agent's loop
+body, the same as ``take_events`` (`streams.inflight.hold` keeps offsets past that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+import faust
+from faust.types import ChannelT
+from mode.utils.aiter import aiter
+from mode.utils.locks import Event
+
+
+class ReadyStream(faust.Stream[Any]):
+    """faust.Stream with `take_ready`: the app's streams (``faust.App(Stream=...)``)."""
+
+    def take_ready(self, max_: int, linger: float) -> AsyncGenerator[list[Any], None]:
+        """Lists of at most ``max_`` events (Faust ``EventT``), each taken once the agent
+        asks and some event is buffered, ``linger`` seconds (0: none) after that for more
+        unless ``max_`` came first."""
+        if max_ < 1 or linger < 0:
+            raise ValueError(f"take_ready needs max_ >= 1 and linger >= 0, got {max_}, {linger}")
+        batches = self._ready_batches(max_, linger)
+        self._active_agens.add(batches)  # closed by the stream's stop, as Faust's take()
+        return batches
+
+    async def _ready_batches(self, max_: int, linger: float) -> AsyncGenerator[list[Any], None]:
+        buffered: list[Any] = []
+        arrived, full, taken = Event(), Event(), Event()
+
+        async def add_to_buffer(value: Any) -> Any:
+            event = self.current_event
+            if event is None:
+                raise RuntimeError("a buffered stream value has no current event")
+            buffered.append(event)
+            arrived.set()
+            if len(buffered) >= max_:  # hold the stream back until this batch is taken
+                full.set()
+                taken.clear()
+                await self.wait(taken)
+            return value
+
+        acks = self.enable_acks
+        self.enable_acks = False  # acknowledged here, after the agent's body
+        self.add_processor(add_to_buffer)
+        self._enable_passive(cast(ChannelT[Any], aiter(self.channel)))  # as Faust's take()
+        try:
+            while not self.should_stop:
+                await self.wait_for_stopped(arrived)
+                if linger and not full.is_set():
+                    await self.wait_for_stopped(full, timeout=linger)
+                if not buffered:
+                    continue  # stopped while waiting
+                batch = buffered[:]  # at most max_: a full buffer holds the stream
+                buffered.clear()
+                arrived.clear()
+                full.clear()
+                taken.set()
+                try:
+                    yield batch
+                finally:
+                    for event in batch:
+                        await self.ack(event)
+        finally:
+            self.enable_acks = acks
+            self._processors.remove(add_to_buffer)
