@@ -194,7 +194,16 @@ def demo(
     metavar="STREAMREC_NAME=VALUE",
     help="A worker setting for both stacks (repeatable), e.g. STREAMREC_TRAINING__NICE=0.",
 )
-def bench(dataset: Path, n_events: int, output: Path | None, settings: tuple[str, ...]) -> None:
+@click.option(
+    "--rate",
+    type=float,
+    default=1000.0,
+    show_default=True,
+    help="Events/s of the fixed-rate paced phases (training on and off).",
+)
+def bench(
+    dataset: Path, n_events: int, output: Path | None, settings: tuple[str, ...], rate: float
+) -> None:
     """Replay a dataset through the real pipeline; throughput, latency, passthrough ceiling."""
     exit_on_sigterm()
     from tooling.bench import run_bench
@@ -202,7 +211,7 @@ def bench(dataset: Path, n_events: int, output: Path | None, settings: tuple[str
     env = dict(s.split("=", 1) for s in settings)
     if bad := [k for k in env if not k.startswith("STREAMREC_")]:
         raise click.BadParameter(f"not a streamrec setting: {', '.join(bad)}", param_hint="--set")
-    sys.exit(run_bench(dataset, n_events, output, env))
+    sys.exit(run_bench(dataset, n_events, output, env, rate))
 
 
 @main.command()
