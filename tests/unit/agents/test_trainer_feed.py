@@ -1,6 +1,7 @@
 """Samples reach the trainer in the background: a batch does not wait for the trainer's
-``add`` unless ``limit`` hand-overs are under way, a forget waits for the ones started
-before it, and a trainer that fails to take samples is logged, not raised."""
+``add``; past ``limit`` hand-overs under way its samples go with the next one, and it
+waits only when too many wait; a forget waits for the samples given before it, and a
+trainer that fails to take samples is logged, not raised."""
 
 from __future__ import annotations
 
@@ -47,24 +48,41 @@ class SlowTrainer:
         return 0
 
 
-def test_a_batch_does_not_wait_for_the_trainer_below_the_limit() -> None:
+def test_samples_past_the_limit_go_together_in_the_next_hand_over() -> None:
     async def run() -> None:
         trainer = SlowTrainer()
         feed = TrainerFeed(trainer, limit=2)
-        await feed.add(["s1"])  # type: ignore[list-item]
-        await feed.add(["s2"])  # type: ignore[list-item]
-        assert len(feed.pending) == 2 and "added ['s1']" not in trainer.log
-        third = asyncio.ensure_future(feed.add(["s3"]))  # type: ignore[list-item]
-        await asyncio.sleep(0.01)
-        assert not third.done()  # two under way: the third batch waits
+        for batch in (["s1"], ["s2"], ["s3"], ["s4", "s5"]):
+            await asyncio.wait_for(feed.add(batch), 5)  # type: ignore[arg-type]  # none waits
+        assert len(feed.pending) == 2 and [str(s) for s in feed.waiting] == ["s3", "s4", "s5"]
+        assert not any(line.startswith("added") for line in trainer.log)
         trainer.gate.set()
-        await third
         await feed.drain()
-        assert not feed.pending
+        assert not feed.pending and not feed.waiting
         assert [line for line in trainer.log if line.startswith("added")] == [
             "added ['s1']",
             "added ['s2']",
-            "added ['s3']",
+            "added ['s3', 's4', 's5']",  # one call for the three batches that waited
+        ]
+
+    asyncio.run(run())
+
+
+def test_a_batch_waits_only_when_too_many_samples_wait() -> None:
+    async def run() -> None:
+        trainer = SlowTrainer()
+        feed = TrainerFeed(trainer, limit=1, waiting_max=2)
+        await feed.add(["s1"])  # type: ignore[list-item]
+        await feed.add(["s2", "s3"])  # type: ignore[list-item]  # 2 waiting: at the bound
+        third = asyncio.ensure_future(feed.add(["s4"]))  # type: ignore[list-item]
+        await asyncio.sleep(0.01)
+        assert not third.done()  # 3 would wait: the batch waits for the trainer
+        trainer.gate.set()
+        await third
+        await feed.drain()
+        assert [line for line in trainer.log if line.startswith("added")] == [
+            "added ['s1']",
+            "added ['s2', 's3', 's4']",
         ]
 
     asyncio.run(run())
@@ -108,5 +126,5 @@ def test_a_trainer_that_fails_to_take_samples_is_logged(caplog: pytest.LogCaptur
 
 
 def test_no_hand_over_at_all_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit >= 1"):
         TrainerFeed(SlowTrainer(), limit=0)
