@@ -127,6 +127,17 @@ class RayConfig(BaseModel):
     )
     namespace: str = Field(default="streamrec", description="Ray namespace of named actors.")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray instance.")
+    # Ray starts its worker processes at nice 15 (its `worker_niceness`) so that its own
+    # daemons stay responsive; then on shared CPUs every nice-0 process (this Faust
+    # worker, the broker, a client) runs before the Recommender that serving waits for.
+    worker_niceness: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="Linux nice of a local Ray instance's actor processes (Ray's own "
+        "default is 15). A cluster started by `ray start` takes it as "
+        "`--system-config='{\"worker_niceness\": 0}'`.",
+    )
     auth_mode: str = Field(
         default="token",
         pattern="^(token|disabled)$",

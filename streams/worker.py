@@ -38,6 +38,8 @@ def init_ray(config: RayConfig) -> None:
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=True,
+        # A new local instance only: joining a cluster takes the cluster's own settings.
+        _system_config=None if config.address else {"worker_niceness": config.worker_niceness},
     )
 
 
