@@ -141,13 +141,13 @@ class TrainingConfig(BaseModel):
 
     num_cpus: float = Field(default=1.0, gt=0.0, description="CPUs reserved by the trainer actor.")
     nice: int = Field(
-        default=0,
+        default=10,
         ge=0,
         le=19,
         description="How much lower than serving the training thread's CPU priority is "
-        "(Linux nice, per thread): on CPUs shared with serving, serving runs first and the "
-        "rounds take the rest. 0: the same priority (10 did not lower serving latency on "
-        "2 cores: BENCHMARKS.md, session 21).",
+        "(Linux nice, per thread, added to the actor's own): on CPUs shared with serving, "
+        "serving runs first and the rounds take the rest. 0: the same priority "
+        "(BENCHMARKS.md, session 22: 10 once the actors run at nice 0).",
     )
     num_gpus: float = Field(default=0.0, ge=0.0, description="GPUs reserved by the trainer actor.")
     resources: dict[str, float] = Field(
