@@ -1,9 +1,10 @@
 """Micro-batches taken as soon as the agent is ready for one (natural batching).
 
 Faust's ``Stream.take_events(max_, within)`` waits ``within`` after every batch, even
-when events are already queued, and stops filling its buffer while the agent works on
-a batch. At a moderate rate each event waited about half the window for nothing
-(BENCHMARKS.md, session 22). `ReadyStream.take_ready` instead:
+when events are already queued, stops filling its buffer while the agent works on a
+batch, and wakes every ``within`` when idle. `ReadyStream.take_ready` instead (the
+latency gain at 400 events/s was within the machine's noise, BENCHMARKS.md session 22;
+it is kept for what it does by construction):
 
     events arrive ──buffer (filled all the time, also while the agent serves)──┐
     agent ready ── some event buffered? ── yes: wait up to ``linger`` for more ─┴─> batch
