@@ -1,14 +1,19 @@
 """A local Ray instance started by a streamrec worker runs its actors at
 `STREAMREC_RAY__WORKER_NICENESS` (default 0), not at Ray's own 15: on CPUs shared with
-the Faust worker and the broker, the Recommender serving waits for is not pushed back."""
+the Faust worker and the broker, the Recommender serving waits for is not pushed back.
+So do the heads and joining nodes `tooling.local` starts with `ray start` for the
+multi-node tests and benches (the setting is the head's, for the whole cluster)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from tooling.local import ray_head, ray_node
 
 pytestmark = pytest.mark.integration
 
@@ -28,26 +33,48 @@ class Probe:
     def nice(self) -> int:
         return os.getpriority(os.PRIO_PROCESS, 0)
 
-print("NICE", ray.get(Probe.remote().nice.remote()), flush=True)
+# On the node that holds the "joined" resource when there is one (a joining node).
+joined = {"joined": 0.01} if ray.cluster_resources().get("joined") else {}
+print("NICE", ray.get(Probe.options(resources=joined).remote().nice.remote()), flush=True)
 ray.shutdown()
 """
 
 
-@pytest.mark.parametrize(("setting", "expected"), [(None, 0), ("7", 7)])
-def test_actors_run_at_the_configured_nice_value(setting: str | None, expected: int) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMREC_", "RAY_ADDRESS"))}
-    env["STREAMREC_RAY__NUM_CPUS"] = "1"
-    env["STREAMREC_RAY__AUTH_MODE"] = "disabled"
-    if setting is not None:
-        env["STREAMREC_RAY__WORKER_NICENESS"] = setting
+def reported_nice(env: dict[str, str]) -> list[str]:
+    """What the driver's actor reports, run with ``env`` over a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMREC_", "RAY_ADDRESS"))}
     result = subprocess.run(
         [sys.executable, "-c", DRIVER],
-        env=env,
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=240,
         start_new_session=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    reported = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("NICE")]
-    assert reported == [str(expected)], result.stdout
+    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith("NICE")]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 0), ("7", 7)])
+def test_actors_run_at_the_configured_nice_value(setting: str | None, expected: int) -> None:
+    env = {"STREAMREC_RAY__NUM_CPUS": "1", "STREAMREC_RAY__AUTH_MODE": "disabled"}
+    if setting is not None:
+        env["STREAMREC_RAY__WORKER_NICENESS"] = setting
+    assert reported_nice(env) == [str(expected)]
+
+
+@pytest.mark.parametrize("niceness", [None, 5])
+def test_a_ray_start_cluster_runs_actors_at_its_nice_value(
+    tmp_path: Path, niceness: int | None
+) -> None:
+    """`ray_head` (a worker's default, or the value given) and a node that joins it."""
+    options = {} if niceness is None else {"worker_niceness": niceness}
+    with ray_head(num_cpus=1, log_path=tmp_path / "head.log", **options) as head:
+        node = ray_node(
+            head.address, num_cpus=1, resources={"joined": 1}, log_path=tmp_path / "node.log"
+        )
+        try:
+            reported = reported_nice({"STREAMREC_RAY__ADDRESS": head.address})
+        finally:
+            node.stop()
+    assert reported == [str(0 if niceness is None else niceness)]
