@@ -1,8 +1,8 @@
 """A local Ray instance started by a streamrec worker runs its actors at
 `STREAMREC_RAY__WORKER_NICENESS` (default 0), not at Ray's own 15: on CPUs shared with
 the Faust worker and the broker, the Recommender serving waits for is not pushed back.
-So do the heads and joining nodes `tooling.local` starts with `ray start` for the
-multi-node tests and benches (the setting is the head's, for the whole cluster)."""
+A head `tooling.local` starts with `ray start` takes the value for the whole cluster,
+joined nodes included (None: Ray's own 15, which the multi-node tests keep for now)."""
 
 from __future__ import annotations
 
@@ -63,13 +63,12 @@ def test_actors_run_at_the_configured_nice_value(setting: str | None, expected: 
     assert reported_nice(env) == [str(expected)]
 
 
-@pytest.mark.parametrize("niceness", [None, 5])
+@pytest.mark.parametrize(("niceness", "expected"), [(None, 15), (0, 0), (5, 5)])
 def test_a_ray_start_cluster_runs_actors_at_its_nice_value(
-    tmp_path: Path, niceness: int | None
+    tmp_path: Path, niceness: int | None, expected: int
 ) -> None:
-    """`ray_head` (a worker's default, or the value given) and a node that joins it."""
-    options = {} if niceness is None else {"worker_niceness": niceness}
-    with ray_head(num_cpus=1, log_path=tmp_path / "head.log", **options) as head:
+    """`ray_head` (Ray's own 15, or the value given) and a node that joins it."""
+    with ray_head(num_cpus=1, log_path=tmp_path / "head.log", worker_niceness=niceness) as head:
         node = ray_node(
             head.address, num_cpus=1, resources={"joined": 1}, log_path=tmp_path / "node.log"
         )
@@ -77,4 +76,4 @@ def test_a_ray_start_cluster_runs_actors_at_its_nice_value(
             reported = reported_nice({"STREAMREC_RAY__ADDRESS": head.address})
         finally:
             node.stop()
-    assert reported == [str(0 if niceness is None else niceness)]
+    assert reported == [str(expected)]
