@@ -44,7 +44,8 @@ WORKERS = 3
 PARTITIONS = 6
 EVENTS = 20_000
 USERS = 500
-SERVING = {"serving": 3.0}  # each serving node can host every recommender
+SERVING = {"serving": 3.0}
+STATES_SETTLE_S = 120.0  # each serving node can host every recommender
 
 
 @dataclass
@@ -116,9 +117,18 @@ class Replay:
         mine = [d for d in letters if d.value.get("event_id") in self.ids]
         assert not mine, f"{fault}: dead letters {[d.value['error'] for d in mine][:3]}"
         sent = events_per_user(self.events)
-        states = latest_states(stack)
-        got = {u: states.get(u, {}).get("events", 0) for u in sent}
-        wrong = {u: (got[u], n) for u, n in sent.items() if got[u] != n}
+        # A batch's recommendations are delivered before its state writes are confirmed
+        # (`streams.agents.serve_held`), so the last batches' changelog records can still
+        # be on their way when the last recommendation is read: read it again until the
+        # counts match or STATES_SETTLE_S has passed (a state really lost never arrives).
+        settle = time.monotonic() + STATES_SETTLE_S
+        while True:
+            states = latest_states(stack)
+            got = {u: states.get(u, {}).get("events", 0) for u in sent}
+            wrong = {u: (got[u], n) for u, n in sent.items() if got[u] != n}
+            if not wrong or time.monotonic() > settle:
+                break
+            time.sleep(5)
         assert not wrong, f"{fault}: state counts (got, sent) {dict(list(wrong.items())[:5])}"
         row = fault_report(fault, self.events, recs, mine, states, recovered)
         print(row)
