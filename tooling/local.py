@@ -261,8 +261,8 @@ def ray_head(
     ``client_port``: the Ray client server's port (``ray://``), if not Ray's 10001;
     ``worker_niceness``: the actors' nice value on every node of the cluster (a system
     setting of the head; a worker's local instance uses 0, `RayConfig`). None keeps
-    Ray's own 15, which the multi-node tests still run at: with 0, the fault suite's
-    SIGKILL test lost state counts (docs/ENVIRONMENT-NOTES.md, session 23)."""
+    Ray's own 15, which the multi-node tests still run at until their checks have held
+    a few CI runs at 0 (docs/ENVIRONMENT-NOTES.md, session 23)."""
     port = free_port()
     args = [
         "--head",

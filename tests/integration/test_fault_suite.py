@@ -44,8 +44,8 @@ WORKERS = 3
 PARTITIONS = 6
 EVENTS = 20_000
 USERS = 500
-SERVING = {"serving": 3.0}
-STATES_SETTLE_S = 120.0  # each serving node can host every recommender
+SERVING = {"serving": 3.0}  # each serving node can host every recommender
+STATES_SETTLE_S = 120.0  # how long the users' states may take to reach the changelog
 
 
 @dataclass
