@@ -121,15 +121,19 @@ class Replay:
         # (`streams.agents.serve_held`), so the last batches' changelog records can still
         # be on their way when the last recommendation is read: read it again until the
         # counts match or STATES_SETTLE_S has passed (a state really lost never arrives).
-        settle = time.monotonic() + STATES_SETTLE_S
+        first_read = time.monotonic()
+        short_reads = 0
         while True:
             states = latest_states(stack)
             got = {u: states.get(u, {}).get("events", 0) for u in sent}
             wrong = {u: (got[u], n) for u, n in sent.items() if got[u] != n}
-            if not wrong or time.monotonic() > settle:
+            if not wrong or time.monotonic() - first_read > STATES_SETTLE_S:
                 break
+            short_reads += 1
             time.sleep(5)
         assert not wrong, f"{fault}: state counts (got, sent) {dict(list(wrong.items())[:5])}"
+        settled = time.monotonic() - first_read
+        print(f"{fault}: states matched after {settled:.1f} s ({short_reads} short reads)")
         row = fault_report(fault, self.events, recs, mine, states, recovered)
         print(row)
         return row
