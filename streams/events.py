@@ -32,7 +32,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from functools import partial
 from typing import Any
 
-from streams import deadletters
+from streams import deadletters, metrics
 from streams.app import Topics, partition_of
 from streams.delivery import Outbox
 from streams.forget import forget_users
@@ -318,10 +318,12 @@ async def _serve(
     inputs = Events(event_in(k) for k in keyed)
     mine = UserStates({uid: states[uid] for uid in dict.fromkeys(k.event.user_id for k in keyed)})
     # ([EventIn], {user_id: UserState | None}) -> Batch(results, new states, samples)
+    submitted = time.time()
     out = await call_until_done(
         partial(actors.recommender.recommend.remote, inputs, mine), retry, what="recommend"
     )
     now = time.time()
+    metrics.observe_recommend_parts(submitted, out.ran, now)
     try:  # every output encoded before any is written: a failure here is the input's
         stored = {uid: encode_state(state, seen=now) for uid, state in out.states.items()}
         recs = [to_recommendation(k, r, now) for k, r in zip(keyed, out.results, strict=True)]

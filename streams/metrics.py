@@ -51,6 +51,16 @@ RAY_CALL = Histogram(
     ["call"],
     buckets=LATENCY_BUCKETS,
 )
+RECOMMEND_PARTS = Histogram(
+    "streamrec_recommend_part_seconds",
+    "A served recommend call in parts, by the wall clocks of the worker and the "
+    "recommender (meaningful on one host): 'there' from submitting to the recommender "
+    "starting it (request pickling and transfer, the actor's queue, unpickling; retries "
+    "included), 'work' inside it, 'back' from its end to the worker having the answer "
+    "(answer pickling, transfer, the event loop noticing, unpickling).",
+    ["part"],
+    buckets=LATENCY_BUCKETS,
+)
 RAY_FAILURES = Counter(
     "streamrec_ray_call_failures",
     "Failed tries of a Ray call: transient (waited out) or input (the record's fault).",
@@ -92,6 +102,20 @@ def observe_stage(stage: str, seconds: float, events: int = 1) -> None:
     """``events`` events each spent ``seconds`` in ``stage`` (one of `STAGES`)."""
     STAGE_SECONDS.labels(stage=stage).inc(max(0.0, seconds) * events)
     STAGE_EVENTS.labels(stage=stage).inc(events)
+
+
+def observe_recommend_parts(submitted: float, ran: tuple[float, float], answered: float) -> None:
+    """One recommend call's parts (`RECOMMEND_PARTS`) from wall clocks: the worker's
+    submit and answer, the recommender's start and end (0, 0 when it did not say)."""
+    started, finished = ran
+    if started <= 0.0:
+        return
+    for part, seconds in (
+        ("there", started - submitted),
+        ("work", finished - started),
+        ("back", answered - finished),
+    ):
+        RECOMMEND_PARTS.labels(part=part).observe(max(seconds, 0.0))
 
 
 def serve(port: int, bind: str) -> bool:

@@ -192,23 +192,25 @@ def _paced_measured(stack: LocalStack, events: list[Record], rate: float) -> dic
         **asdict(steady),
         "target_rate": rate,
         "stages_ms": _stages_ms(before, after),
-        "ray_call_ms": _ray_calls_ms(before, after),
+        "ray_call_ms": _means_ms(before, after, "streamrec_ray_call_seconds", "call"),
+        "recommend_parts_ms": _means_ms(before, after, "streamrec_recommend_part_seconds", "part"),
         "training_rounds": int(rounds),
     }
 
 
-def _ray_calls_ms(before: Scraped, after: Scraped) -> dict[str, float]:
-    """Mean milliseconds of each Ray call the worker awaited between two scrapes
-    (`streams.metrics.RAY_CALL`), for the calls made meanwhile."""
+def _means_ms(before: Scraped, after: Scraped, histogram: str, label: str) -> dict[str, float]:
+    """Mean milliseconds per observation of ``histogram`` between two scrapes, by the
+    value of its ``label`` (`streams.metrics.RAY_CALL`: each Ray call the worker awaited;
+    `RECOMMEND_PARTS`: the recommend call's parts), for what was observed meanwhile."""
     means = {}
     for (name, labels), count in after.items():
-        if name != "streamrec_ray_call_seconds_count":
+        if name != f"{histogram}_count":
             continue
         calls = count - before.get((name, labels), 0.0)
-        total = ("streamrec_ray_call_seconds_sum", labels)
+        total = (f"{histogram}_sum", labels)
         if calls > 0:
             seconds = after.get(total, 0.0) - before.get(total, 0.0)
-            means[dict(labels)["call"]] = round(1000.0 * seconds / calls, 2)
+            means[dict(labels)[label]] = round(1000.0 * seconds / calls, 2)
     return means
 
 
@@ -338,6 +340,10 @@ def _print(console: Console, r: dict[str, Any]) -> None:
         table.add_row(
             "  mean ms per Ray call",
             ", ".join(f"{call} {ms:.1f}" for call, ms in po.get("ray_call_ms", {}).items()),
+        )
+        table.add_row(
+            "  the recommend call in parts, mean ms",
+            ", ".join(f"{p} {ms:.1f}" for p, ms in po.get("recommend_parts_ms", {}).items()),
         )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)

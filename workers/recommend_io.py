@@ -105,6 +105,9 @@ class Batch:
     results: list[RecResult]
     states: dict[str, UserState]
     samples: list[Sample]  # (history before the event -> its item), for the trainer
+    # Wall-clock (time.time) start and end of the call inside the recommender, so the
+    # caller can split its wait into the way there, the work and the way back.
+    ran: tuple[float, float] = (0.0, 0.0)
 
     def __reduce__(self) -> tuple[Any, ...]:
         results = (
@@ -114,7 +117,7 @@ class Batch:
             HitLists.of_pairs([r.items for r in self.results]),
         )
         samples = _columns(((s.history, s.target, s.scenario, s.user_id) for s in self.samples), 4)
-        return (_batch_from, (results, _state_columns(self.states), samples))
+        return (_batch_from, (results, _state_columns(self.states), samples, self.ran))
 
 
 class Events(list[EventIn]):
@@ -179,6 +182,7 @@ def _batch_from(
     results: tuple[list[str], list[str], list[int], HitLists],
     states: tuple[Any, ...],
     samples: tuple[list[tuple[str, ...]], list[str], list[str], list[str | None]],
+    ran: tuple[float, float],
 ) -> Batch:
     event_ids, user_ids, versions, items = results
     return Batch(
@@ -188,6 +192,7 @@ def _batch_from(
         ],
         states={u: s for u, s in _states_from(*states).items() if s is not None},
         samples=[Sample(*columns) for columns in zip(*samples, strict=True)],
+        ran=ran,
     )
 
 

@@ -8,6 +8,7 @@ table, i.e. changelog-backed); this class only computes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -99,9 +100,11 @@ class Recommender:
 
         Pure with respect to ``states``: the caller stores the returned ones.
         """
+        started = time.time()
         for _ in range(self.attempts):
             batch = self._attempt(events, states)
             if batch is not None:
+                batch.ran = (started, time.time())
                 return batch
         raise VersionMoved(f"the catalog changed model version {self.attempts} times in a batch")
 

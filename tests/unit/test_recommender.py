@@ -7,6 +7,7 @@ items come back is predictable.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -393,3 +394,11 @@ def test_a_batch_serves_each_event_as_one_at_a_time_would(
     for user, state in together.items():
         assert state.history == states[user].history and state.events == states[user].events
         np.testing.assert_allclose(state.vector, states[user].vector, atol=1e-6)
+
+
+def test_a_batch_says_when_the_recommender_ran_it(store: VectorStore, encoder: FakeEncoder) -> None:
+    rec = make(store, encoder).recommender
+    before = time.time()
+    batch = rec.recommend([ev("e", "u", "f1")], {})
+    started, finished = batch.ran
+    assert before <= started <= finished <= time.time()

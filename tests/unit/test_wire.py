@@ -67,9 +67,10 @@ def test_a_batch_with_states_of_two_model_versions_comes_back_equal() -> None:
     ]
     samples = [Sample((f"i{n}", "i0"), f"i{n + 2}", "films", f"u{n}") for n in range(30)]
     samples.append(Sample(("i1",), "i2"))  # no user: a simulation's sample
-    back, buffers = _round_trip(Batch(results, states, samples))
+    back, buffers = _round_trip(Batch(results, states, samples, ran=(1000.25, 1000.5)))
     assert buffers <= 3  # two state matrices and the scores, not 30 arrays
     assert back.results == results and back.samples == samples
+    assert back.ran == (1000.25, 1000.5)  # the recommender's clock, for the caller's parts
     assert back.states.keys() == states.keys()
     for uid, state in states.items():
         got = back.states[uid]

@@ -85,4 +85,5 @@ def test_ray_call_means_cover_the_calls_made_between_two_scrapes() -> None:
     before = scraped({"recommend": (1.0, 100), "trainer add": (0.5, 10)})
     after = scraped({"recommend": (1.5, 200), "trainer add": (0.5, 10), "forget": (0.2, 1)})
     # recommend: 0.5 s over 100 calls; trainer add: no call meanwhile; forget: new series
-    assert bench._ray_calls_ms(before, after) == {"recommend": 5.0, "forget": 200.0}
+    means = bench._means_ms(before, after, "streamrec_ray_call_seconds", "call")
+    assert means == {"recommend": 5.0, "forget": 200.0}
