@@ -7,7 +7,7 @@ restarts them); a serving
 node removed. Each run prints a row of docs/RELIABILITY.md's table and asserts what must
 hold: nothing lost, nothing applied twice, no dead letter (every record is good).
 
-Slow (about 2 minutes a fault on 2 cores): ``pytest -m faults -s`` runs it alone.
+Slow (about 2 minutes a fault on 2 cores), so not in ``make test``: ``make test-long`` runs it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tests.integration.helpers import (
 from tooling.local import LocalStack, RayNode, local_stack, ray_head, ray_node
 from tooling.processes import actor_pids, ancestors
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults, pytest.mark.long]
 
 WORKERS = 3
 PARTITIONS = 6

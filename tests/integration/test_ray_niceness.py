@@ -63,7 +63,9 @@ def test_actors_run_at_the_configured_nice_value(setting: str | None, expected: 
     assert reported_nice(env) == [str(expected)]
 
 
-@pytest.mark.parametrize(("niceness", "expected"), [(None, 15), (0, 0), (5, 5)])
+# Two clusters of about 45 s each on 2 cores: Ray's own value, and the one the
+# multi-node tests are meant to move to (any value but 15 shows it was passed on).
+@pytest.mark.parametrize(("niceness", "expected"), [(None, 15), (0, 0)])
 def test_a_ray_start_cluster_runs_actors_at_its_nice_value(
     tmp_path: Path, niceness: int | None, expected: int
 ) -> None:
