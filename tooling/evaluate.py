@@ -166,6 +166,9 @@ def run_eval(opts: EvalOptions, console: Console | None = None) -> Path:
         "STREAMREC_RECOMMEND__TOP_K": str(opts.fetch_k),
         "STREAMREC_RECOMMEND__EXACT_SEARCH": "true",
         "STREAMREC_TRAINING__SEED": str(opts.seed),
+        # Paced, the replay holds the stream for every due round, so resting after a
+        # round (`TrainingConfig.max_share`) would add wall time and change nothing.
+        **({"STREAMREC_TRAINING__MAX_SHARE": "1"} if opts.paced else {}),
         **opts.env,
     }
     out = opts.out / name

@@ -2,7 +2,8 @@
 
     events agent ──forget(user_ids)──► those users' samples dropped (inbox and buffer)
     events agent ──add(samples)──► inbox ──(background thread)──► OnlineTrainer
-        every N samples / T seconds: train a bounded round on the candidate ──► gate:
+        every N samples / T seconds, at most max_share of the time: train a bounded
+        round on the candidate ──► gate:
         beats the live version on the round's held-out newest samples? ──► version
         v+1's files ──► catalog.publish(v+1, files) ──► servers follow on their next batch
         (rejected: counted, logged with both scores, nothing published)
@@ -109,6 +110,7 @@ class TrainerService:
         self._status = TrainerStatus(adapter.version, 0, 0, 0, None, 0.0, None)
         self._catalog_log: str | None = None  # how far the whole catalog is followed
         self._catalog_position = 0
+        self._rest_until = 0.0  # no round starts before this time (`step`)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
@@ -161,13 +163,18 @@ class TrainerService:
         return self._status.version
 
     def step(self, now: float | None = None) -> RoundReport | None:
-        """One tick of the background loop: train and publish if a round is due."""
+        """One tick of the background loop: train and publish if a round is due and the
+        last one has had its rest (`TrainingConfig.max_share`)."""
         with self._train_lock:
             self._drain()
             now = time.time() if now is None else now
-            if not self.trainer.due(now):
+            if now < self._rest_until or not self.trainer.due(now):
                 return None
-            return self._round(now)
+            started = time.perf_counter()
+            report = self._round(now)
+            if self.config.max_share < 1.0:
+                self._rest_until = now + (time.perf_counter() - started) / self.config.max_share
+            return report
 
     def close(self) -> None:
         self._stop.set()

@@ -59,6 +59,7 @@ def training(**overrides: Any) -> TrainingConfig:
         "learning_rate": 0.01,
         "seed": 7,
         "gate": False,  # publishing mechanics; the gate has its own tests
+        "max_share": 1.0,  # a round whenever one is due (the rest has its own test)
     }
     fields.update(overrides)
     return TrainingConfig(**fields)
@@ -276,6 +277,31 @@ def test_prune_keeps_the_newest_versions(tmp_path: Path) -> None:
         (version_dir(root, v) / CONFIG_NAME).write_text("{}")
     assert prune_versions(root, keep=2) == [1, 2, 3]
     assert sorted(p.name for p in root.iterdir()) == ["v000004", "v000005"]
+
+
+def test_after_a_round_the_trainer_rests_until_its_share_of_the_time_is_kept(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    # max_share 1e-4: a round of D seconds (>= 1 ms here) rests 10,000 D (>= 10 s)
+    trainer = TrainerService(training(max_share=1e-4), store, DIM, background=False)
+    trainer.add(rec.recommend(events("u1", list(range(25))), {}).samples)
+    assert trainer.step(now=1.0) is not None
+    trainer.add(rec.recommend(events("u2", list(range(10, 35))), {}).samples)
+    assert trainer.step(now=2.0) is None  # 24 new samples >= N = 20: due, but resting
+    report = trainer.step(now=1e9)
+    assert report is not None and report.samples_seen == 48
+
+
+def test_with_a_share_of_one_a_due_round_never_waits(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    trainer = TrainerService(training(max_share=1.0), store, DIM, background=False)
+    trainer.add(rec.recommend(events("u1", list(range(25))), {}).samples)
+    assert trainer.step(now=1.0) is not None
+    trainer.add(rec.recommend(events("u2", list(range(10, 35))), {}).samples)
+    assert trainer.step(now=1.0) is not None
 
 
 def test_every_round_is_logged_and_only_accepted_candidates_are_published(

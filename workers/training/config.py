@@ -149,6 +149,16 @@ class TrainingConfig(BaseModel):
         "serving runs first and the rounds take the rest. 0: the same priority "
         "(BENCHMARKS.md, session 22: 10 once the actors run at nice 0).",
     )
+    max_share: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description="The most of its wall time the trainer spends in rounds: a round that "
+        "took D seconds is followed by none until D / max_share after it started, due or "
+        "not. Under load rounds take longer, so versions come less often and serving keeps "
+        "the CPU that re-projecting and recomputing each version takes. 1: a round as soon "
+        "as one is due.",
+    )
     num_gpus: float = Field(default=0.0, ge=0.0, description="GPUs reserved by the trainer actor.")
     resources: dict[str, float] = Field(
         default_factory=dict, description="Custom Ray resources the trainer actor needs."
