@@ -13,6 +13,7 @@ from streams import agents, catalog, expiry, heap, metrics
 from streams.app import Pipeline, by_user_topic_name, create_app, users_store_memory
 from streams.remote import describe
 from streams.settings import HealthConfig, RayConfig, Settings
+from workers.gc_heap import freeze_heap
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def _worker_class(health: Health) -> type[Any]:
 
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
+            freeze_heap("worker")  # start-up's objects out of every later collection
             health.started = True
             await health.check()
 

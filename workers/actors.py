@@ -20,7 +20,7 @@ plain interface the classes were written against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from workers.adapters.io import AdapterFiles
 from workers.catalog import Catalog, Changes, Cursor
 from workers.config import AdapterStoreConfig, EncoderConfig, RecommendConfig, StoreConfig
 from workers.encoder import LazyEncoder, TextEncoder
+from workers.gc_heap import freeze_heap
 from workers.model import Vector
 from workers.recommender import Recommender
 from workers.replica import CatalogReplica
@@ -93,12 +94,28 @@ def _as_training_catalog(catalog: RemoteCatalog) -> TrainingCatalog:
     return catalog  # mypy checks here that RemoteCatalog has every method the trainer calls
 
 
+def _freezing(cls: type) -> type:
+    """``cls`` as an actor's class: once an instance is built (its process started, its
+    model loaded), the process's Python heap is frozen out of garbage collection
+    (`workers.gc_heap`). Same name, so Ray's process titles (``ray::Recommender``) stay;
+    the plain class, used in-process by tests, freezes nothing."""
+
+    base_init: Callable[..., None] = vars(cls)["__init__"]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base_init(self, *args, **kwargs)
+        freeze_heap(cls.__name__)
+
+    fields = {"__init__": __init__, "__doc__": cls.__doc__, "__qualname__": cls.__name__}
+    return type(cls.__name__, (cls,), fields)
+
+
 # Typed as Any: handles are dynamic proxies (`handle.method.remote(...)`).
-EncoderActor: Any = ray.remote(TextEncoder)
-CatalogActor: Any = ray.remote(Catalog)
-ReplicaActor: Any = ray.remote(CatalogReplica)
-RecommenderActor: Any = ray.remote(Recommender)
-TrainerActor: Any = ray.remote(TrainerService)
+EncoderActor: Any = ray.remote(_freezing(TextEncoder))
+CatalogActor: Any = ray.remote(_freezing(Catalog))
+ReplicaActor: Any = ray.remote(_freezing(CatalogReplica))
+RecommenderActor: Any = ray.remote(_freezing(Recommender))
+TrainerActor: Any = ray.remote(_freezing(TrainerService))
 
 
 class NodeCatalog:

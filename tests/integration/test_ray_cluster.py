@@ -9,6 +9,7 @@ for good, events on indexed items are still served."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Iterator
@@ -131,6 +132,9 @@ def test_versions_cross_nodes_and_a_removed_node_loses_no_event(
     assert [r.event_id for r in later.results] == ["u-14", "u-15"]
     assert {r.model_version for r in later.results} == {1}  # the restarted actor followed
     assert later.states["u"].events == 16
+    # Every actor's process froze its start-up heap, the restarted recommender's too.
+    for actor in (a.encoder, a.catalog, a.trainer, a.recommender, serving_replica()):
+        assert ray.get(actor.__ray_call__.remote(lambda _: gc.get_freeze_count())) > 0
 
     # Versions only move forward: an old version handed to the catalog changes nothing.
     files = ray.get(a.catalog.adapter.remote(1))
