@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -365,30 +364,3 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
 def dumps(record: BaseModel) -> bytes:
     """Contract JSON (UTF-8) of a record."""
     return record.model_dump_json(exclude_none=False).encode("utf-8")
-
-
-def recommendation_json(
-    *,
-    user_id: str,
-    event_id: str,
-    scenario: str,
-    items: list[tuple[str, float]],
-    model_version: int,
-    ts: float,
-    latency_ms: float,
-) -> bytes:
-    """The contract JSON (UTF-8) of a `Recommendation`, written straight from its fields:
-    what ``dumps(Recommendation(...))`` writes, read back by
-    `Recommendation.model_validate_json` as the same record, without building eleven
-    models per event (the worker's largest single cost: BENCHMARKS.md, session 25). A
-    score that is not a finite number raises ValueError (the models would write null)."""
-    record = {
-        "user_id": user_id,
-        "event_id": event_id,
-        "scenario": scenario,
-        "items": [{"item_id": item_id, "score": score} for item_id, score in items],
-        "model_version": model_version,
-        "ts": ts,
-        "latency_ms": latency_ms,
-    }
-    return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
