@@ -39,6 +39,7 @@ from tooling.datasets import Record, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, Scraped, local_stack
 from tooling.produce import kafka_producer, produce
+from workers.gc_heap import freeze_heap
 
 #: The fixed rate of the paced phases at the issue's rate, events/s, and their length, s.
 PACED_RATE, PACED_SECONDS = 1000.0, 10
@@ -92,6 +93,7 @@ def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phas
 
 
 def _produce_paced(kafka: KafkaConfig, events: list[Record], rate: float) -> None:
+    freeze_heap("paced producer")  # no full collection holds up the pace (workers.gc_heap)
     producer = kafka_producer(kafka)
     produce(producer, kafka.topics.events, events, "user_id", rate=rate)
     producer.close()
