@@ -172,8 +172,10 @@ class TrainerService:
                 return None
             started = time.perf_counter()
             report = self._round(now)
-            if self.config.max_share < 1.0:
-                self._rest_until = now + (time.perf_counter() - started) / self.config.max_share
+            if self.config.max_share < 1.0:  # never past T after the round ended
+                took = time.perf_counter() - started
+                rest = min(took / self.config.max_share, took + self.config.train_every_seconds)
+                self._rest_until = now + rest
             return report
 
     def close(self) -> None:

@@ -293,6 +293,20 @@ def test_after_a_round_the_trainer_rests_until_its_share_of_the_time_is_kept(
     assert report is not None and report.samples_seen == 48
 
 
+def test_the_rest_never_outlasts_the_time_trigger(
+    store: Catalog, adapters: AdapterStoreConfig
+) -> None:
+    rec = serve(store, adapters)
+    # max_share 1e-6 alone would rest 1,000,000 D (>= 1,000 s); T = 30 s bounds it
+    config = training(max_share=1e-6, train_every_seconds=30.0)
+    trainer = TrainerService(config, store, DIM, background=False)
+    trainer.add(rec.recommend(events("u1", list(range(25))), {}).samples)
+    assert trainer.step(now=1.0) is not None
+    trainer.add(rec.recommend(events("u2", list(range(10, 35))), {}).samples)
+    assert trainer.step(now=2.0) is None
+    assert trainer.step(now=1.0 + 30.0 + 100.0) is not None  # a round takes far under 100 s
+
+
 def test_with_a_share_of_one_a_due_round_never_waits(
     store: Catalog, adapters: AdapterStoreConfig
 ) -> None:

@@ -155,9 +155,9 @@ class TrainingConfig(BaseModel):
         le=1.0,
         description="The most of its wall time the trainer spends in rounds: a round that "
         "took D seconds is followed by none until D / max_share after it started, due or "
-        "not. Under load rounds take longer, so versions come less often and serving keeps "
-        "the CPU that re-projecting and recomputing each version takes. 1: a round as soon "
-        "as one is due.",
+        "not (but never later than train_every_seconds after it ended). Under load rounds "
+        "take longer, so versions come less often and serving keeps the CPU that "
+        "re-projecting and recomputing each version takes. 1: a round as soon as one is due.",
     )
     num_gpus: float = Field(default=0.0, ge=0.0, description="GPUs reserved by the trainer actor.")
     resources: dict[str, float] = Field(
