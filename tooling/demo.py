@@ -10,7 +10,8 @@ event). At the end: three users of different tastes, what they watched and what 
 get now. Every process it starts is stopped at the end.
 
 The demo trains more often than the defaults (a round every ``train_every`` samples or
-``train_every_seconds``) so that a few minutes of stream show versions advancing.
+``train_every_seconds``, with no rest after a round: `TrainingConfig.max_share` 1) so that
+a few minutes of stream show versions advancing.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> int:
         "STREAMREC_TRAINING__TRAIN_EVERY_SAMPLES": str(opts.train_every),
         "STREAMREC_TRAINING__TRAIN_EVERY_SECONDS": str(opts.train_every_seconds),
         "STREAMREC_TRAINING__GATE_SAMPLES": str(opts.train_every),
+        "STREAMREC_TRAINING__MAX_SHARE": "1",  # no rest between rounds: a short stream
     }
     board = Scoreboard({str(e["event_id"]): str(e["item_id"]) for e in events})
     with local_stack(partitions=2, env=env) as stack:
