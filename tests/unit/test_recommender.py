@@ -352,23 +352,6 @@ def test_trend_vectors_are_kept_for_the_most_recently_active_scenarios(
     assert list(pairs.recommender.trend) == ["a", "c"]  # b: the least recently active, dropped
 
 
-def test_the_trainer_inbox_keeps_at_most_the_buffers_capacity() -> None:
-    from workers.trainer_service import TrainerService
-    from workers.training import Sample, TrainingConfig
-
-    class NoCatalog:
-        def latest(self) -> tuple[int, None]:
-            return 0, None
-
-    config = TrainingConfig(buffer_size=5, mode="zero-shot")
-    trainer = TrainerService(config, NoCatalog(), DIM, background=False)  # type: ignore[arg-type]
-    samples = [Sample(("a",), f"i{n}", "movies") for n in range(8)]
-    assert trainer.add(samples[:3]) == 3
-    assert trainer.add(samples[3:]) == 5
-    assert [s.target for s in trainer._inbox] == ["i3", "i4", "i5", "i6", "i7"]
-    assert trainer.status()["samples_received"] == 8
-
-
 def test_a_batch_serves_each_event_as_one_at_a_time_would(
     store: VectorStore, encoder: FakeEncoder
 ) -> None:
