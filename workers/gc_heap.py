@@ -4,13 +4,12 @@
         gc.freeze(): every object alive now moves to the permanent generation, which no
         later collection walks
 
-CPython's full (generation 2) collection walks every tracked container. Right after
-start a worker holds about a million of them (torch, transformers, Ray, Faust, pydantic),
-and each full collection paused its event loop for 126-190 ms, one every few to few
-dozen seconds under load (BENCHMARKS.md, session 25): those pauses are the tail of the
-latency. Frozen objects are still freed by reference counting; only a reference cycle
-among them that dies later is never collected (Instagram's reason for the call, Python
-3.7+). Freeze once, when start-up is over; `streams.worker` and `workers.actors` do.
+CPython's full (generation 2) collection walks every tracked container: after start, all
+that torch, transformers, Ray, Faust and pydantic built. Under load each one paused the
+worker's event loop for 126-272 ms, every few to few dozen seconds, and every event in
+flight waited it out (BENCHMARKS.md, session 25). Frozen objects are still freed by
+reference counting; only a reference cycle among them that dies later is never collected.
+Freeze once, when start-up is over; `streams.worker` and `workers.actors` do.
 """
 
 from __future__ import annotations
