@@ -21,12 +21,17 @@ Durability (qdrant-edge-py 0.9.0, checked with strace and a SIGKILL test):
   of WAL in 35 minutes of a soak). The store flushes after every ``flush_every``
   upserted points (20,000 by default), which bounds it (~64 MB measured).
 
-Indexing: new points land in an appendable segment searched by brute force. Edge
-runs no background optimizer; ``EdgeShard.optimize()`` blocks (holding the GIL)
-until the planned optimizations are done and builds the HNSW index once a segment
-passes the engine's indexing threshold. A call with nothing to do costs tens of
-microseconds, so the store calls it after every ``optimize_every`` upserted points
-(the call that crosses the threshold takes seconds), and :meth:`EdgeStore.optimize`
+Indexing: none beyond the scenario's payload index. The shard builds no HNSW graph
+(``m`` = 0), so every search is an exact scan, as the read replicas' are. This store is
+the catalog writer's, which nobody searches per event (recommenders search their
+node's replica, `workers.replica`), while the graph cost every re-projection of the
+catalog most of its time: at 100k items the engine's build took 240 s on both cores
+of the project machine (478 CPU-seconds, two vectors per point), against 1.2 s
+without it, and its answers missed 170 of 500 exact top-10 hits at 8k random points
+(docs/ENVIRONMENT-NOTES.md). Edge runs no background optimizer;
+``EdgeShard.optimize()`` blocks (holding the GIL) while it merges and vacuums
+segments. A call with nothing to do costs tens of microseconds, so the store calls
+it after every ``optimize_every`` upserted points, and :meth:`EdgeStore.optimize`
 lets a caller do it at a quiet moment, e.g. after a bulk load.
 """
 
@@ -67,11 +72,15 @@ from workers.store.base import (
 _SHARD_MARKERS = ("edge_config.json", "segments", "wal")
 
 
+#: No HNSW graph (``m`` = 0): every search of the shard is an exact scan (section above).
+_NO_GRAPH = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+
+
 def _config(dim: int) -> qe.EdgeConfig:
     vectors = {
         name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine) for name in VECTOR_NAMES
     }
-    return qe.EdgeConfig(vectors=vectors)
+    return qe.EdgeConfig(vectors=vectors, hnsw_config=_NO_GRAPH)
 
 
 class EdgeStore(VectorStore):
@@ -222,7 +231,7 @@ class EdgeStore(VectorStore):
         )
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
-        """Run all requests in one ``query_batch`` call (HNSW where indexed)."""
+        """Run all requests in one ``query_batch`` call (exact: the shard has no graph)."""
         shard = self._open_shard()
 
         def execute(queries: list[qe.QueryRequest]) -> list[list[tuple[Any, float]]]:
@@ -251,7 +260,7 @@ class EdgeStore(VectorStore):
                 self.optimize()
 
     def optimize(self) -> bool:
-        """Run the engine's optimizers now (builds HNSW once due); True if anything changed."""
+        """Run the engine's optimizers now (merge, vacuum); True if anything changed."""
         shard = self._open_shard()
         self._pending = 0
         try:
