@@ -75,35 +75,52 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Changes:
-    """The answer to `Catalog.changes_since`: serving points to upsert, ids to remove
-    (never also in ``points``), and the cursor after them; with ``snapshot`` the points
-    are the whole catalog (replace, not add) and nothing is removed.
+    """The answer to `Catalog.changes_since`: serving points to upsert (as columns: ids,
+    scenarios and one float32 matrix, row n being ``ids[n]``'s), ids to remove (never
+    also among the points), and the cursor after them; with ``snapshot`` the points are
+    the whole catalog (replace, not add) and nothing is removed.
 
-    Pickled (as Ray sends it) by columns: the ids, the scenarios and one float32 matrix,
-    so a 100k-item snapshot is one buffer, not 100k arrays to (de)serialise while the
-    reader's process holds its interpreter lock (BENCHMARKS.md, hot swap)."""
+    Columns all the way: a 100k-item snapshot pickles as one buffer and two lists of
+    strings, and a replica loads it with array operations, never 100k objects made
+    while its process holds the interpreter lock that its readers wait on
+    (BENCHMARKS.md, hot swap)."""
 
     cursor: Cursor
-    points: list[ServingPoint]
+    ids: list[str]
+    scenarios: list[str]
+    matrix: Vector  # (len(ids), dim) float32; (0, 0) when there are no points
     snapshot: bool
     removed: list[str] = field(default_factory=list)
 
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        ids = [p.item_id for p in self.points]
-        scenarios = [p.scenario for p in self.points]
+    @classmethod
+    def of_points(
+        cls,
+        cursor: Cursor,
+        points: Sequence[ServingPoint],
+        snapshot: bool,
+        removed: Sequence[str] = (),
+    ) -> Changes:
         matrix = (
-            np.stack([p.rec for p in self.points]).astype(np.float32, copy=False)
-            if self.points
+            np.stack([p.rec for p in points]).astype(np.float32, copy=False)
+            if points
             else np.zeros((0, 0), dtype=np.float32)
         )
-        return _changes_of_columns, (
-            self.cursor,
-            ids,
-            scenarios,
+        return cls(
+            cursor,
+            [p.item_id for p in points],
+            [p.scenario for p in points],
             matrix,
-            self.snapshot,
-            self.removed,
+            snapshot,
+            list(removed),
         )
+
+    @property
+    def points(self) -> list[ServingPoint]:
+        """The points as objects (for a few; a replica reads the columns)."""
+        return [
+            ServingPoint(i, s, self.matrix[n])
+            for n, (i, s) in enumerate(zip(self.ids, self.scenarios, strict=True))
+        ]
 
 
 #: One entry of the change feed: (change number, points upserted, item ids deleted).
@@ -123,20 +140,6 @@ def net_changes(entries: Sequence[FeedEntry]) -> tuple[list[ServingPoint], list[
             last[item_id] = None
     upserts = [p for p in last.values() if p is not None]
     return upserts, [k for k, p in last.items() if p is None]
-
-
-def _changes_of_columns(
-    cursor: Cursor,
-    ids: list[str],
-    scenarios: list[str],
-    matrix: Vector,
-    snapshot: bool,
-    removed: list[str],
-) -> Changes:
-    points = [
-        ServingPoint(i, s, matrix[n]) for n, (i, s) in enumerate(zip(ids, scenarios, strict=True))
-    ]
-    return Changes(cursor, points, snapshot, removed)
 
 
 class Catalog:
@@ -168,6 +171,7 @@ class Catalog:
         self.feed: deque[FeedEntry] = deque()
         self.feed_points = 0
         self.feed_size = config.feed_size
+        self.snapshot: Changes | None = None  # the last one read, while it is current
         # Every id indexed, in order (the trainer follows it), and the log's identity: a
         # new one at every start and whenever the log is compacted.
         self.indexed: list[str] = [p.item_id for page in self.store.scan() for p in page]
@@ -266,11 +270,24 @@ class Catalog:
             first_kept = self.feed[0][0] if self.feed else now.seq + 1
             if cursor.seq >= first_kept - 1:
                 points, removed = net_changes([e for e in self.feed if e[0] > cursor.seq])
-                return Changes(now, points, snapshot=False, removed=removed)
-        every = [
-            ServingPoint(p.item_id, p.scenario, p.rec) for page in self.store.scan() for p in page
-        ]
-        return Changes(now, every, snapshot=True)
+                return Changes.of_points(now, points, snapshot=False, removed=removed)
+        if self.snapshot is None or self.snapshot.cursor != now:
+            self.snapshot = None  # (its memory goes before the next is read)
+            self.snapshot = self._read_snapshot(now)
+        return self.snapshot
+
+    def _read_snapshot(self, now: Cursor) -> Changes:
+        """Every point at ``now``: kept until the catalog changes, so the replicas of all
+        nodes, which ask at once after a new version, cost one scan of the store."""
+        ids: list[str] = []
+        scenarios: list[str] = []
+        pages: list[Vector] = []
+        for page in self.store.scan():
+            ids.extend(p.item_id for p in page)
+            scenarios.extend(p.scenario for p in page)
+            pages.append(np.stack([p.rec for p in page]).astype(np.float32, copy=False))
+        matrix = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
+        return Changes(now, ids, scenarios, matrix, snapshot=True)
 
     def _reproject(self, model: ServingModel) -> None:
         """Move the whole catalog to ``model``'s version inside this one call.

@@ -25,9 +25,9 @@ from typing import Protocol
 
 from threadpoolctl import threadpool_limits
 
-from workers.catalog import Changes, Cursor, ServingPoint
+from workers.catalog import Changes, Cursor
 from workers.config import StoreConfig
-from workers.store import ItemPoint, SearchRequest, StoreError
+from workers.store import SearchRequest, StoreError
 from workers.store.matrix import MatrixIndex
 from workers.wire import HitLists, VectorMap
 
@@ -92,19 +92,19 @@ class CatalogReplica:
             return
         if not changes.snapshot:
             with self.read_lock:
-                if changes.points:
-                    self._store().upsert(_points(changes.points))
+                if changes.ids:
+                    self._store().upsert_columns(changes.ids, changes.scenarios, changes.matrix)
                 if changes.removed:  # disjoint from the points: the order does not matter
                     self._store().delete(changes.removed)
                 self.cursor = changes.cursor
             return
         # A whole catalog: loaded aside, then swapped in, so readers see one version.
-        store = MatrixIndex(self.dim, capacity=len(changes.points))
-        store.upsert(_points(changes.points))
+        store = MatrixIndex(self.dim, capacity=len(changes.ids))
+        store.upsert_columns(changes.ids, changes.scenarios, changes.matrix)
         with self.read_lock:
             self.store, self.cursor = store, changes.cursor
         log.info(
-            "replica at catalog version %d: %d items", changes.cursor.version, len(changes.points)
+            "replica at catalog version %d: %d items", changes.cursor.version, len(changes.ids)
         )
 
     def _store(self) -> MatrixIndex:
@@ -144,8 +144,3 @@ class CatalogReplica:
         self.stopped.set()
         with self.read_lock:
             self.store = None
-
-
-def _points(points: Sequence[ServingPoint]) -> list[ItemPoint]:
-    # The copy searches only ``rec``; the store's schema wants a base vector too.
-    return [ItemPoint(p.item_id, p.scenario, "", p.rec, p.rec) for p in points]

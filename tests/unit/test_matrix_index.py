@@ -89,6 +89,68 @@ def test_an_upsert_replaces_vector_and_scenario() -> None:
     assert index.vectors(["i1", "nope"]).keys() == {"i1"}
 
 
+def test_columns_load_as_points_do_and_the_last_row_of_an_id_wins() -> None:
+    stored = points(40)
+    by_points, by_columns = MatrixIndex(DIM), MatrixIndex(DIM, capacity=4)
+    by_points.upsert(stored[:30])
+    by_columns.upsert_columns(
+        [p.item_id for p in stored[:30]],
+        [p.scenario for p in stored[:30]],
+        np.stack([p.rec for p in stored[:30]]),
+    )
+    again = [*stored[25:40], ItemPoint("i3", "books", "", stored[39].rec, stored[39].rec)]
+    by_points.upsert(again)
+    by_columns.upsert_columns(
+        [p.item_id for p in again], [p.scenario for p in again], np.stack([p.rec for p in again])
+    )
+    assert by_columns.count() == by_points.count() == 40
+    asked = requests(30)
+    assert ids(by_columns.search(asked)) == ids(by_points.search(asked))
+    got, want = by_columns.vectors(["i3", "i39"]), by_points.vectors(["i3", "i39"])
+    np.testing.assert_array_equal(got["i3"], want["i3"])
+    np.testing.assert_array_equal(got["i3"], want["i39"])
+    with pytest.raises(ValueError, match="scenarios"):
+        by_columns.upsert_columns(["a", "b"], ["s"], np.ones((2, DIM)))
+    with pytest.raises(ValueError, match="vectors"):
+        by_columns.upsert_columns(["a", "b"], ["s", "s"], np.ones((3, DIM)))
+
+
+def test_a_replica_loads_a_snapshot_without_an_object_per_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 100k-item snapshot made 100k points twice over in the replica's process, while
+    its readers waited on the interpreter lock (BENCHMARKS.md, hot swap): from the
+    wire to the index it is now columns only."""
+    import pickle
+
+    import workers.catalog
+    import workers.store.matrix
+    from workers.catalog import Changes, Cursor
+    from workers.config import StoreConfig
+    from workers.replica import CatalogReplica
+
+    matrix = np.random.default_rng(4).standard_normal((300, DIM)).astype(np.float32)
+    ids_ = [f"i{n}" for n in range(300)]
+    sent = Changes(Cursor("e", 3, 1), ids_, ["films"] * 300, matrix, snapshot=True)
+    wire = pickle.dumps(sent, protocol=5)
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("an object per item")
+
+    monkeypatch.setattr(workers.catalog, "ServingPoint", refused)
+    monkeypatch.setattr(workers.store.matrix, "latest_per_id", refused)
+
+    class Wire:
+        def changes_since(self, cursor: Cursor | None) -> Changes:
+            got: Changes = pickle.loads(wire)
+            return got
+
+    replica = CatalogReplica(Wire(), DIM, StoreConfig(sync_interval=3600.0))
+    version, (hits,) = replica.search_at([SearchRequest(vector=matrix[7], k=1)])
+    assert version == 3 and hits[0].item_id == "i7"
+    replica.close()
+
+
 def test_bad_requests_are_refused() -> None:
     index = MatrixIndex(DIM)
     index.upsert(points(3))
@@ -113,7 +175,7 @@ def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
     rng = np.random.default_rng(3)
     matrix = rng.standard_normal((500, DIM)).astype(np.float32)
     points = [ServingPoint(f"i{n}", "films", matrix[n]) for n in range(500)]
-    sent = Changes(Cursor("epoch", 2, 7), points, snapshot=False, removed=["gone"])
+    sent = Changes.of_points(Cursor("epoch", 2, 7), points, snapshot=False, removed=["gone"])
     buffers: list[pickle.PickleBuffer] = []  # out of band, as Ray serialises arrays
     wire = pickle.dumps(sent, protocol=5, buffer_callback=buffers.append)
     assert len(buffers) == 1  # one array for all the vectors
@@ -126,7 +188,7 @@ def test_a_snapshot_travels_as_columns_and_arrives_whole() -> None:
         (p.item_id, p.scenario) for p in points
     ]
     np.testing.assert_array_equal(np.stack([p.rec for p in got.points]), matrix)
-    empty = pickle.loads(pickle.dumps(Changes(Cursor("e", 0, 0), [], snapshot=False)))
+    empty = pickle.loads(pickle.dumps(Changes.of_points(Cursor("e", 0, 0), [], snapshot=False)))
     assert empty.points == [] and not empty.snapshot
 
 

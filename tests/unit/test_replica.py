@@ -126,6 +126,25 @@ def test_a_reader_further_behind_than_the_feed_gets_the_whole_catalog(
     assert replica.lookup(["new200", "new219"])[1].keys() == {"new200", "new219"}
 
 
+def test_replicas_asking_at_one_cursor_cost_one_scan_until_the_catalog_changes(
+    writer: Catalog,
+) -> None:
+    scans = 0
+    scan = writer.store.scan
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal scans
+        scans += 1
+        return scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    writer.store.scan = counted  # type: ignore[method-assign,assignment]
+    first, second = writer.changes_since(None), writer.changes_since(None)
+    assert scans == 1 and first is second and first.snapshot and len(first.ids) == N_ITEMS
+    writer.index(*new_items(400, 2))
+    third = writer.changes_since(None)
+    assert scans == 2 and len(third.ids) == N_ITEMS + 2 and third.cursor != first.cursor
+
+
 def test_a_new_version_is_taken_whole_and_versions_never_go_back(
     tmp_path: Path, writer: Catalog, replica: CatalogReplica
 ) -> None:

