@@ -10,8 +10,11 @@ copies them, and the RSS of both processes is read. At the largest size, a reade
 searches the replica without pause (16 queries a call, 50 excluded ids each, as a
 recommender does) while the writer publishes a new model version: every item is
 re-projected and the replica loads the new version aside and swaps it in. Reported:
-the call latency p50/p99 before and during the swap, and the longest gap between two
-answers (a pause of serving).
+the call latency p50/p99 before and during the swap; the longest call in each window
+and the pause the swap added (its longest call less a normal call's median: how long
+serving stood still beyond its own work); and the longest gap between two answers
+(which includes one whole call: ~75 ms for 16 exact queries over 100k items on one
+core of the project machine).
 """
 
 from __future__ import annotations
@@ -164,6 +167,9 @@ def _hot_swap(catalog: Any, replica: Any, items: list[CatalogItem], vectors: Any
         "replica_swap_s": round(swapped - published, 2),
         "normal_p50_p99_ms": [round(percentile(normal, q) * ms, 2) for q in (50, 99)],
         "swap_p50_p99_ms": [round(percentile(during, q) * ms, 2) for q in (50, 99)],
+        "normal_longest_call_ms": round(max(normal, default=0.0) * ms, 1),
+        "swap_longest_call_ms": round(max(during, default=0.0) * ms, 1),
+        "swap_added_pause_ms": round((max(during, default=0.0) - percentile(normal, 50)) * ms, 1),
         "normal_longest_gap_ms": round(calls.longest_gap(swap_start - 10.0, swap_start) * ms, 1),
         "swap_longest_gap_ms": round(calls.longest_gap(swap_start, swapped) * ms, 1),
         "calls": [len(normal), len(during)],

@@ -296,7 +296,9 @@ class Catalog:
         language model. On failure the previous version stays current.
         """
         started = time.perf_counter()
-        moved = 0
+        ids: list[str] = []
+        scenarios: list[str] = []
+        pages: list[Vector] = []
         with self.store.bulk():  # an index rebuilt once at the end, not every 1000 points
             for page in list(self.store.scan()):
                 rec = model.item_vectors(
@@ -310,11 +312,16 @@ class Catalog:
                         for n, p in enumerate(page)
                     ]
                 )
-                moved += len(page)
+                ids.extend(p.item_id for p in page)
+                scenarios.extend(p.scenario for p in page)
+                pages.append(np.asarray(rec, dtype=np.float32))
         self.model = model
-        self.seq += 1  # readers at the old version take a snapshot
+        self.seq += 1  # readers at the old version take a snapshot: this one, not a scan
+        matrix = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
+        self.snapshot = Changes(self.cursor(), ids, scenarios, matrix, snapshot=True)
         self.feed.clear()
         self.feed_points = 0
+        moved = len(ids)
         log.info(
             "catalog at model version %d: %d items re-projected in %.2f s",
             model.version,
