@@ -121,7 +121,8 @@ class RecommendConfig(BaseModel):
     exact_search: bool = Field(
         default=False,
         description="The catalog writer's own searches rank the whole catalog exactly instead "
-        "of through the HNSW index (the replicas that serve events always rank exactly).",
+        "of through a Qdrant server's HNSW index (the in-process engine builds no index and "
+        "is always exact; the replicas that serve events always rank exactly).",
     )
     trend_recency: float = Field(
         default=0.99,
