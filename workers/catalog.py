@@ -41,8 +41,12 @@ from workers.adapters.rounds import append_round
 from workers.config import AdapterStoreConfig, StoreConfig
 from workers.model import ServingModel, Vector, model_of
 from workers.store import Hit, ItemPoint, SearchRequest, open_store
+from workers.store.matrix import MatrixIndex
 
 log = logging.getLogger(__name__)
+
+#: Items per forward pass of a re-projection.
+_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,11 @@ class Catalog:
     version re-projects the whole catalog inside one call, and the actor runs one call
     at a time, so a reader sees the catalog wholly at one version; every read returns
     the version it saw, so a server can tell when it must follow.
+
+    Beside the store it keeps every item's base and serving vectors as two matrices
+    (`MatrixIndex`), read from the store once at start and written with it: the
+    re-projections, lookups and replicas' snapshots use them, never a scan. The store
+    stays what a restart reads.
     """
 
     def __init__(self, config: StoreConfig, dim: int, adapters: AdapterStoreConfig) -> None:
@@ -174,12 +183,29 @@ class Catalog:
         self.snapshot: Changes | None = None  # the last one read, while it is current
         # Every id indexed, in order (the trainer follows it), and the log's identity: a
         # new one at every start and whenever the log is compacted.
-        self.indexed: list[str] = [p.item_id for page in self.store.scan() for p in page]
+        # The store's base and serving vectors as matrices beside it (`_load_mirror`).
+        self.base = MatrixIndex(dim)
+        self.serving = MatrixIndex(dim)
+        self.indexed: list[str] = self._load_mirror()
         self.indexed_log = uuid.uuid4().hex
         self.model: ServingModel = self._model(0, None)
         latest = latest_version(adapters.path)
         if latest is not None:  # a restart resumes at the newest published version
             self._reproject(self._model(latest, read_files(adapters.path, latest)))
+
+    def _load_mirror(self) -> list[str]:
+        """Read the store once (at start): every item's base and serving vectors into the
+        matrices that re-projections, lookups and snapshots use, so none of them scans
+        the store again (at 100k items a scan is ~4-5 s of records turned into points,
+        BENCHMARKS.md, session 26). Returns the ids in the store's order."""
+        ids: list[str] = []
+        for page in self.store.scan():
+            names = [p.item_id for p in page]
+            scenarios = [p.scenario for p in page]
+            self.base.upsert_columns(names, scenarios, np.stack([p.base for p in page]))
+            self.serving.upsert_columns(names, scenarios, np.stack([p.rec for p in page]))
+            ids.extend(names)
+        return ids
 
     def _model(self, version: int, files: AdapterFiles | None) -> ServingModel:
         # The catalog only projects items: the user aggregator's recency is not used.
@@ -222,6 +248,9 @@ class Catalog:
             ItemPoint(i.item_id, i.scenario, i.text, matrix[n], rec[n]) for n, i in enumerate(items)
         ]
         self.store.upsert(points)  # the store keeps the last record of a repeated id
+        ids, scenarios = [i.item_id for i in items], [i.scenario for i in items]
+        self.base.upsert_columns(ids, scenarios, matrix)  # (so do these)
+        self.serving.upsert_columns(ids, scenarios, rec)
         self._record([ServingPoint(p.item_id, p.scenario, p.rec) for p in points], [])
         self.indexed.extend(i.item_id for i in items)
         count = self.store.count()
@@ -243,10 +272,11 @@ class Catalog:
         """Remove items (absent ids are ignored): no longer searched, looked up or read by
         `items` (the trainer), here and, after their next poll, in every replica; returns
         the catalog size."""
-        present = self.store.get(list(dict.fromkeys(item_ids)))
-        ids = [i for i in dict.fromkeys(item_ids) if i in present]
+        ids = [i for i in dict.fromkeys(item_ids) if i in self.serving]
         if ids:  # (replicas hold what this store holds: an absent id is in none of them)
             self.store.delete(ids)
+            self.base.delete(ids)
+            self.serving.delete(ids)
             self._record([], ids)
         return self.store.count()
 
@@ -272,53 +302,40 @@ class Catalog:
                 points, removed = net_changes([e for e in self.feed if e[0] > cursor.seq])
                 return Changes.of_points(now, points, snapshot=False, removed=removed)
         if self.snapshot is None or self.snapshot.cursor != now:
-            self.snapshot = None  # (its memory goes before the next is read)
-            self.snapshot = self._read_snapshot(now)
+            # Kept until the catalog changes: the replicas of all nodes ask at once after
+            # a new version, and share one copy of the serving matrix.
+            self.snapshot = None  # (its memory goes before the next is made)
+            self.snapshot = Changes(now, *self.serving.columns(), snapshot=True)
         return self.snapshot
-
-    def _read_snapshot(self, now: Cursor) -> Changes:
-        """Every point at ``now``: kept until the catalog changes, so the replicas of all
-        nodes, which ask at once after a new version, cost one scan of the store."""
-        ids: list[str] = []
-        scenarios: list[str] = []
-        pages: list[Vector] = []
-        for page in self.store.scan():
-            ids.extend(p.item_id for p in page)
-            scenarios.extend(p.scenario for p in page)
-            pages.append(np.stack([p.rec for p in page]).astype(np.float32, copy=False))
-        matrix = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
-        return Changes(now, ids, scenarios, matrix, snapshot=True)
 
     def _reproject(self, model: ServingModel) -> None:
         """Move the whole catalog to ``model``'s version inside this one call.
 
-        Cost: one adapter forward pass per item over the stored base vectors, no
-        language model. On failure the previous version stays current.
+        Cost: one adapter forward pass over the base matrix, no language model and no
+        scan; the store gets the new serving vectors only (`VectorStore.update_rec`), and
+        the serving matrix becomes the snapshot replicas copy. On failure the previous
+        version stays current (the store may hold some new vectors: a restart
+        re-projects to the newest version anyway).
         """
         started = time.perf_counter()
-        ids: list[str] = []
-        scenarios: list[str] = []
-        pages: list[Vector] = []
-        with self.store.bulk():  # an index rebuilt once at the end, not every 1000 points
-            for page in list(self.store.scan()):
-                rec = model.item_vectors(
-                    [p.item_id for p in page],
-                    np.stack([p.base for p in page]),
-                    [p.scenario for p in page],
-                )
-                self.store.upsert(
-                    [
-                        ItemPoint(p.item_id, p.scenario, p.text, p.base, rec[n])
-                        for n, p in enumerate(page)
-                    ]
-                )
-                ids.extend(p.item_id for p in page)
-                scenarios.extend(p.scenario for p in page)
-                pages.append(np.asarray(rec, dtype=np.float32))
-        self.model = model
-        self.seq += 1  # readers at the old version take a snapshot: this one, not a scan
-        matrix = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
-        self.snapshot = Changes(self.cursor(), ids, scenarios, matrix, snapshot=True)
+        ids, scenarios, base = self.base.columns()
+        pages = [
+            np.asarray(
+                model.item_vectors(
+                    ids[at : at + _PAGE], base[at : at + _PAGE], scenarios[at : at + _PAGE]
+                ),
+                dtype=np.float32,
+            )
+            for at in range(0, len(ids), _PAGE)
+        ]
+        rec = np.concatenate(pages) if pages else np.zeros((0, self.dim), dtype=np.float32)
+        with self.store.bulk():  # the engine's upkeep once at the end
+            self.store.update_rec(ids, rec)
+        serving = MatrixIndex(self.dim)
+        serving.upsert_columns(ids, scenarios, rec)
+        self.serving, self.model = serving, model
+        self.seq += 1  # readers at the old version take a snapshot: this one
+        self.snapshot = Changes(self.cursor(), ids, scenarios, rec, snapshot=True)
         self.feed.clear()
         self.feed_points = 0
         moved = len(ids)
@@ -329,9 +346,9 @@ class Catalog:
             time.perf_counter() - started,
         )
 
-    def lookup(self, item_ids: Sequence[str]) -> tuple[int, dict[str, Vector]]:
+    def lookup(self, item_ids: Sequence[str]) -> tuple[int, Mapping[str, Vector]]:
         """(model version, {item_id: rec vector}) read together."""
-        return self.model.version, self.store.vectors(item_ids, using="rec")
+        return self.model.version, self.serving.vectors(item_ids)
 
     def items(self, item_ids: Sequence[str]) -> dict[str, tuple[Vector, str]]:
         """{item_id: (base vector, scenario)} of the present ids (what the trainer needs)."""

@@ -114,6 +114,21 @@ def vector_list(vector: npt.ArrayLike, dim: int, what: str) -> list[float]:
     return values
 
 
+def rec_lists(
+    item_ids: Sequence[str], rec: npt.ArrayLike, dim: int
+) -> list[tuple[str, list[float]]]:
+    """(item_id, checked unit ``rec`` list) pairs for `VectorStore.update_rec`."""
+    rows = np.asarray(rec, dtype=np.float32)
+    if rows.ndim != 2 or len(rows) != len(item_ids):
+        raise ValueError(f"{len(item_ids)} item ids but rec of shape {rows.shape}")
+    if len(set(item_ids)) != len(item_ids):
+        raise ValueError("update_rec needs distinct item ids")
+    return [
+        (item_id, vector_list(row, dim, f"rec of {item_id!r}"))
+        for item_id, row in zip(item_ids, rows, strict=True)
+    ]
+
+
 def latest_per_id(points: Sequence[ItemPoint]) -> list[ItemPoint]:
     """Drop all but the last record of each item id, keeping first-seen order."""
     latest: dict[str, ItemPoint] = {}
@@ -274,6 +289,12 @@ class VectorStore(ABC):
     @abstractmethod
     def upsert(self, points: Sequence[ItemPoint]) -> None:
         """Insert or replace items; a later record for an id replaces the earlier one."""
+
+    @abstractmethod
+    def update_rec(self, item_ids: Sequence[str], rec: npt.ArrayLike) -> None:
+        """Replace the ``rec`` vector of stored items (row n of ``rec`` is ``item_ids[n]``'s;
+        distinct ids); their payload and ``base`` vector stay. An id that is not stored is
+        an error (`StoreError`): the catalog's re-projection names only what it holds."""
 
     @abstractmethod
     def delete(self, item_ids: Sequence[str]) -> None:

@@ -65,6 +65,16 @@ class MatrixIndex:
     def count(self) -> int:
         return len(self._ids)
 
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._row
+
+    def columns(self) -> tuple[list[str], list[str], npt.NDArray[np.float32]]:
+        """(ids, scenarios, unit rows) of every item, row n being ``ids[n]``'s: copies."""
+        names = {code: name for name, code in self._scenario_code.items()}
+        n = len(self._ids)
+        scenarios = [names[int(code)] for code in self._scenario[:n]]
+        return list(self._ids), scenarios, self._matrix[:n].copy()
+
     def upsert(self, points: Sequence[ItemPoint]) -> None:
         """Insert or replace items (the last record of an id wins); see `upsert_columns`."""
         latest = latest_per_id(points)

@@ -36,6 +36,7 @@ from workers.store.base import (
     payload_of,
     point_id,
     points_by_id,
+    rec_lists,
     scroll_pages,
 )
 
@@ -147,6 +148,22 @@ class QdrantClientStore(VectorStore):
                 client.upsert(self.collection, points=chunk, wait=True)
         except Exception as exc:
             raise self._error(f"upsert of {len(batch)} points failed", exc) from self._cause(exc)
+
+    def update_rec(self, item_ids: Sequence[str], rec: npt.ArrayLike) -> None:
+        """Replace stored items' ``rec`` vectors only, waiting until applied."""
+        client = self._open_client()
+        batch = [
+            models.PointVectors(id=str(point_id(item_id)), vector={"rec": vector})
+            for item_id, vector in rec_lists(item_ids, rec, self.dim)
+        ]
+        try:
+            for start in range(0, len(batch), UPSERT_CHUNK):
+                chunk = batch[start : start + UPSERT_CHUNK]
+                client.update_vectors(self.collection, points=chunk, wait=True)
+        except Exception as exc:
+            raise self._error(f"update of {len(batch)} rec vectors failed", exc) from self._cause(
+                exc
+            )
 
     def delete(self, item_ids: Sequence[str]) -> None:
         """Remove items (absent ids are ignored), waiting until the engine has applied it."""

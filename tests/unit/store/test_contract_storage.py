@@ -47,6 +47,35 @@ def test_upsert_replaces_existing_id(store: VectorStore) -> None:
     assert_matches(search_one(store, SearchRequest(new.rec, 4)), brute_force(current, new.rec, 4))
 
 
+def test_update_rec_replaces_only_the_rec_vectors(store: VectorStore) -> None:
+    items = make_items(12)
+    store.upsert(items)
+    moved = make_items(3, seed=7)
+    store.update_rec(["item-2", "item-5", "item-9"], np.stack([m.rec for m in moved]))
+    assert store.count() == 12
+    stored = store.get(["item-2", "item-5", "item-1"])
+    for item_id, new in zip(["item-2", "item-5"], moved, strict=False):
+        np.testing.assert_allclose(stored[item_id].rec, unit(new.rec), atol=1e-5)
+        old = items[int(item_id.split("-")[1])]
+        np.testing.assert_allclose(stored[item_id].base, unit(old.base), atol=1e-5)
+        assert (stored[item_id].scenario, stored[item_id].text) == (old.scenario, old.text)
+    np.testing.assert_allclose(stored["item-1"].rec, unit(items[1].rec), atol=1e-5)
+    current = [
+        ItemPoint(i.item_id, i.scenario, i.text, i.base, moved[[2, 5, 9].index(n)].rec)
+        if n in (2, 5, 9)
+        else i
+        for n, i in enumerate(items)
+    ]
+    query = moved[1].rec
+    assert_matches(search_one(store, SearchRequest(query, 4)), brute_force(current, query, 4))
+    with pytest.raises(StoreError):
+        store.update_rec(["never-stored"], moved[0].rec[None, :])
+    with pytest.raises(ValueError, match="distinct"):
+        store.update_rec(["item-1", "item-1"], np.stack([moved[0].rec, moved[1].rec]))
+    with pytest.raises(ValueError, match="shape"):
+        store.update_rec(["item-1"], np.stack([moved[0].rec, moved[1].rec]))
+
+
 def test_deleted_items_are_neither_searched_nor_read(store: VectorStore) -> None:
     items = make_items(12)
     store.upsert(items)
