@@ -114,19 +114,36 @@ def vector_list(vector: npt.ArrayLike, dim: int, what: str) -> list[float]:
     return values
 
 
+def checked_unit_rows(matrix: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
+    """Rows checked (shape ``(n, dim)``, finite) and L2-normalised (zero rows stay zero),
+    as a new array. One pass for the squared norms (a NaN or an infinity makes its row's
+    sum non-finite), one for the scaling: 100k rows of 384 in ~0.1 s, not ~0.2 s."""
+    rows = np.asarray(matrix, dtype=np.float32)
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"{what}: expected shape (n, {dim}), got {rows.shape}")
+    squares = np.einsum("ij,ij->i", rows, rows)
+    if not np.isfinite(squares).all():
+        if not np.isfinite(rows).all():
+            raise ValueError(f"{what}: vector has non-finite values")
+        squares = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)  # finite, but huge
+    norms = np.sqrt(squares)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    unit: npt.NDArray[np.float32] = rows * scale.astype(np.float32)[:, None]
+    return unit
+
+
 def rec_lists(
     item_ids: Sequence[str], rec: npt.ArrayLike, dim: int
 ) -> list[tuple[str, list[float]]]:
-    """(item_id, checked unit ``rec`` list) pairs for `VectorStore.update_rec`."""
+    """(item_id, checked unit ``rec`` list) pairs for `VectorStore.update_rec`, all rows
+    normalised at once (row by row, 100k rows took ~5.6 s of a re-projection)."""
     rows = np.asarray(rec, dtype=np.float32)
     if rows.ndim != 2 or len(rows) != len(item_ids):
         raise ValueError(f"{len(item_ids)} item ids but rec of shape {rows.shape}")
     if len(set(item_ids)) != len(item_ids):
         raise ValueError("update_rec needs distinct item ids")
-    return [
-        (item_id, vector_list(row, dim, f"rec of {item_id!r}"))
-        for item_id, row in zip(item_ids, rows, strict=True)
-    ]
+    lists: list[list[float]] = checked_unit_rows(rows, dim, "rec vectors").tolist()
+    return list(zip(item_ids, lists, strict=True))
 
 
 def latest_per_id(points: Sequence[ItemPoint]) -> list[ItemPoint]:

@@ -24,28 +24,10 @@ from workers.store.base import (
     SearchRequest,
     check_k,
     check_using,
+    checked_unit_rows,
     latest_per_id,
 )
 from workers.wire import HitLists, VectorMap
-
-
-def checked_unit_rows(matrix: npt.ArrayLike, dim: int, what: str) -> npt.NDArray[np.float32]:
-    """Rows checked (shape ``(n, dim)``, finite) and L2-normalised (zero rows stay zero),
-    as a new array. One pass for the squared norms (a NaN or an infinity makes its row's
-    sum non-finite), one for the scaling: 100k rows of 384 in ~0.1 s, not ~0.2 s."""
-    rows = np.asarray(matrix, dtype=np.float32)
-    if rows.ndim != 2 or rows.shape[1] != dim:
-        raise ValueError(f"{what}: expected shape (n, {dim}), got {rows.shape}")
-    squares = np.einsum("ij,ij->i", rows, rows)
-    if not np.isfinite(squares).all():
-        if not np.isfinite(rows).all():
-            raise ValueError(f"{what}: vector has non-finite values")
-        squares = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)  # finite, but huge
-    norms = np.sqrt(squares)
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    unit: npt.NDArray[np.float32] = rows * scale.astype(np.float32)[:, None]
-    return unit
-
 
 #: Queries scored per matrix product (bounds the temporary score matrix).
 QUERY_CHUNK = 64
