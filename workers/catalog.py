@@ -180,10 +180,10 @@ class Catalog:
         self.feed: deque[FeedEntry] = deque()
         self.feed_points = 0
         self.feed_size = config.feed_size
-        self.snapshot: Changes | None = None  # the last one read, while it is current
-        # Every id indexed, in order (the trainer follows it), and the log's identity: a
-        # new one at every start and whenever the log is compacted.
-        # The store's base and serving vectors as matrices beside it (`_load_mirror`).
+        self.snapshot: Changes | None = None  # the last one made, while it is current
+        # The store's base and serving vectors as matrices beside it (`_load_mirror`),
+        # and every id indexed, in order (the trainer follows it), with the log's
+        # identity: a new one at every start and whenever the log is compacted.
         self.base = MatrixIndex(dim)
         self.serving = MatrixIndex(dim)
         self.indexed: list[str] = self._load_mirror()
