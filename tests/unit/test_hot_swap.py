@@ -191,13 +191,11 @@ def test_versions_only_move_forward_and_a_restart_resumes(
     again = Catalog(StoreConfig(url=f"local:{tmp_path / 'qdrant'}"), DIM, adapters)
     assert version_of(again) == 1
     ids, _, serving = again.serving.columns()  # its matrices: what its store holds
-    stored = again.store.get(ids)
+    stored, base = again.store.get(ids), again.base.vectors(ids)
     assert len(ids) == N_ITEMS == again.count()
     for n, item_id in enumerate(ids):
         np.testing.assert_allclose(serving[n], stored[item_id].rec, atol=1e-5)
-        np.testing.assert_allclose(
-            again.base.vectors([item_id])[item_id], stored[item_id].base, atol=1e-5
-        )
+        np.testing.assert_allclose(base[item_id], stored[item_id].base, atol=1e-5)
     resumed = TrainerService(training(), again, DIM, background=False)
     assert resumed.version() == 1  # loaded, not retrained from scratch
     server = serve(again, adapters)
