@@ -313,9 +313,9 @@ class Catalog:
 
         Cost: one adapter forward pass over the base matrix, no language model and no
         scan; the store gets the new serving vectors only (`VectorStore.update_rec`), and
-        the serving matrix becomes the snapshot replicas copy. On failure the previous
-        version stays current (the store may hold some new vectors: a restart
-        re-projects to the newest version anyway).
+        the first replica to ask gets a snapshot made from the serving matrix. On failure
+        the previous version stays current (the store may hold some new vectors: a
+        restart re-projects to the newest version anyway).
         """
         started = time.perf_counter()
         ids, scenarios, base = self.base.columns()
@@ -334,8 +334,8 @@ class Catalog:
         serving = MatrixIndex(self.dim)
         serving.upsert_columns(ids, scenarios, rec)
         self.serving, self.model = serving, model
-        self.seq += 1  # readers at the old version take a snapshot: this one
-        self.snapshot = Changes(self.cursor(), ids, scenarios, rec, snapshot=True)
+        self.seq += 1  # readers at the old version take a snapshot, made from `serving`
+        self.snapshot = None  # (the old version's memory goes now)
         self.feed.clear()
         self.feed_points = 0
         moved = len(ids)
