@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -260,6 +261,11 @@ class Settings(BaseSettings):
         default=None,
         description="File a worker touches every health interval while its event loop "
         "runs (liveness probe: its age).",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The worker's event loop: 'uvloop' (libuv, in C) or 'asyncio' (the "
+        "standard library's). Faust runs a few tasks and callbacks per record on it.",
     )
     health: HealthConfig = Field(default_factory=HealthConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
