@@ -67,7 +67,15 @@ class UserState:
             raise ValueError("pending items must be in the history")
 
     def remember(self, item_id: str, weight: float, size: int) -> None:
-        """Append ``item_id`` (moving it to the end if present), keep the last ``size``."""
+        """Append ``item_id`` (moving it to the end if present), keep the last ``size``.
+
+        New lists each time: a sample may still hold the history before the event."""
+        if item_id not in self.history:  # the common case, in C: no pair per item
+            if len(self.history) != len(self.weights):
+                raise ValueError("history and weights differ in length")
+            self.history = [*self.history, item_id][-size:]
+            self.weights = [*self.weights, weight][-size:]
+            return
         kept = [(i, w) for i, w in zip(self.history, self.weights, strict=True) if i != item_id]
         kept.append((item_id, weight))
         kept = kept[-size:]

@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workers.adapters import AdapterConfig, RecAdapter
 from workers.adapters.io import adapter_files
@@ -130,6 +132,33 @@ def test_remember_keeps_each_item_s_weight() -> None:
     assert (state.history, state.weights) == (["b", "a", "c"], [0.5, 3.0, 0.25])
     with pytest.raises(ValueError, match="weights"):
         UserState(history=["a"], weights=[])
+
+
+def remembered_reference(
+    history: list[str], weights: list[float], item_id: str, weight: float, size: int
+) -> tuple[list[str], list[float]]:
+    """What `UserState.remember` means, one pair at a time."""
+    kept = [(i, w) for i, w in zip(history, weights, strict=True) if i != item_id]
+    kept = [*kept, (item_id, weight)][-size:]
+    return [i for i, _ in kept], [w for _, w in kept]
+
+
+@given(
+    history=st.lists(st.sampled_from("abcdefgh"), max_size=12, unique=True),
+    item_id=st.sampled_from("abcdefghij"),
+    size=st.integers(min_value=1, max_value=14),
+)
+def test_remember_is_the_reference_and_leaves_the_old_lists_alone(
+    history: list[str], item_id: str, size: int
+) -> None:
+    weights = [float(k) for k in range(len(history))]
+    state = UserState(history=list(history), weights=list(weights))
+    before, before_weights = state.history, state.weights  # as a sample may hold them
+    state.remember(item_id, 99.0, size)
+    assert (state.history, state.weights) == remembered_reference(
+        history, weights, item_id, 99.0, size
+    )
+    assert (before, before_weights) == (history, weights)
 
 
 def test_frozen_model_is_identity_projection_and_decayed_sum() -> None:

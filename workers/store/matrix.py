@@ -15,6 +15,7 @@ Pure computation (numpy, no I/O), not thread-safe: the replica serialises access
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -174,8 +175,13 @@ class MatrixIndex:
             if code is None:
                 return []
             scores = np.where(self._scenario[: len(self._ids)] == code, scores, -np.inf)
-        excluded = [r for r in map(self._row.get, request.exclude) if r is not None]
-        if excluded:
+        # The excluded ids' rows (-1: not in the index), looked up without a Python loop:
+        # a user's whole history is excluded on every event.
+        rows = np.fromiter(
+            map(self._row.get, request.exclude, repeat(-1)), np.int64, len(request.exclude)
+        )
+        excluded = rows[rows >= 0]
+        if excluded.size:
             scores = scores.copy() if request.scenario is None else scores
             scores[excluded] = -np.inf
         k = min(request.k, len(scores))
@@ -183,7 +189,10 @@ class MatrixIndex:
             return []
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        best = scores[top]
+        kept = np.isfinite(best)
+        found = map(self._ids.__getitem__, top[kept].tolist())
+        return list(zip(found, best[kept].tolist(), strict=True))
 
     def close(self) -> None:
         self._matrix = np.zeros((1, self.dim), dtype=np.float32)
