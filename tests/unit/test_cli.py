@@ -133,3 +133,23 @@ def test_tooling_is_imported_only_by_the_command_that_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("args", "rate"), [([], "PACED_RATE"), (["--rate", "400"], 400.0)])
+def test_bench_paces_at_the_bench_s_own_rate_unless_told(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, args: list[str], rate: object
+) -> None:
+    import tooling.bench
+
+    asked: list[float] = []
+
+    def run_bench(*given: object) -> int:
+        asked.append(float(given[-1]))  # type: ignore[arg-type]
+        return 0
+
+    monkeypatch.setattr(tooling.bench, "run_bench", run_bench)
+    result = runner.invoke(main, ["bench", *args])
+    assert result.exit_code == 0, result.output
+    expected = tooling.bench.PACED_RATE if rate == "PACED_RATE" else rate
+    assert asked == [expected]
+    assert runner.invoke(main, ["bench", "--rate", "0"]).exit_code == 2
