@@ -114,6 +114,17 @@ def is_usable(vector: Vector | None) -> bool:
     )
 
 
+def usable_rows(matrix: Vector) -> npt.NDArray[np.bool_]:
+    """`is_usable` of each row of a (n, d) matrix, in one pass over it."""
+    rows = np.asarray(matrix)
+    if rows.ndim != 2:
+        raise ValueError(f"usable_rows needs a (n, d) matrix, got shape {rows.shape}")
+    usable: npt.NDArray[np.bool_] = np.isfinite(rows).all(axis=1) & (
+        np.linalg.norm(rows, axis=1) > 0.0
+    )
+    return usable
+
+
 def decayed_sum(
     vector: Vector | None, items: Vector, weights: npt.ArrayLike, recency: float
 ) -> Vector:

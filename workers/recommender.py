@@ -25,6 +25,7 @@ from workers.model import (
     model_of,
     prefix_states,
     unit,
+    usable_rows,
 )
 from workers.recommend_io import Batch, EventIn, RecResult, UserState
 from workers.store.base import Hit, SearchRequest
@@ -276,12 +277,16 @@ class Recommender:
         user with nothing usable, the scenario's trend as of the event's wave (the
         trend before the batch with the items of the earlier waves folded in); None
         when neither is usable."""
-        usable = [n for n, v in enumerate(vectors) if v is not None and is_usable(v)]
         out: list[Vector | None] = [None] * len(vectors)
-        if usable:
-            matrix = np.stack([vectors[n] for n in usable])  # type: ignore[misc]
-            for n, query in zip(usable, self.model.readout_many(matrix), strict=True):
-                out[n] = query if is_usable(query) else None
+        present = [n for n, v in enumerate(vectors) if v is not None]
+        if present:
+            states = np.stack([vectors[n] for n in present])  # type: ignore[misc]
+            kept = usable_rows(states)
+            usable = [n for n, ok in zip(present, kept.tolist(), strict=True) if ok]
+            if usable:
+                queries = self.model.readout_many(states[kept])
+                for n, query, ok in zip(usable, queries, usable_rows(queries), strict=True):
+                    out[n] = query if ok else None
         for n, query in enumerate(out):
             if query is None:
                 scenario, wave = events[n].scenario, wave_of[n]

@@ -24,6 +24,7 @@ from workers.model import (
     model_of,
     prefix_states,
     unit,
+    usable_rows,
 )
 from workers.model import decayed_sum as fold
 from workers.recommend_io import UserState
@@ -104,6 +105,28 @@ def test_normalized_of_zero_vector_stays_zero() -> None:
 )
 def test_is_usable(vector: np.ndarray | None, usable: bool) -> None:
     assert is_usable(vector) is usable
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([0.0, -0.0, 1e-30, 1e-3, -2.5, 3e38, np.nan, np.inf, -np.inf]),
+            min_size=3,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_usable_rows_is_is_usable_of_each_row(rows: list[list[float]]) -> None:
+    matrix = np.array(rows, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 3e38 squared: both overflow to inf, and agree
+        assert usable_rows(matrix).tolist() == [is_usable(row) for row in matrix]
+
+
+def test_usable_rows_needs_a_matrix() -> None:
+    with pytest.raises(ValueError, match="matrix"):
+        usable_rows(np.ones(3, dtype=np.float32))
 
 
 def remembered(history: list[str], item_id: str, size: int) -> list[str]:
