@@ -34,6 +34,10 @@ from workers.wire import HitLists, VectorMap
 QUERY_CHUNK = 64
 
 
+#: A request with no hits: no ids, no scores.
+NONE_FOUND: tuple[list[str], npt.NDArray[np.float32]] = ([], np.zeros(0, dtype=np.float32))
+
+
 class MatrixIndex:
     """Items' ``rec`` vectors (L2-normalised rows) with their scenarios."""
 
@@ -153,7 +157,9 @@ class MatrixIndex:
                 raise ValueError("a serving index searches only the 'rec' vectors")
             if isinstance(request.exclude, str):
                 raise ValueError("exclude must be a sequence of item ids, not a single string")
-        results: list[list[tuple[str, float]]] = [[] for _ in requests]
+        # Each request's hits as (ids, scores) columns, joined into one HitLists: no
+        # (id, score) pair per hit until a caller asks for a list.
+        found: list[tuple[list[str], npt.NDArray[np.float32]]] = [NONE_FOUND] * len(requests)
         live = [n for n, r in enumerate(requests) if r.k > 0]
         for start in range(0, len(live), QUERY_CHUNK):
             chunk = live[start : start + QUERY_CHUNK]
@@ -164,16 +170,19 @@ class MatrixIndex:
             )
             scores = queries @ self._matrix[: len(self._ids)].T
             for row, n in enumerate(chunk):
-                results[n] = self._top(scores[row], requests[n])
-        return HitLists.of_pairs(results)
+                found[n] = self._top(scores[row], requests[n])
+        ids = [item_id for hit_ids, _ in found for item_id in hit_ids]
+        joined = np.concatenate([NONE_FOUND[1], *(hit_scores for _, hit_scores in found)])
+        return HitLists(ids, joined.astype(np.float64), [len(hit_ids) for hit_ids, _ in found])
 
     def _top(
         self, scores: npt.NDArray[np.float32], request: SearchRequest
-    ) -> list[tuple[str, float]]:
+    ) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The request's hits, best first: their ids and their scores."""
         if request.scenario is not None:
             code = self._scenario_code.get(request.scenario)
             if code is None:
-                return []
+                return NONE_FOUND
             scores = np.where(self._scenario[: len(self._ids)] == code, scores, -np.inf)
         # The excluded ids' rows (-1: not in the index), looked up without a Python loop:
         # a user's whole history is excluded on every event.
@@ -186,13 +195,12 @@ class MatrixIndex:
             scores[excluded] = -np.inf
         k = min(request.k, len(scores))
         if k == 0:
-            return []
+            return NONE_FOUND
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         best = scores[top]
         kept = np.isfinite(best)
-        found = map(self._ids.__getitem__, top[kept].tolist())
-        return list(zip(found, best[kept].tolist(), strict=True))
+        return list(map(self._ids.__getitem__, top[kept].tolist())), best[kept]
 
     def close(self) -> None:
         self._matrix = np.zeros((1, self.dim), dtype=np.float32)
