@@ -66,9 +66,6 @@ class DirectTopic:
     def __init__(self, app: faust.App, name: str) -> None:
         self.app, self.name = app, name
 
-    def get_topic_name(self) -> str:
-        return self.name
-
     async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[Any]:
         """Queue one record; its delivery's future (aiokafka's ``RecordMetadata``)."""
         producer = await self.app.maybe_start_producer()
