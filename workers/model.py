@@ -107,11 +107,7 @@ def capped_rows(states: npt.NDArray[np.float64]) -> Vector:
 
 def is_usable(vector: Vector | None) -> bool:
     """A vector that can serve as a query (present, finite, non-zero)."""
-    return (
-        vector is not None
-        and bool(np.all(np.isfinite(vector)))
-        and float(np.linalg.norm(vector)) > 0.0
-    )
+    return vector is not None and bool(usable_rows(np.reshape(vector, (1, -1)))[0])
 
 
 def usable_rows(matrix: Vector) -> npt.NDArray[np.bool_]:
