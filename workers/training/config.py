@@ -86,6 +86,13 @@ class TrainingConfig(BaseModel):
         "gradients, SparseAdam); off: one Adam over every row, which keeps moving rows "
         "by their momentum after their last gradient.",
     )
+    id_weight_decay: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Decoupled weight decay of the ID table's rows (AdamW): each step "
+        "pulls every row toward zero, i.e. each item toward its text projection; 0: off. "
+        "Needs lazy_ids off.",
+    )
     buffer_size: int = Field(
         default=100_000, ge=1, description="Most recent samples kept for replay."
     )
@@ -167,6 +174,8 @@ class TrainingConfig(BaseModel):
     @model_validator(mode="after")
     def _adapter_is_valid(self) -> TrainingConfig:
         self.adapter_config()  # raises ValueError on an unknown or invalid field
+        if self.id_weight_decay and self.lazy_ids:
+            raise ValueError("id_weight_decay needs the dense ID update: set lazy_ids off")
         return self
 
     def adapter_fields(self, dim: int = 384) -> dict[str, Any]:

@@ -1,12 +1,19 @@
 """The trainer's optimizer: Adam over the adapter, with the ID table dense or lazy.
 
-Dense (``lazy_ids=False``): one fused Adam over every parameter (torch's ``fused=True``:
+Dense (``lazy_ids=False``): one fused Adam(W) over every parameter (torch's ``fused=True``:
 the default update in one pass per tensor; the ID table, most of the parameters, costs
 5 ms a step on one CPU core against 38 ms single-tensor, BENCHMARKS.md session 11).
 Each step moves every row of the ID table that has a moment, so a row keeps moving for
 tens of steps after the last step that had a gradient for it; and Adam divides by the
 root of the second moment, so a row moves about as far whatever the size of its
 gradients (a tiny push as a sampled negative moves it as far as being a target).
+
+Decay of the ID rows (``id_weight_decay`` w > 0, dense only): the table gets AdamW's
+decoupled weight decay, each step scaling every row by ``1 - learning_rate * w`` on top of
+its Adam update. Rows start at zero, so this pulls each item back toward its text
+projection (the text prior) unless its interactions keep pushing it away, and undoes the
+drift of rows whose last gradient is long past. The other parameters get none (AdamW with
+no decay is Adam's update).
 
 Lazy (``lazy_ids=True``): the table gives sparse gradients (``nn.Embedding(sparse=True)``)
 to a ``torch.optim.SparseAdam`` of its own, which updates the moments and values of the
@@ -27,7 +34,8 @@ from workers.adapters import RecAdapter
 
 
 class AdapterOptimizer:
-    """Adam over ``adapter``'s parameters; the ID table dense or lazy (module docstring)."""
+    """Adam over ``adapter``'s parameters; the ID table dense (its own group, with its
+    decay) or lazy (module docstring)."""
 
     def __init__(
         self,
@@ -36,20 +44,25 @@ class AdapterOptimizer:
         *,
         lazy_ids: bool = False,
         decay_learning_rate: float | None = None,
+        id_weight_decay: float = 0.0,
     ) -> None:
+        if id_weight_decay < 0:
+            raise ValueError(f"id_weight_decay must be >= 0, got {id_weight_decay}")
+        if id_weight_decay and lazy_ids:
+            raise ValueError("id_weight_decay needs the dense ID update (lazy_ids off)")
         self.adapter = adapter
         residual = adapter.item_residual
         self.lazy = lazy_ids and residual is not None
         table = residual.table.weight if residual is not None else None
-        dense = [p for p in adapter.parameters() if not (self.lazy and p is table)]
-        decay = adapter.aggregator.decay_raw
-        groups: list[dict[str, Any]] = [{"params": dense}]
-        if decay is not None and decay_learning_rate is not None:
-            groups = [
-                {"params": [p for p in dense if p is not decay]},
-                {"params": [decay], "lr": decay_learning_rate},
-            ]
-        self.dense = torch.optim.Adam(groups, lr=learning_rate, fused=True)
+        slope = adapter.aggregator.decay_raw
+        own_rate = slope is not None and decay_learning_rate is not None
+        rest = [p for p in adapter.parameters() if p is not table and not (own_rate and p is slope)]
+        groups: list[dict[str, Any]] = [{"params": rest}]
+        if table is not None and not self.lazy:
+            groups.append({"params": [table], "weight_decay": id_weight_decay})
+        if own_rate:
+            groups.append({"params": [slope], "lr": decay_learning_rate})
+        self.dense = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.0, fused=True)
         self.sparse: torch.optim.SparseAdam | None = None
         if self.lazy and residual is not None:
             residual.table.sparse = True
@@ -72,7 +85,7 @@ class AdapterOptimizer:
             return
         table = residual.table.weight
         optimizer: torch.optim.Optimizer = self.sparse if self.sparse is not None else self.dense
-        params = optimizer.param_groups[0]["params"]
+        params = optimizer.param_groups[0 if self.sparse is not None else 1]["params"]
         if any(p is table for p in params):
             return
         current = {id(p) for p in self.adapter.parameters()}

@@ -307,6 +307,7 @@ class OnlineTrainer:
             self.config.learning_rate,
             lazy_ids=self.config.lazy_ids,
             decay_learning_rate=self.config.decay_learning_rate,
+            id_weight_decay=self.config.id_weight_decay,
         )
 
     def _restart_from_live(self) -> None:

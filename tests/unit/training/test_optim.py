@@ -1,12 +1,15 @@
-"""The trainer's optimizer: fused Adam's update, lazy ID rows, the recency slope's rate."""
+"""The trainer's optimizer: fused Adam's update, lazy ID rows, the recency slope's rate, the
+ID rows' decay."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from workers.adapters import AdapterConfig, RecAdapter
+from workers.training.config import TrainingConfig
 from workers.training.optim import AdapterOptimizer
 
 
@@ -77,10 +80,45 @@ def test_the_recency_slope_can_learn_at_its_own_rate() -> None:
             optimizer.zero_grad()
             users = model.aggregator(items)
             loss = -(users * items[:, -1]).sum()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             optimizer.step()
         return float(model.aggregator.decay.detach()) - start
 
     shared, own = moved(None), moved(1e-2)
     assert 0 < shared < own
     assert own > 5 * shared
+
+
+def test_id_weight_decay_pulls_rows_toward_the_text_projection_and_nothing_else() -> None:
+    """A row with a value but no gradient shrinks by exactly 1 - lr * w per step; rows and
+    parameters the decay does not reach (w = 0, the rest of the adapter) move as Adam's."""
+
+    def one_step(decay: float) -> RecAdapter:
+        torch.manual_seed(0)
+        model = RecAdapter(AdapterConfig(dim=16, n_experts=1, max_items=64, id_shrinkage=0.0))
+        rows = model.item_indices(["a", "b"])
+        assert model.item_residual is not None
+        with torch.no_grad():
+            model.item_residual.table.weight[int(rows[0])] = 1.0
+        optimizer = AdapterOptimizer(model, 1e-2, id_weight_decay=decay)
+        optimizer.zero_grad()
+        model.project(torch.randn(1, 16), 0, rows[1:]).sum().backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        return model
+
+    plain, decayed = one_step(0.0), one_step(5.0)
+    assert plain.item_residual is not None and decayed.item_residual is not None
+    table, plain_table = decayed.item_residual.table.weight, plain.item_residual.table.weight
+    assert torch.equal(plain_table[1], torch.ones(16))
+    torch.testing.assert_close(table[1], torch.full((16,), 1 - 1e-2 * 5.0))
+    torch.testing.assert_close(table[2], plain_table[2])
+    assert not torch.equal(table[2], torch.zeros(16))  # row "b" did learn
+    torch.testing.assert_close(decayed.moe.weight, plain.moe.weight)
+
+
+def test_id_weight_decay_is_refused_with_lazy_rows() -> None:
+    model = RecAdapter(AdapterConfig(dim=16, n_experts=1, max_items=64))
+    with pytest.raises(ValueError, match="lazy_ids"):
+        AdapterOptimizer(model, 1e-3, lazy_ids=True, id_weight_decay=1.0)
+    with pytest.raises(ValueError, match="lazy_ids"):
+        TrainingConfig(lazy_ids=True, id_weight_decay=1.0)
