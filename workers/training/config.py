@@ -86,6 +86,11 @@ class TrainingConfig(BaseModel):
         "gradients, SparseAdam); off: one Adam over every row, which keeps moving rows "
         "by their momentum after their last gradient.",
     )
+    id_learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Adam learning rate of the ID table's rows; None: learning_rate.",
+    )
     id_weight_decay: float = Field(
         default=0.0,
         ge=0.0,

@@ -15,6 +15,9 @@ projection (the text prior) unless its interactions keep pushing it away, and un
 drift of rows whose last gradient is long past. The other parameters get none (AdamW with
 no decay is Adam's update).
 
+The ID table learns at ``id_learning_rate`` (None: the shared ``learning_rate``), dense or
+lazy.
+
 Lazy (``lazy_ids=True``): the table gives sparse gradients (``nn.Embedding(sparse=True)``)
 to a ``torch.optim.SparseAdam`` of its own, which updates the moments and values of the
 rows a step touched only (TensorFlow's LazyAdam); the rest stays in the fused Adam.
@@ -45,6 +48,7 @@ class AdapterOptimizer:
         lazy_ids: bool = False,
         decay_learning_rate: float | None = None,
         id_weight_decay: float = 0.0,
+        id_learning_rate: float | None = None,
     ) -> None:
         if id_weight_decay < 0:
             raise ValueError(f"id_weight_decay must be >= 0, got {id_weight_decay}")
@@ -56,17 +60,18 @@ class AdapterOptimizer:
         table = residual.table.weight if residual is not None else None
         slope = adapter.aggregator.decay_raw
         own_rate = slope is not None and decay_learning_rate is not None
+        id_rate = learning_rate if id_learning_rate is None else id_learning_rate
         rest = [p for p in adapter.parameters() if p is not table and not (own_rate and p is slope)]
         groups: list[dict[str, Any]] = [{"params": rest}]
         if table is not None and not self.lazy:
-            groups.append({"params": [table], "weight_decay": id_weight_decay})
+            groups.append({"params": [table], "lr": id_rate, "weight_decay": id_weight_decay})
         if own_rate:
             groups.append({"params": [slope], "lr": decay_learning_rate})
         self.dense = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.0, fused=True)
         self.sparse: torch.optim.SparseAdam | None = None
         if self.lazy and residual is not None:
             residual.table.sparse = True
-            self.sparse = torch.optim.SparseAdam([residual.table.weight], lr=learning_rate)
+            self.sparse = torch.optim.SparseAdam([residual.table.weight], lr=id_rate)
 
     def zero_grad(self) -> None:
         self.dense.zero_grad(set_to_none=True)

@@ -308,6 +308,7 @@ class OnlineTrainer:
             lazy_ids=self.config.lazy_ids,
             decay_learning_rate=self.config.decay_learning_rate,
             id_weight_decay=self.config.id_weight_decay,
+            id_learning_rate=self.config.id_learning_rate,
         )
 
     def _restart_from_live(self) -> None:
