@@ -40,8 +40,11 @@ def _trainer(items: int, optimizer: str) -> OnlineTrainer:
     torch.manual_seed(0)
     trainer = OnlineTrainer(config, RecAdapter(config.adapter_config(DIM)))
     if optimizer == "default":  # torch's CPU default: single-tensor (the trainer's: fused)
-        params = trainer.adapter.parameters()
-        trainer._optimizer.dense = torch.optim.Adam(params, lr=config.learning_rate, fused=False)
+        groups = [
+            {k: g[k] for k in ("params", "lr", "weight_decay")}
+            for g in trainer._optimizer.dense.param_groups
+        ]
+        trainer._optimizer.dense = torch.optim.AdamW(groups, fused=False, foreach=False)
     base = np.random.default_rng(0).standard_normal((items, DIM)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     ids = [f"i{k}" for k in range(items)]

@@ -92,8 +92,8 @@ class TrainingConfig(BaseModel):
         description="Adam learning rate of the ID table's rows; None: learning_rate.",
     )
     # Chosen on validation N@10 (docs/ONLINE-TRAINING-STUDY.md, session 28), three seeds
-    # of each dev set: summed means 0.2757 against 0.2721 with none (ML-100K +2.6 %,
-    # Beauty +1.5 %, ml-latest-small -0.7 %); 3 and 10 lose on Beauty. It costs Beauty's
+    # of each dev set: summed means 0.2757 against 0.2720 with none (ML-100K +2.6 %,
+    # Beauty +1.6 %, ml-latest-small -0.6 %); 3 and 10 lose on Beauty. It costs Beauty's
     # items with fewer than 5 training interactions some recall (still far above zero-shot).
     id_weight_decay: float = Field(
         default=1.0,
