@@ -9,11 +9,11 @@ root of the second moment, so a row moves about as far whatever the size of its
 gradients (a tiny push as a sampled negative moves it as far as being a target).
 
 Decay of the ID rows (``id_weight_decay`` w > 0, dense only): the table gets AdamW's
-decoupled weight decay, each step scaling every row by ``1 - learning_rate * w`` on top of
-its Adam update. Rows start at zero, so this pulls each item back toward its text
-projection (the text prior) unless its interactions keep pushing it away, and undoes the
-drift of rows whose last gradient is long past. The other parameters get none (AdamW with
-no decay is Adam's update).
+decoupled weight decay, each step scaling every row by ``1 - rate * w`` (``rate``: the
+table's learning rate) on top of its Adam update. Rows start at zero, so this pulls each
+item back toward its text projection (the text prior) unless its interactions keep
+pushing it away, and undoes the drift of rows whose last gradient is long past. The
+other parameters get none (AdamW with no decay is Adam's update).
 
 The ID table learns at ``id_learning_rate`` (None: the shared ``learning_rate``), dense or
 lazy.
