@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.adapters import AdapterConfig
 
 
 class TrainingConfig(BaseModel):
     """When and how the adapters learn from the live (history -> next item) samples."""
+
+    # A misspelt field is an error, not the default in silence (the environment's
+    # variables are checked by `streams.settings.Settings`; this covers code and tools).
+    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["online", "zero-shot"] = Field(
         default="online",

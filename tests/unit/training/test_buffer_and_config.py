@@ -69,6 +69,7 @@ def test_config_defaults_are_valid_and_documented() -> None:
         {"learning_rate": 0.0},
         {"adapter": {"aggregator": "lstm"}},
         {"adapter": {"rank": 4}},
+        {"id_shrinkage": 5},  # an adapter field at the top level: misplaced, not ignored
     ],
 )
 def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
