@@ -43,8 +43,6 @@ from streams.schemas import (
     InvalidRecord,
     KeyedEvent,
     KeyedForget,
-    Recommendation,
-    ScoredItem,
     SourceRef,
     StateFormatError,
     decode_events_record,
@@ -52,6 +50,7 @@ from streams.schemas import (
     dumps,
     encode_state,
     key_text,
+    recommendation_json,
 )
 from streams.settings import LimitsConfig, RetryConfig
 from streams.trainer_feed import TrainerFeed
@@ -144,17 +143,20 @@ async def route_event(
     return None
 
 
-def to_recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> Recommendation:
+def recommendation(keyed: KeyedEvent, result: RecResult, now: float) -> tuple[bytes, bytes, float]:
+    """(key, value, latency ms) of the `recommendations` record for ``keyed``'s event."""
     event = keyed.event
-    return Recommendation(
+    latency_ms = max(0.0, (now - keyed.source.timestamp) * 1000.0)
+    value = recommendation_json(
         user_id=event.user_id,
         event_id=result.event_id,
         scenario=event.scenario,
-        items=[ScoredItem(item_id=i, score=s) for i, s in result.items],
+        items=result.items,
         model_version=result.model_version,
         ts=now,
-        latency_ms=max(0.0, (now - keyed.source.timestamp) * 1000.0),
+        latency_ms=latency_ms,
     )
+    return event.user_id.encode(), value, latency_ms
 
 
 def event_in(keyed: KeyedEvent) -> EventIn:
@@ -326,8 +328,7 @@ async def _serve(
     metrics.observe_recommend_parts(submitted, out.ran, now)
     try:  # every output encoded before any is written: a failure here is the input's
         stored = {uid: encode_state(state, seen=now) for uid, state in out.states.items()}
-        recs = [to_recommendation(k, r, now) for k, r in zip(keyed, out.results, strict=True)]
-        sends = [(rec.user_id.encode(), dumps(rec), rec.latency_ms) for rec in recs]
+        sends = [recommendation(k, r, now) for k, r in zip(keyed, out.results, strict=True)]
     except Exception as exc:
         raise InputFailed(exc) from exc
     for uid, state in out.states.items():

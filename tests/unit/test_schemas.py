@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.schemas import (
     RAW_LIMIT,
@@ -21,6 +24,7 @@ from streams.schemas import (
     decode_item,
     decode_item_key,
     dumps,
+    recommendation_json,
     truncate_raw,
 )
 
@@ -296,3 +300,35 @@ def test_an_item_tombstone_needs_a_usable_key(key: bytes | None, reason: str) ->
     with pytest.raises(InvalidRecord, match=reason):
         decode_item_key(key)
     assert decode_item_key(b" item-7 ") == "item-7"
+
+
+@given(
+    ids=st.tuples(st.text(), st.text(), st.text()),
+    items=st.lists(st.tuples(st.text(), st.floats(allow_nan=False, allow_infinity=False))),
+    version=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    times=st.tuples(st.floats(), st.floats()),
+)
+def test_recommendation_json_is_the_models_json(
+    ids: tuple[str, str, str],
+    items: list[tuple[str, float]],
+    version: int,
+    times: tuple[float, float],
+) -> None:
+    """The worker writes recommendations without their models: the bytes are those of
+    the contract's model, for any text (quotes, escapes, non-ASCII) and number."""
+    (user_id, event_id, scenario), (ts, latency_ms) = ids, times
+    fields: dict[str, Any] = {
+        "user_id": user_id,
+        "event_id": event_id,
+        "scenario": scenario,
+        "model_version": version,
+        "ts": ts,
+        "latency_ms": latency_ms,
+    }
+    model = Recommendation(
+        **fields, items=[ScoredItem(item_id=i, score=score) for i, score in items]
+    )
+    raw = recommendation_json(**fields, items=items)
+    assert raw == dumps(model)  # a non-finite time too: null, as the model writes it
+    if math.isfinite(ts) and math.isfinite(latency_ms):
+        assert Recommendation.model_validate_json(raw) == model
