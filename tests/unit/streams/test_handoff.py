@@ -69,53 +69,48 @@ def test_a_handoff_that_waits_goes_on_with_what_it_waited_for() -> None:
     assert asyncio.run(run()) == ["before", "room in the queue", "after"]
 
 
+async def held_at_a_gate() -> tuple[asyncio.Future[None], asyncio.Future[None], list[str]]:
+    """A hand-off started eagerly that waits on a gate (a future), its rest running as a
+    task: (the gate, the task, what the hand-off saw thrown into it)."""
+    seen: list[str] = []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def deliver() -> None:
+        try:
+            await gate
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    rest = start_eagerly(deliver())
+    assert rest is not None
+    task = asyncio.ensure_future(rest)
+    await asyncio.sleep(0)
+    assert not task.done()
+    return gate, task, seen
+
+
 def test_an_error_on_what_it_waited_for_reaches_the_handoff() -> None:
     async def run() -> list[str]:
-        seen: list[str] = []
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        async def deliver() -> None:
-            try:
-                await gate
-            except KeyError as exc:
-                seen.append(f"caught {exc}")
-                raise
-
-        rest = start_eagerly(deliver())
-        assert rest is not None
-        task = asyncio.ensure_future(rest)
-        await asyncio.sleep(0)
+        gate, task, seen = await held_at_a_gate()
         gate.set_exception(KeyError("gone"))
         with pytest.raises(KeyError):
             await task
         return seen
 
-    assert asyncio.run(run()) == ["caught 'gone'"]
+    assert asyncio.run(run()) == ["KeyError"]
 
 
 def test_cancelling_the_rest_cancels_the_handoff() -> None:
     async def run() -> list[str]:
-        seen: list[str] = []
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        async def deliver() -> None:
-            try:
-                await gate
-            except asyncio.CancelledError:
-                seen.append("cancelled")
-                raise
-
-        rest = start_eagerly(deliver())
-        assert rest is not None
-        task = asyncio.ensure_future(rest)
-        await asyncio.sleep(0)
+        gate, task, seen = await held_at_a_gate()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert gate.cancelled()  # the task cancelled the future the hand-off awaited
         return seen
 
-    assert asyncio.run(run()) == ["cancelled"]
+    assert asyncio.run(run()) == ["CancelledError"]
 
 
 def test_an_awaitable_that_is_not_a_coroutine_is_left_as_it_is() -> None:
