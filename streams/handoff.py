@@ -46,7 +46,7 @@ def _resume(coro: Coroutine[Any, Any, T], waiting_on: Any) -> Generator[Any, Any
         except GeneratorExit:
             coro.close()
             raise
-        except BaseException as exc:  # a task's cancellation, or an error set on the future
+        except BaseException as exc:  # thrown in by the task: its cancellation
             try:
                 waiting_on = coro.throw(exc)
             except StopIteration as done:
