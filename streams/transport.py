@@ -36,8 +36,6 @@
    start of its log (4.) has no position until the fetcher resets it, and aiokafka
    asserts when one is read: the detector crashed a worker of the fault suite (session
    13). `SeekFencedConsumer.verify_event_path` skips such a partition until it has one.
-6. Faust's fetch loop creates four tasks per record to hand it to the streams;
-   `streams.handoff` hands it off in place when nothing makes it wait.
 """
 
 from __future__ import annotations
@@ -56,7 +54,6 @@ from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import ack_lock
 
 from streams.fetch_wait import FetchWait, follow_traffic
-from streams.handoff import EagerHandoffConsumer
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
 
@@ -133,7 +130,7 @@ def head_done(committed: int | None, acked: Container[int], gaps: Any) -> bool:
     return committed in acked or bool(gaps.overlaps(committed) or gaps.overlaps(committed + 1))
 
 
-class SeekFencedConsumer(EagerHandoffConsumer):
+class SeekFencedConsumer(driver.Consumer):
     """Faust's aiokafka consumer whose batches end at a seek (4. above)."""
 
     _seeks: int = 0
