@@ -25,6 +25,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # How a surrogate gets into valid UTF-8 JSON: as an escape (pairs too: they are fine).
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Every digit as 0 and E as e: a number with an exponent shows as "0e", a run of 16 or
+# more digits as sixteen 0s (substring searches, several times faster than a regex).
+_NUMBER_SHAPE = bytes.maketrans(b"123456789E", b"000000000e")
+_LONG_RUN = b"0" * 16
 
 
 class InvalidRecord(ValueError):
@@ -67,6 +71,22 @@ def load_json(raw: bytes | str | None, limits: LimitsConfig) -> Any:
     return data
 
 
+def plain_json(raw: bytes | str | None, limits: LimitsConfig) -> bytes | None:
+    """``raw`` when its text alone shows that `load_json` would parse it to the same values
+    and find nothing beyond ``limits`` that a contract's validation would not see: bytes
+    within the size limit (a str can hold a raw lone surrogate), no deeper than the depth
+    limit, no surrogate escape, and no number a JSON parser other than Python's could read
+    differently or that could be non-finite (NaN, Infinity, an exponent, a run of 16 or
+    more digits). The usual record can then skip `load_json` and go to a validator's own
+    JSON parser (pydantic's), whose JSON grammar is as strict; None otherwise."""
+    if not isinstance(raw, bytes) or len(raw) > limits.record_bytes:
+        return None
+    if not _plainly_within(raw, limits.json_depth) or b"NaN" in raw or b"Infinity" in raw:
+        return None
+    shape = raw.translate(_NUMBER_SHAPE)  # text that merely looks so takes the other way too
+    return None if b"0e" in shape or _LONG_RUN in shape else raw
+
+
 def _plainly_within(raw: bytes | str, max_depth: int) -> bool:
     """Whether the text alone shows what `check_tree` checks (a fast path for the usual
     record): no more containers in all than ``max_depth`` levels, and no surrogate
@@ -107,6 +127,8 @@ def check_id(field: str, value: str | None, limit: int) -> None:
     """An id (or a scenario): at most ``limit`` UTF-8 bytes, no control characters."""
     if value is None:
         return
+    if value.isascii() and value.isprintable() and len(value) <= limit:
+        return  # the usual id: one byte a character, no control character (none is printable)
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InvalidRecord(f"{field}: {size} bytes, over the limit of {limit}")
