@@ -14,13 +14,14 @@ upgrades older formats and rejects unknown ones with `StateFormatError`.
 from __future__ import annotations
 
 import base64
-import dataclasses
+import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from streams.record_limits import InvalidRecord as InvalidRecord  # the decoders raise it
 from streams.record_limits import (
@@ -374,31 +375,62 @@ def _decode_vector(text: str | None) -> Vector | None:
     return np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4").astype(np.float32)
 
 
-def encode_state(state: UserState, *, seen: float) -> dict[str, Any]:
-    """UserState -> the users table's JSON value, in ``STATE_FORMAT``; ``seen`` is the
-    processing time of the write (Unix seconds)."""
-    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-    fields["vector"] = _encode_vector(state.vector)
-    fields["weights"] = [float(w) for w in state.weights]
-    return _StoredState(format=STATE_FORMAT, seen=seen, **fields).model_dump()
+def encode_state(state: UserState, *, seen: float) -> bytes:
+    """UserState -> the users table's value: its JSON in ``STATE_FORMAT`` (UTF-8), which
+    the table stores and sends to its changelog as it is; ``seen`` is the processing time
+    of the write (Unix seconds). Written from the fields, without a model: the worker's
+    own values, the same JSON a format-3 model dumps (a property test checks it)."""
+    return to_json(
+        {
+            "history": state.history,
+            "pending": state.pending,
+            "vector": _encode_vector(state.vector),
+            "events": state.events,
+            "scenario": state.scenario,
+            "version": state.version,
+            "weights": [float(w) for w in state.weights],
+            "recent_events": state.recent_events,
+            "format": STATE_FORMAT,
+            "seen": seen,
+        }
+    )
 
 
-def seen_at(value: Mapping[str, Any]) -> float | None:
-    """When a stored state was last written (None: a format before 3 did not say)."""
+def seen_at(value: bytes | Mapping[str, Any]) -> float | None:
+    """When a stored state was last written (None: a format before 3 did not say, or the
+    value is not a JSON object)."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = from_json(value)
+        except ValueError:
+            return None
+        if not isinstance(value, Mapping):
+            return None
     seen = value.get("seen") if value.get("format") == STATE_FORMAT else None
     return float(seen) if isinstance(seen, int | float) else None
 
 
-def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | None:
-    """The users table's value -> UserState (None: no state yet, a new user).
+def decode_state(user_id: str, value: bytes | Mapping[str, Any] | None) -> UserState | None:
+    """The users table's value (its JSON bytes, or that JSON parsed) -> UserState (None:
+    no state yet, a new user).
 
-    Format 1 is upgraded (each history item weighs 1.0, as it did when folded, and no
-    event id is remembered), format 2 read as it is (``seen`` is not part of the state);
-    an unknown format or a value missing a field raises `StateFormatError`: a state is
-    never silently replaced by defaults.
+    A value in the current format is validated straight from its bytes. Format 1 is
+    upgraded (each history item weighs 1.0, as it did when folded, and no event id is
+    remembered), format 2 read as it is (``seen`` is not part of the state); an unknown
+    format, a value missing a field or bytes that are not JSON raise `StateFormatError`:
+    a state is never silently replaced by defaults.
     """
     if value is None:
         return None
+    if isinstance(value, bytes | bytearray):
+        current = _current_state(value)
+        if current is not None:
+            return _state_of(user_id, current)
+        try:  # another format, or broken: the parsed way says which
+            value = json.loads(value)
+        except ValueError as exc:
+            reason = f"user {user_id!r}: stored state is not JSON: {exc}"
+            raise StateFormatError(reason) from exc
     if not isinstance(value, Mapping):
         raise StateFormatError(f"user {user_id!r}: stored state is not an object")
     fmt = value.get("format", 1)
@@ -418,14 +450,40 @@ def decode_state(user_id: str, value: Mapping[str, Any] | None) -> UserState | N
                 f"user {user_id!r}: stored state has format {fmt!r}; this worker reads "
                 f"formats 1..{STATE_FORMAT} (a newer worker wrote it?)"
             )
-        fields = stored.model_dump(exclude={"format", "seen"})
-        fields["vector"] = _decode_vector(stored.vector)
-        return UserState(**fields)
-    except (ValidationError, ValueError) as exc:
-        if isinstance(exc, StateFormatError):
-            raise
-        reason = _reason(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise StateFormatError(f"user {user_id!r}: stored state format {fmt}: {reason}") from exc
+    except ValidationError as exc:
+        raise StateFormatError(
+            f"user {user_id!r}: stored state format {fmt}: {_reason(exc)}"
+        ) from exc
+    return _state_of(user_id, stored, fmt)
+
+
+def _current_state(value: bytes | bytearray) -> _StoredState | None:
+    """A stored value in the current format, validated from its bytes; None: anything
+    else, or a number the parsed way reads otherwise (``seen`` beyond a float: Python
+    refuses such an int where pydantic's parser reads infinity)."""
+    try:
+        current = _StoredState.model_validate_json(value)
+    except ValidationError:
+        return None
+    return current if math.isfinite(current.seen) else None
+
+
+def _state_of(user_id: str, stored: _WeightedState, fmt: Any = STATE_FORMAT) -> UserState:
+    """A validated stored state -> UserState, or StateFormatError (a vector that is not
+    base64, weights or pending items that do not match the history)."""
+    try:
+        return UserState(
+            history=stored.history,
+            weights=stored.weights,
+            pending=stored.pending,
+            recent_events=stored.recent_events,
+            vector=_decode_vector(stored.vector),
+            events=stored.events,
+            scenario=stored.scenario,
+            version=stored.version,
+        )
+    except ValueError as exc:
+        raise StateFormatError(f"user {user_id!r}: stored state format {fmt}: {exc}") from exc
 
 
 def dumps(record: BaseModel) -> bytes:

@@ -41,7 +41,7 @@ def _fill_changelog(stack: LocalStack, users: int) -> None:
         vector=rng.standard_normal(384).astype(np.float32),
         events=20,
     )
-    value = json.dumps(encode_state(state, seen=time.time())).encode()
+    value = encode_state(state, seen=time.time())
     producer = kafka_producer(stack.kafka)
     try:
         for n in range(users):

@@ -14,7 +14,6 @@ caches hold. One option set per run (a fresh process): RSS does not shrink back.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import tempfile
@@ -65,7 +64,7 @@ def state_values(count: int, seed: int = 0) -> list[bytes]:
             events=1000 + n,
             version=3,
         )
-        values.append(json.dumps(encode_state(state, seen=time.time())).encode())
+        values.append(encode_state(state, seen=time.time()))
     return values
 
 
