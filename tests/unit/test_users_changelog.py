@@ -27,15 +27,15 @@ async def _write_and_confirm(bootstrap: str, data_dir: Path) -> list[tuple[bytes
     await pipeline.app.producer.start()
     try:
         await users.changelog_topic.maybe_declare()
-        users[b"u1"] = {"v": 1}
-        users[b"u2"] = {"v": 2}
+        users[b"u1"] = b'{"v": 1}'  # the table holds bytes (encode_state's JSON)
+        users[b"u2"] = b'{"v": 2}'
         del users[b"u2"]
         writes = users.take_unconfirmed()
         assert [key for key, _ in writes] == [b"u1", b"u2", b"u2"]
         assert users.take_unconfirmed() == []  # taken once
         await confirm_writes(writes, users.resend, RetryConfig())
         assert all(delivery.result().offset >= 0 for _, delivery in writes)
-        users[b"u1"] = {"v": 3}
+        users[b"u1"] = b'{"v": 3}'
         users.take_unconfirmed()
         again = [(key, users.resend(key)) for key in (b"u1", b"u2")]
         await confirm_writes(again, users.resend, RetryConfig())
