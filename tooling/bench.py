@@ -13,7 +13,10 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
 5. training off: a second stack whose worker does not train, catalog and firehose again
    (the issue's "training on >= 0.8 x training off", measured in the same run), then
    the following events paced at a fixed ``PACED_RATE`` (the issue's latency target is
-   set at 1,000 events/s), with the mean time per stage from the worker's metrics.
+   set at 1,000 events/s), with the mean time per stage from the worker's metrics; then
+   a firehose of the next N events with users interleaved (`interleaved`: a random
+   order, as many users' live traffic comes), where every event has a state to read and
+   write.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import json
 import multiprocessing
 import platform
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +47,8 @@ from workers.gc_heap import freeze_heap
 
 #: The fixed rate of the paced phases at the issue's rate, events/s, and their length, s.
 PACED_RATE, PACED_SECONDS = 1000.0, 10
+#: Fewest events left for the firehose with users interleaved (training off).
+MIN_INTERLEAVED = 2000
 #: The worker's metric of training rounds published (`streams.metrics.TRAINING_ROUNDS`).
 ROUNDS = ("streamrec_training_rounds", ())
 
@@ -216,17 +222,32 @@ def _means_ms(before: Scraped, after: Scraped, histogram: str, label: str) -> di
     return means
 
 
+def interleaved(events: list[Record], seed: int = 0) -> list[Record]:
+    """``events`` in a random order (seeded), so users interleave as in a live stream of
+    many users: nearly every event is a user of its own in its micro-batch, with a state
+    to read and write. A dataset replayed in time order comes in bursts of one user
+    (ML-100K: 0.03 users per event in batches of 256), which hides those costs."""
+    mixed = list(events)
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
 def _training_off(
     data: Any, n_events: int, env: dict[str, str], rate: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """The same catalog and firehose on a fresh stack whose worker does not train, then
-    the following events at ``rate``, with the mean time per stage."""
+    the following events at ``rate``, with the mean time per stage, then a firehose of the
+    next events with users interleaved (None: the dataset has too few events left)."""
     paced = data.events[n_events : n_events + int(rate * PACED_SECONDS)]
+    rest = data.events[n_events + len(paced) :][:n_events]
     with local_stack(partitions=2, env={**env, "STREAMREC_TRAINING__MODE": "zero-shot"}) as stack:
         stack.start_worker()
         _catalog(stack, data.items)
         burst = _measured_firehose(stack, data.events[:n_events])
-        return burst, _paced_measured(stack, paced, rate)
+        at_rate = _paced_measured(stack, paced, rate)
+        enough = len(rest) >= min(n_events, MIN_INTERLEAVED)
+        mixed = _measured_firehose(stack, interleaved(rest)) if enough else None
+        return burst, at_rate, mixed
 
 
 def run_bench(
@@ -275,7 +296,7 @@ def run_bench(
                 )
             )
     with console.status("firehose with training off (a second stack) ..."):
-        untrained, paced_off = _training_off(data, n_events, env, rate)
+        untrained, paced_off, mixed = _training_off(data, n_events, env, rate)
     results: dict[str, Any] = {
         "dataset": data.name,
         "machine": f"{platform.machine()}, {_cpus()} CPUs, {platform.python_version()}",
@@ -287,6 +308,7 @@ def run_bench(
         "firehose": burst,
         "firehose_training_off": untrained,
         "training_on_vs_off": round(burst["events_per_s"] / untrained["events_per_s"], 3),
+        "firehose_interleaved_training_off": mixed,
         "paced": {**asdict(paced), "target_rate": round(paced_rate, 1)},
         "paced_at_rate": paced_on,
         "paced_training_off": paced_off,
@@ -325,6 +347,13 @@ def _print(console: Console, r: dict[str, Any]) -> None:
         f"{off['events_per_s']} events/s (on/off {r['training_on_vs_off']:.2f})",
     )
     table.add_row("CPU per event, ms (training off)", _cpu(off["cpu_ms_per_event"]))
+    mixed = r["firehose_interleaved_training_off"]
+    if mixed is not None:
+        table.add_row(
+            "firehose, users interleaved, training off",
+            f"{mixed['events_per_s']} events/s ({mixed['events']} events)",
+        )
+        table.add_row("CPU per event, ms (interleaved)", _cpu(mixed["cpu_ms_per_event"]))
     table.add_row(f"paced at {p['target_rate']}/s latency p50/p95/p99", _ms(p["latency_ms"]))
     for name, po in (
         ("training on", r["paced_at_rate"]),

@@ -4,6 +4,7 @@ out reported as such instead of ending the bench) and its per-stage means."""
 from __future__ import annotations
 
 from io import StringIO
+from itertools import pairwise
 
 from rich.console import Console
 
@@ -33,6 +34,11 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
         "firehose": {**phase, "cpu_ms_per_event": {}},
         "firehose_training_off": {**phase, "cpu_ms_per_event": {}},
         "training_on_vs_off": 1.0,
+        "firehose_interleaved_training_off": {
+            **phase,
+            "events_per_s": 77.0,
+            "cpu_ms_per_event": {"worker": 0.5},
+        },
         "paced": {**phase, "target_rate": 50.0},
         "paced_at_rate": {
             **phase,
@@ -58,6 +64,22 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
     assert "read 4.0, serve 6.5" in out.getvalue()
     assert "training on, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
     assert "3 training rounds" in out.getvalue() and "read 9.0, serve 8.5" in out.getvalue()
+    assert "users interleaved, training off" in out.getvalue() and "77.0 events/s" in out.getvalue()
+    assert "0.50 in all: worker 0.50" in out.getvalue()
+    without = StringIO()  # a dataset with too few events left for it
+    bench._print(
+        Console(file=without, width=200), {**results, "firehose_interleaved_training_off": None}
+    )
+    assert "interleaved" not in without.getvalue()
+
+
+def test_interleaved_events_are_the_same_events_in_a_seeded_random_order() -> None:
+    events = [{"user_id": f"u{n // 10}", "item_id": f"i{n}"} for n in range(200)]
+    mixed = bench.interleaved(events)
+    assert sorted(e["item_id"] for e in mixed) == sorted(e["item_id"] for e in events)
+    assert mixed == bench.interleaved(events) and mixed != events
+    runs = sum(a["user_id"] != b["user_id"] for a, b in pairwise(mixed))
+    assert runs > 150  # users interleave: 19 changes of user in time order
 
 
 def test_stage_means_come_from_the_metrics_moved_between_two_scrapes() -> None:
