@@ -39,7 +39,7 @@ class Pipeline:
 
     app: faust.App
     topics: Topics
-    users: Any  # faust Table: user_id (UTF-8 bytes) -> schemas.encode_state(UserState) bytes
+    users: Any  # faust Table: user_id (UTF-8 bytes) -> user_state.encode_state(UserState) bytes
     settings: Settings
 
 
@@ -231,7 +231,7 @@ def create_app(settings: Settings) -> Pipeline:
             # the Java client): a user's state sits on the partition number of their events
             # for any partition count, so a worker owning a by-user partition owns its users'
             # state. (A str key would be JSON-encoded, quotes included, and hash elsewhere.)
-            # Values: the JSON bytes of schemas.encode_state, stored and sent as they are.
+            # Values: the JSON bytes of user_state.encode_state, stored and sent as they are.
             # Faust's "json" codec, used before, wrote the same JSON, but it serialized each
             # state twice per write (store and changelog) and parsed it into a dict on
             # every read, for decode_state to validate (BENCHMARKS.md, session 31).

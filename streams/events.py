@@ -44,16 +44,14 @@ from streams.schemas import (
     KeyedEvent,
     KeyedForget,
     SourceRef,
-    StateFormatError,
     decode_events_record,
-    decode_state,
     dumps,
-    encode_state,
     key_text,
     recommendation_json,
 )
 from streams.settings import LimitsConfig, RetryConfig
 from streams.trainer_feed import TrainerFeed
+from streams.user_state import StateFormatError, decode_state, encode_state
 from workers.actors import Actors
 from workers.recommend_io import EventIn, Events, RecResult, UserState, UserStates
 

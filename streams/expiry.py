@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.app import Pipeline, by_user_topic_name, partition_of
-from streams.schemas import StateFormatError, decode_state, encode_state, seen_at
+from streams.user_state import StateFormatError, decode_state, encode_state, seen_at
 
 log = logging.getLogger(__name__)
 

@@ -6,22 +6,16 @@ JSON, misses a field, has a wrong type or an empty id, or is beyond the worker's
 `streams.record_limits`), raises `InvalidRecord` with a human-readable reason, and the
 caller routes it to the dead-letter topic. A text beyond its limit is cut instead.
 
-The users table's values (its changelog topic) are `UserState`s written by
-`encode_state` in the current ``STATE_FORMAT`` and read back by `decode_state`, which
-upgrades older formats and rejects unknown ones with `StateFormatError`.
+The users table's values are `streams.user_state`'s.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 
 from streams.record_limits import InvalidRecord as InvalidRecord  # the decoders raise it
 from streams.record_limits import (
@@ -35,8 +29,6 @@ from streams.record_limits import (
     pre_check_attributes,
 )
 from streams.settings import LimitsConfig
-from workers.model import Vector
-from workers.recommend_io import UserState
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 AttributeValue = str | int | float | bool | list[str | int | float | bool]
@@ -179,7 +171,8 @@ class KeyedForget(_Contract):
 _REASONS = 8  # validation errors named in a reason (a record may have thousands)
 
 
-def _reason(exc: ValidationError) -> str:
+def validation_reason(exc: ValidationError) -> str:
+    """A validation error as a bounded, human-readable reason (the first few errors)."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     parts = []
     for err in errors[:_REASONS]:
@@ -197,7 +190,7 @@ def decode_item(raw: bytes | str | None, *, limits: LimitsConfig = DEFAULT_LIMIT
     try:
         item = ItemRecord.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRecord(_reason(exc)) from exc
+        raise InvalidRecord(validation_reason(exc)) from exc
     check_id("item_id", item.item_id, limits.id_bytes)
     check_id("scenario", item.scenario, limits.scenario_bytes)
     check_ts(item.ts, limits)
@@ -239,7 +232,7 @@ def events_record_of(
     try:
         forget = ForgetUser.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRecord(_reason(exc)) from exc
+        raise InvalidRecord(validation_reason(exc)) from exc
     check_id("user_id", forget.user_id, limits.id_bytes)
     check_id("event_id", forget.event_id, limits.id_bytes)
     check_ts(forget.ts, limits)
@@ -284,7 +277,7 @@ def _event(data: Any, default_event_id: str, limits: LimitsConfig) -> Event:
     try:
         event = Event.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRecord(_reason(exc)) from exc
+        raise InvalidRecord(validation_reason(exc)) from exc
     return _checked(event, default_event_id, limits)
 
 
@@ -318,172 +311,6 @@ def truncate_raw(raw: bytes | str | None, limit: int = RAW_LIMIT) -> str:
 def key_text(key: bytes | str | None) -> str | None:
     """A Kafka key as text (undecodable bytes replaced), cut to ``KEY_LIMIT`` bytes."""
     return None if key is None else truncate_raw(key, KEY_LIMIT)
-
-
-# -- the users table ---------------------------------------------------------------------
-
-STATE_FORMAT: Literal[3] = 3
-
-
-class StateFormatError(ValueError):
-    """A stored user state this worker cannot read (unknown format or malformed)."""
-
-
-class _StoredStateV1(_Contract):
-    """Format 1: written before formats were numbered (no "format" key, no weights)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    history: list[str]
-    pending: list[str]
-    vector: str | None
-    events: int
-    scenario: str
-    version: int
-
-
-class _WeightedState(_StoredStateV1):
-    """Since format 2: every history item keeps its event's weight, and the user's
-    recently applied event ids are kept (an event re-processed after a crash is applied
-    once)."""
-
-    weights: list[float]
-    recent_events: list[str]
-
-
-class _StoredStateV2(_WeightedState):
-    format: Literal[2]
-
-
-class _StoredState(_WeightedState):
-    """Format 3: when the state was last written (``seen``, Unix seconds of processing
-    time), so an idle user's state can expire (`streams.expiry`)."""
-
-    format: Literal[3]
-    seen: float
-
-
-def _encode_vector(vector: Vector | None) -> str | None:
-    if vector is None:
-        return None
-    return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
-
-
-def _decode_vector(text: str | None) -> Vector | None:
-    if text is None:
-        return None
-    return np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4").astype(np.float32)
-
-
-def encode_state(state: UserState, *, seen: float) -> bytes:
-    """UserState -> the users table's value: its JSON in ``STATE_FORMAT`` (UTF-8), which
-    the table stores and sends to its changelog as it is; ``seen`` is the processing time
-    of the write (Unix seconds). Written from the fields, without a model: the worker's
-    own values, the same JSON a format-3 model dumps (a property test checks it)."""
-    return to_json(
-        {
-            "history": state.history,
-            "pending": state.pending,
-            "vector": _encode_vector(state.vector),
-            "events": state.events,
-            "scenario": state.scenario,
-            "version": state.version,
-            "weights": [float(w) for w in state.weights],
-            "recent_events": state.recent_events,
-            "format": STATE_FORMAT,
-            "seen": seen,
-        }
-    )
-
-
-def seen_at(value: bytes | Mapping[str, Any]) -> float | None:
-    """When a stored state was last written (None: a format before 3 did not say, or the
-    value is not a JSON object)."""
-    if isinstance(value, bytes | bytearray):
-        try:
-            value = from_json(value)
-        except ValueError:
-            return None
-        if not isinstance(value, Mapping):
-            return None
-    seen = value.get("seen") if value.get("format") == STATE_FORMAT else None
-    return float(seen) if isinstance(seen, int | float) else None
-
-
-def decode_state(user_id: str, value: bytes | Mapping[str, Any] | None) -> UserState | None:
-    """The users table's value (its JSON bytes, or that JSON parsed) -> UserState (None:
-    no state yet, a new user).
-
-    A value in the current format is validated straight from its bytes. Format 1 is
-    upgraded (each history item weighs 1.0, as it did when folded, and no event id is
-    remembered), format 2 read as it is (``seen`` is not part of the state); an unknown
-    format, a value missing a field or bytes that are not JSON raise `StateFormatError`:
-    a state is never silently replaced by defaults.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray):
-        current = _current_state(value)
-        if current is not None:
-            return _state_of(user_id, current)
-        try:  # another format, or broken: the parsed way says which
-            value = json.loads(value)
-        except ValueError as exc:
-            reason = f"user {user_id!r}: stored state is not JSON: {exc}"
-            raise StateFormatError(reason) from exc
-    if not isinstance(value, Mapping):
-        raise StateFormatError(f"user {user_id!r}: stored state is not an object")
-    fmt = value.get("format", 1)
-    try:
-        if fmt == 1:
-            old = _StoredStateV1.model_validate({k: v for k, v in value.items() if k != "format"})
-            weights = [1.0] * len(old.history)  # how format-1 states were folded
-            stored: _WeightedState = _StoredStateV2(
-                **old.model_dump(), format=2, weights=weights, recent_events=[]
-            )
-        elif fmt == 2:
-            stored = _StoredStateV2.model_validate(value)
-        elif fmt == STATE_FORMAT:
-            stored = _StoredState.model_validate(value)
-        else:
-            raise StateFormatError(
-                f"user {user_id!r}: stored state has format {fmt!r}; this worker reads "
-                f"formats 1..{STATE_FORMAT} (a newer worker wrote it?)"
-            )
-    except ValidationError as exc:
-        raise StateFormatError(
-            f"user {user_id!r}: stored state format {fmt}: {_reason(exc)}"
-        ) from exc
-    return _state_of(user_id, stored, fmt)
-
-
-def _current_state(value: bytes | bytearray) -> _StoredState | None:
-    """A stored value in the current format, validated from its bytes; None: anything
-    else, or a number the parsed way reads otherwise (``seen`` beyond a float: Python
-    refuses such an int where pydantic's parser reads infinity)."""
-    try:
-        current = _StoredState.model_validate_json(value)
-    except ValidationError:
-        return None
-    return current if math.isfinite(current.seen) else None
-
-
-def _state_of(user_id: str, stored: _WeightedState, fmt: Any = STATE_FORMAT) -> UserState:
-    """A validated stored state -> UserState, or StateFormatError (a vector that is not
-    base64, weights or pending items that do not match the history)."""
-    try:
-        return UserState(
-            history=stored.history,
-            weights=stored.weights,
-            pending=stored.pending,
-            recent_events=stored.recent_events,
-            vector=_decode_vector(stored.vector),
-            events=stored.events,
-            scenario=stored.scenario,
-            version=stored.version,
-        )
-    except ValueError as exc:
-        raise StateFormatError(f"user {user_id!r}: stored state format {fmt}: {exc}") from exc
 
 
 def dumps(record: BaseModel) -> bytes:

@@ -14,7 +14,7 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
    (the issue's "training on >= 0.8 x training off", measured in the same run), then
    the following events paced at a fixed ``PACED_RATE`` (the issue's latency target is
    set at 1,000 events/s), with the mean time per stage from the worker's metrics; then
-   a firehose of the next N events with users interleaved (`interleaved`: a random
+   a firehose of the next N events with users interleaved (`tooling.datasets.interleaved`: a random
    order, as many users' live traffic comes), where every event has a state to read and
    write.
 """
@@ -25,7 +25,6 @@ import asyncio
 import json
 import multiprocessing
 import platform
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from streams.kafka_settings import KafkaConfig
 from streams.metrics import STAGES
 from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
 from tooling.consume import Received, TopicReader
-from tooling.datasets import Record, load
+from tooling.datasets import Record, interleaved, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, Scraped, local_stack
 from tooling.produce import kafka_producer, produce
@@ -220,16 +219,6 @@ def _means_ms(before: Scraped, after: Scraped, histogram: str, label: str) -> di
             seconds = after.get(total, 0.0) - before.get(total, 0.0)
             means[dict(labels)[label]] = round(1000.0 * seconds / calls, 2)
     return means
-
-
-def interleaved(events: list[Record], seed: int = 0) -> list[Record]:
-    """``events`` in a random order (seeded), so users interleave as in a live stream of
-    many users: nearly every event is a user of its own in its micro-batch, with a state
-    to read and write. A dataset replayed in time order comes in bursts of one user
-    (ML-100K: 0.03 users per event in batches of 256), which hides those costs."""
-    mixed = list(events)
-    random.Random(seed).shuffle(mixed)
-    return mixed
 
 
 def _training_off(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.schemas import encode_state
+from streams.user_state import encode_state
 from tooling.bench_probes import memory
 from tooling.broker import create_topics
 from tooling.consume import TopicReader

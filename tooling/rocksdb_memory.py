@@ -5,7 +5,7 @@
 Opens ``--partitions`` rocksdict databases with Faust's own `RocksDBOptions` (the class
 the users table's store uses), either Faust's defaults (``--options default``) or
 ``W,N,C`` (write buffer MiB, write buffers, block cache MiB), then overwrites 943 users'
-states (~6 KB, as `streams.schemas.encode_state` writes a user with a full history and
+states (~6 KB, as `streams.user_state.encode_state` writes a user with a full history and
 dedup window) ``--writes`` times, a get then a put each, as the worker does. Every
 ``--every`` writes: this process's RSS and what RocksDB says its memtables and block
 caches hold. One option set per run (a fresh process): RSS does not shrink back.
@@ -25,7 +25,7 @@ import numpy as np
 from faust.stores.rocksdb import RocksDBOptions
 
 from streams.app import partition_of
-from streams.schemas import encode_state
+from streams.user_state import encode_state
 from workers.recommend_io import UserState
 
 MIB = 1024 * 1024

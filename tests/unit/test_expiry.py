@@ -8,7 +8,7 @@ from typing import Any
 
 from streams.app import partition_of
 from streams.expiry import expire_idle
-from streams.schemas import decode_state, encode_state, seen_at
+from streams.user_state import decode_state, encode_state, seen_at
 from workers.recommend_io import UserState
 
 PARTITIONS = 4

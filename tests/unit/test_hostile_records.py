@@ -265,7 +265,7 @@ def test_the_largest_user_state_the_limits_allow_fits_a_changelog_record() -> No
     may escape to 12 bytes each, it must still fit the producer's 1 MB limit."""
     import numpy as np
 
-    from streams.schemas import encode_state
+    from streams.user_state import encode_state
     from workers.config import RecommendConfig
     from workers.recommend_io import UserState
 

@@ -49,6 +49,7 @@ STREAMS_FILES = {
     "schemas.py",
     "settings.py",
     "trainer_feed.py",
+    "user_state.py",
     "transport.py",
     "worker.py",
 }

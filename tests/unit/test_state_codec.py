@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from faust.serializers.codecs import get_codec
 
-from streams.schemas import STATE_FORMAT, StateFormatError, decode_state, encode_state, seen_at
+from streams.user_state import STATE_FORMAT, StateFormatError, decode_state, encode_state, seen_at
 from workers.recommend_io import UserState
 
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from streams.events import _internal, route_event
 from streams.remote import runs
-from streams.schemas import DeadLetter, KeyedForget, decode_state, encode_state
+from streams.schemas import DeadLetter, KeyedForget
+from streams.user_state import decode_state, encode_state
 from tests.unit.agents.helpers import (
     FakeRecommender,
     Message,

@@ -14,7 +14,8 @@ import pytest
 from streams.app import partition_of
 from streams.delivery import Outbox
 from streams.events import route_event, serve_records, served_in_place
-from streams.schemas import KeyedEvent, KeyedForget, Recommendation, decode_state
+from streams.schemas import KeyedEvent, KeyedForget, Recommendation
+from streams.user_state import decode_state
 from tests.unit.agents.helpers import FAST, FakeRecommender, Message, actors, fake_topics, sent
 
 PARTITIONS = 4

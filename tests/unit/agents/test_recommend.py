@@ -18,8 +18,9 @@ from aiokafka.errors import (
 )
 
 from streams.remote import is_transient
-from streams.schemas import DeadLetter, Recommendation, decode_state, encode_state
+from streams.schemas import DeadLetter, Recommendation
 from streams.settings import RetryConfig
+from streams.user_state import decode_state, encode_state
 from tests.unit.agents.helpers import (
     FakeRecommender,
     Message,

@@ -9,6 +9,7 @@ from itertools import pairwise
 from rich.console import Console
 
 from tooling import bench
+from tooling.datasets import interleaved
 from tooling.local import Scraped
 
 
@@ -75,9 +76,9 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
 
 def test_interleaved_events_are_the_same_events_in_a_seeded_random_order() -> None:
     events = [{"user_id": f"u{n // 10}", "item_id": f"i{n}"} for n in range(200)]
-    mixed = bench.interleaved(events)
+    mixed = interleaved(events)
     assert sorted(e["item_id"] for e in mixed) == sorted(e["item_id"] for e in events)
-    assert mixed == bench.interleaved(events) and mixed != events
+    assert mixed == interleaved(events) and mixed != events
     runs = sum(a["user_id"] != b["user_id"] for a, b in pairwise(mixed))
     assert runs > 150  # users interleave: 19 changes of user in time order
 
