@@ -42,6 +42,7 @@ async def serve_held(
     topics: Topics,
     changelog: Changelog,
     retry: RetryConfig,
+    served_events: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
@@ -53,8 +54,10 @@ async def serve_held(
     restarts and reads them again (at least once; its events already applied are served
     again and change nothing). Lost is nothing; the committed offset standing still is
     what shows it. The time spent waiting for the lock, under it and producing is timed
-    per event."""
-    outbox, n = Outbox(retry), len(events)
+    per served event: ``served_events`` of the batch (None: all of them; an ingest batch
+    also holds records it forwarded or dead-lettered, which are not served here)."""
+    outbox = Outbox(retry)
+    n = len(events) if served_events is None else served_events
     started = clock()
     async with lock:  # first: batches take the lock in the order they started
         locked = clock()
@@ -69,8 +72,9 @@ async def serve_held(
     await release(stream, events)
 
 
-#: A taken micro-batch -> what serves it (`Served`), or None: nothing to serve here.
-Prepare = Callable[[Sequence[Any]], Awaitable[Served | None]]
+#: A taken micro-batch -> what serves it (`Served`) and the produce timestamps (epoch
+#: seconds) of the events it serves, or None: nothing to serve here.
+Prepare = Callable[[Sequence[Any]], Awaitable[tuple[Served, Sequence[float]] | None]]
 
 
 def register(pipeline: Pipeline, actors: Actors) -> None:
@@ -93,11 +97,14 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         try:
             async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
                 taken, started = time.time(), time.perf_counter()
-                waited = sum(taken - e.message.timestamp for e in batch)
-                metrics.observe_stage("read", waited / len(batch), len(batch))
-                serve = await prepare(batch)
-                metrics.observe_stage("route", time.perf_counter() - started, len(batch))
-                if serve is not None:
+                prepared = await prepare(batch)
+                if prepared is not None:
+                    serve, produced = prepared
+                    # The stages count each event once, where it is served: a forwarded
+                    # record's read (its produce time on) is timed on the by-user agent.
+                    n = len(produced)
+                    metrics.observe_stage("read", sum(taken - t for t in produced) / n, n)
+                    metrics.observe_stage("route", time.perf_counter() - started, n)
                     hold(batch)  # here, not in the task: Faust acks when this body ends
                     await flight.add(
                         serve_held(
@@ -108,12 +115,13 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                             topics=topics,
                             changelog=users,
                             retry=retry,
+                            served_events=n,
                         )
                     )
         finally:
             await flight.close()
 
-    async def routed(batch: Sequence[Any]) -> Served | None:
+    async def routed(batch: Sequence[Any]) -> tuple[Served, list[float]] | None:
         events_in.inc(len(batch))
         local = []
         for e in batch:
@@ -123,14 +131,15 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         if not local:
             return None
         metrics.BATCH_SIZE.observe(len(local))
-        return partial(
+        serve = partial(
             serve_records, local, topics=topics, users=users, actors=actors, retry=retry, feed=feed
         )
+        return serve, [r.source.timestamp for r in local]
 
-    async def by_user(batch: Sequence[Any]) -> Served:
+    async def by_user(batch: Sequence[Any]) -> tuple[Served, list[float]]:
         messages = [e.message for e in batch]
         metrics.BATCH_SIZE.observe(len(messages))
-        return partial(
+        serve = partial(
             recommend_batch,
             messages,
             topics=topics,
@@ -139,6 +148,8 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
             retry=retry,
             feed=feed,
         )
+        # A by-user record carries its event's produce timestamp (`route_event`).
+        return serve, [m.timestamp for m in messages]
 
     async def ingest(stream: Any) -> None:
         await take(stream, routed)

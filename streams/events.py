@@ -137,7 +137,9 @@ async def route_event(
         letter = deadletters.from_message(message, f"routing failed: {describe(exc)}")
         await deadletters.send(topics.dead_letters, letter, deadletters.FAILED)
         return None
-    await topics.by_user.send(key=user_id.encode(), value=value)
+    # The event's produce timestamp goes with it, so the recommend agent times its
+    # stages from when the event was produced, not when it was forwarded.
+    await topics.by_user.send(key=user_id.encode(), value=value, timestamp=message.timestamp)
     return None
 
 

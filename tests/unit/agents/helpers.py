@@ -40,13 +40,17 @@ class Message:
 @dataclass
 class FakeTopic:
     sent: list[tuple[Any, bytes]] = field(default_factory=list)
+    timestamps: list[float | None] = field(default_factory=list)  # of each sent record
     fail: Exception | None = None
 
-    async def send(self, *, key: Any, value: bytes) -> asyncio.Future[None]:
+    async def send(
+        self, *, key: Any, value: bytes, timestamp: float | None = None
+    ) -> asyncio.Future[None]:
         """Queued and delivered at once (faust's ``send`` returns the delivery's future)."""
         if self.fail is not None:
             raise self.fail
         self.sent.append((key, value))
+        self.timestamps.append(timestamp)
         return delivered()
 
     def values(self) -> list[dict[str, Any]]:

@@ -150,6 +150,7 @@ async def _serve_held(
     topics: Any = None,
     changelog: Any = None,
     clock: Any = None,
+    served_events: int | None = None,
 ) -> None:
     """Hold a batch of two events, have Faust ack them, then `serve_held` it."""
     events = _held(stream)
@@ -163,6 +164,7 @@ async def _serve_held(
         topics=topics or fake_topics(),
         changelog=changelog or NoChangelog(),
         retry=FAST,
+        served_events=served_events,
         **timing,
     )
 
@@ -238,6 +240,25 @@ def test_a_served_batch_is_timed_by_stage_per_event() -> None:
         seconds, events = _stage(name)
         # clock reads 0 (start), 1 (locked), 2 (served), 3 (produced): 1 s each, 2 events
         assert (seconds - before[name][0], events - before[name][1]) == (2.0, 2.0)
+
+
+def test_only_the_events_a_batch_serves_are_timed() -> None:
+    """An ingest batch also holds records it forwarded (timed where they are served) or
+    dead-lettered: of the batch's two events one is served here, so each stage counts
+    one event."""
+    ticks = iter(range(100))
+
+    async def serve(outbox: Outbox) -> None:
+        outbox.records.append((b"u1", b"{}", 1.0))
+
+    async def run() -> None:
+        await _serve_held(_Stream(), serve, clock=lambda: next(ticks), served_events=1)
+
+    before = {name: _stage(name) for name in ("queue", "serve", "produce")}
+    asyncio.run(run())
+    for name in ("queue", "serve", "produce"):
+        seconds, events = _stage(name)
+        assert (seconds - before[name][0], events - before[name][1]) == (1.0, 1.0)
 
 
 class _Changelog:

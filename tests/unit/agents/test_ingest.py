@@ -92,3 +92,13 @@ def test_an_error_of_the_routing_code_dead_letters_that_record_with_its_type(
     asyncio.run(route_event(Message(b"{}", offset=2), topics))
     (letter,) = [DeadLetter.model_validate(v) for v in sent(topics.dead_letters)]
     assert letter.error == "routing failed: RecursionError: deep inside"
+
+
+def test_a_forwarded_event_keeps_its_produce_timestamp() -> None:
+    """The recommend agent times an event's stages from when it was produced: the
+    by-user record carries the `events` record's timestamp, not the forward's."""
+    record = {"user_id": "u", "item_id": "i", "ts": 1.0}
+    topics = fake_topics()
+    asyncio.run(route_event(Message(json.dumps(record).encode(), timestamp=1234.5), topics))
+    assert len(sent(topics.by_user)) == 1
+    assert topics.by_user.timestamps == [1234.5]  # type: ignore[attr-defined]
