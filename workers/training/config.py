@@ -27,7 +27,16 @@ class TrainingConfig(BaseModel):
     train_every_seconds: float = Field(
         default=60.0,
         gt=0.0,
-        description="... or after this many seconds since the last round with >= 1 new sample (T).",
+        description="... or after this many seconds since the last round (T), once "
+        "min_round_samples new samples arrived.",
+    )
+    min_round_samples: int = Field(
+        default=100,
+        ge=1,
+        description="New samples a round due by time (T) waits for: a round on fewer "
+        "trains on the same replay again and has the gate judge a version on a handful "
+        "of held-out samples, where a candidate goes live by chance (at "
+        "train_every_samples or more, only the count makes a round due).",
     )
     steps_per_round: int = Field(default=10, ge=1, description="Optimizer steps per round.")
     batch_size: int = Field(default=256, ge=1, description="Samples per optimizer step.")

@@ -4,7 +4,7 @@
     forget(user_ids)             # drop those users' samples from the replay buffer
     missing_items() -> ids       # the caller fetches their base vectors ...
     add_base_vectors(vec, scen)  # ... and hands them over
-    due(now) -> bool             # N new samples, or T seconds with >= 1 new sample
+    due(now) -> bool             # N new samples, or T seconds with >= M new ones
     train_round(now) -> report   # steps_per_round Adam steps on the candidate, then the gate
     live                         # the adapter to serve (version v); `adapter` is the candidate
 
@@ -142,16 +142,18 @@ class OnlineTrainer:
         self._seen_rows = None
 
     def due(self, now: float) -> bool:
-        """True when ``train_every_samples`` new samples arrived, or ``train_every_seconds``
-        passed since the last round (the first call starts that clock) with >= 1 new
-        sample. Never in zero-shot mode."""
+        """True when ``train_every_samples`` (N) new samples arrived, or
+        ``train_every_seconds`` passed since the last round (the first call starts that
+        clock) with at least ``min_round_samples`` new ones (at N or more, only the count
+        makes a round due). Never in zero-shot mode."""
         if self.config.mode == "zero-shot" or self._pending == 0:
             return False
         if self._pending >= self.config.train_every_samples:
             return True
         if self._clock is None:
             self._clock = now
-        return now - self._clock >= self.config.train_every_seconds
+        enough = self._pending >= self.config.min_round_samples
+        return enough and now - self._clock >= self.config.train_every_seconds
 
     def train_round(self, now: float) -> RoundReport:
         """Run up to ``steps_per_round`` steps; bump ``adapter.version`` if any ran.

@@ -14,7 +14,7 @@ from workers.training import OnlineTrainer, Sample
 
 
 def test_due_after_n_samples_or_t_seconds_with_a_new_sample() -> None:
-    t = trainer(train_every_samples=10, train_every_seconds=5.0)
+    t = trainer(train_every_samples=10, train_every_seconds=5.0, min_round_samples=1)
     assert not t.due(0.0)  # nothing new
     t.add(samples(9, seed=0))
     assert not t.due(100.0)  # clock starts at the first due() call
@@ -28,6 +28,24 @@ def test_due_after_n_samples_or_t_seconds_with_a_new_sample() -> None:
     assert not t.due(200.0)  # T passed, but nothing new
     t.add(samples(1, seed=2))
     assert not t.due(110.9) and t.due(111.0)  # T counted from the last round
+
+
+def test_a_round_due_by_time_waits_for_enough_new_samples() -> None:
+    """T passed, but a round on 3 new samples would have the gate judge a version on 3
+    held-out samples: it waits for min_round_samples (5) of them."""
+    t = trainer(train_every_samples=10, train_every_seconds=5.0, min_round_samples=5)
+    t.add(samples(3, seed=0))
+    assert not t.due(0.0) and not t.due(60.0)
+    t.add(samples(2, seed=1))
+    assert t.due(60.0)
+
+
+def test_a_time_minimum_of_n_or_more_leaves_only_the_count() -> None:
+    t = trainer(train_every_samples=4, train_every_seconds=5.0, min_round_samples=100)
+    t.add(samples(3, seed=0))
+    assert not t.due(0.0) and not t.due(1e6)
+    t.add(samples(1, seed=1))
+    assert t.due(0.0)  # N arrived: due by count, whatever the clock
 
 
 def test_zero_shot_never_trains() -> None:
