@@ -9,7 +9,10 @@ Both agents take micro-batches and hand each to `streams.inflight.InFlight`: up 
 serving lock (states read, recommend call, states and samples written) in the order it
 started, and producing its recommendations after releasing it. The lock is shared, so a
 user whose producers key events both ways never has two batches' writes race on their
-state.
+state. A batch's offsets are committed only once everything it produced is confirmed
+delivered: recommendations, state writes, and the forwards and dead letters it sent
+through its `streams.delivery.Receipts` (a batch with nothing to serve here waits in
+flight for those alone).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from streams import metrics
 from streams.app import Pipeline, Topics
-from streams.delivery import Changelog, Outbox, confirm_writes
+from streams.delivery import Changelog, Outbox, Receipts, confirm_writes
 from streams.events import recommend_batch, route_event, serve_records, served_in_place
 from streams.inflight import InFlight, hold, release
 from streams.settings import RetryConfig
@@ -36,45 +39,53 @@ Served = Callable[..., Awaitable[None]]
 async def serve_held(
     stream: Any,
     events: Sequence[Any],
-    serve: Served,
+    serve: Served | None,
     *,
     lock: asyncio.Lock,
     topics: Topics,
     changelog: Changelog,
+    receipts: Receipts,
     retry: RetryConfig,
     served_events: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Serve a held batch (`streams.inflight`): its states under ``lock``, then its
-    recommendations and its state writes confirmed delivered (`streams.delivery`: the
-    broker's transient failures waited out), then its events released for commit. A
-    batch that fails or is cancelled (the worker stopping) is never released: Faust
-    acknowledges it when the agent's loop body raises, but `hold`'s reference keeps its
-    offsets, and every later one of its partitions, uncommitted until the worker
-    restarts and reads them again (at least once; its events already applied are served
-    again and change nothing). Lost is nothing; the committed offset standing still is
-    what shows it. The time spent waiting for the lock, under it and producing is timed
-    per served event: ``served_events`` of the batch (None: all of them; an ingest batch
-    also holds records it forwarded or dead-lettered, which are not served here)."""
-    outbox = Outbox(retry)
-    n = len(events) if served_events is None else served_events
-    started = clock()
-    async with lock:  # first: batches take the lock in the order they started
-        locked = clock()
-        await serve(outbox=outbox)
-        writes = changelog.take_unconfirmed()  # this batch's, not the next one's
-    served = clock()
-    await outbox.send(topics)
-    await confirm_writes(writes, changelog.resend, retry)
-    metrics.observe_stage("queue", locked - started, n)
-    metrics.observe_stage("serve", served - locked, n)
-    metrics.observe_stage("produce", clock() - served, n)
+    recommendations, its state writes and the records it sent as it went (``receipts``:
+    forwards and dead letters) confirmed delivered (`streams.delivery`: the broker's
+    transient failures waited out), then its events released for commit. A batch with
+    nothing to serve here (``serve`` None) only confirms its receipts. A batch that
+    fails or is cancelled (the worker stopping) is never released: Faust acknowledges
+    it when the agent's loop body raises, but `hold`'s reference keeps its offsets, and
+    every later one of its partitions, uncommitted until the worker restarts and reads
+    them again (at least once; its events already applied are served again and change
+    nothing). Lost is nothing; the committed offset standing still is what shows it.
+    The time spent waiting for the lock, under it and producing is timed per served
+    event: ``served_events`` of the batch (None: all of them; an ingest batch also holds
+    records it forwarded or dead-lettered, which are not served here)."""
+    if serve is not None:
+        outbox = Outbox(retry)
+        n = len(events) if served_events is None else served_events
+        started = clock()
+        async with lock:  # first: batches take the lock in the order they started
+            locked = clock()
+            await serve(outbox=outbox)
+            writes = changelog.take_unconfirmed()  # this batch's, not the next one's
+        served = clock()
+        await outbox.send(topics)
+        await confirm_writes(writes, changelog.resend, retry)
+        await receipts.confirm(retry)
+        metrics.observe_stage("queue", locked - started, n)
+        metrics.observe_stage("serve", served - locked, n)
+        metrics.observe_stage("produce", clock() - served, n)
+    else:
+        await receipts.confirm(retry)
     await release(stream, events)
 
 
-#: A taken micro-batch -> what serves it (`Served`) and the produce timestamps (epoch
-#: seconds) of the events it serves, or None: nothing to serve here.
-Prepare = Callable[[Sequence[Any]], Awaitable[tuple[Served, Sequence[float]] | None]]
+#: A taken micro-batch and the topics to send through (the batch's forwards and dead
+#: letters kept in its `Receipts`) -> what serves it (`Served`, None: nothing to serve
+#: here) and the produce timestamps (epoch seconds) of the events it serves.
+Prepare = Callable[[Sequence[Any], Topics], Awaitable[tuple[Served | None, Sequence[float]]]]
 
 
 def register(pipeline: Pipeline, actors: Actors) -> None:
@@ -97,52 +108,53 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         try:
             async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
                 taken, started = time.time(), time.perf_counter()
-                prepared = await prepare(batch)
-                if prepared is not None:
-                    serve, produced = prepared
+                receipts = Receipts()
+                serve, produced = await prepare(batch, receipts.tracking(topics))
+                if produced:
                     # The stages count each event once, where it is served: a forwarded
                     # record's read (its produce time on) is timed on the by-user agent.
                     n = len(produced)
                     metrics.observe_stage("read", sum(taken - t for t in produced) / n, n)
                     metrics.observe_stage("route", time.perf_counter() - started, n)
-                    hold(batch)  # here, not in the task: Faust acks when this body ends
-                    await flight.add(
-                        serve_held(
-                            stream,
-                            batch,
-                            serve,
-                            lock=serving,
-                            topics=topics,
-                            changelog=users,
-                            retry=retry,
-                            served_events=n,
-                        )
+                hold(batch)  # here, not in the task: Faust acks when this body ends
+                await flight.add(
+                    serve_held(
+                        stream,
+                        batch,
+                        serve,
+                        lock=serving,
+                        topics=topics,
+                        changelog=users,
+                        receipts=receipts,
+                        retry=retry,
+                        served_events=len(produced),
                     )
+                )
         finally:
             await flight.close()
 
-    async def routed(batch: Sequence[Any]) -> tuple[Served, list[float]] | None:
+    async def routed(batch: Sequence[Any], sent: Topics) -> tuple[Served | None, list[float]]:
         events_in.inc(len(batch))
         local = []
         for e in batch:
-            record = await route_event(e.message, topics, limits, here)
+            record = await route_event(e.message, sent, limits, here)
             if record is not None:
                 local.append(record)
         if not local:
-            return None
+            return None, []
         metrics.BATCH_SIZE.observe(len(local))
         serve = partial(
-            serve_records, local, topics=topics, users=users, actors=actors, retry=retry, feed=feed
+            serve_records, local, topics=sent, users=users, actors=actors, retry=retry, feed=feed
         )
         return serve, [r.source.timestamp for r in local]
 
-    async def by_user(batch: Sequence[Any]) -> tuple[Served, list[float]]:
+    async def by_user(batch: Sequence[Any], sent: Topics) -> tuple[Served, list[float]]:
         messages = [e.message for e in batch]
         metrics.BATCH_SIZE.observe(len(messages))
         serve = partial(
             recommend_batch,
             messages,
-            topics=topics,
+            topics=sent,
             users=users,
             actors=actors,
             retry=retry,

@@ -18,6 +18,7 @@ from typing import Any
 
 from streams import deadletters, metrics
 from streams.app import Pipeline
+from streams.delivery import Receipts
 from streams.remote import call_until_done, describe, in_halves, runs
 from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item, decode_item_key
 from streams.settings import LimitsConfig, RetryConfig
@@ -104,8 +105,14 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
         async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
             messages = [e.message for e in batch]
             metrics.EVENTS_IN.labels(topic=items_topic).inc(len(messages))
+            receipts = Receipts()  # its dead letters, delivered before its offsets go
             await index_batch(
-                messages, dead_letters=dead, actors=actors, retry=retry, limits=limits
+                messages,
+                dead_letters=receipts.topic(dead),
+                actors=actors,
+                retry=retry,
+                limits=limits,
             )
+            await receipts.confirm(retry)
 
     return pipeline.app.agent(pipeline.topics.items, name="streamrec.catalog")(catalog)

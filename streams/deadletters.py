@@ -2,8 +2,10 @@
 
 A dead letter is bounded whatever the record: its key, reason and raw record are cut
 (`KEY_LIMIT`, `ERROR_LIMIT`, `RAW_LIMIT` bytes, each at most 6 JSON bytes per byte), so it
-always fits the producer's message limit. Sending it is not guarded here: a failed send
-is a broker failure and propagates, so the record's offset is not committed.
+always fits the producer's message limit. Sending it is not guarded here: the agents
+send through a batch's `streams.delivery.Receipts`, which confirm every delivery before
+the batch's offsets go (a transient failure sent again, any other raised, so the
+record's offset is not committed).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ So a served batch confirms both before its events are released
 (`streams.agents.serve_held`):
 
 - `Outbox`: its recommendations, each produced and its delivery awaited;
+- `Receipts`: the records it produced as it went, its forwards to the by-user topic and
+  its dead letters;
 - `confirm_writes`: the users table's changelog records it wrote (`Changelog`).
 
 A transient failure (`streams.remote.is_transient`) is retried with the retry settings'
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams import metrics
 from streams.remote import Backoff, is_transient
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
 #: A changelog write: the table key and the future of its record's delivery.
 Write = tuple[Any, "asyncio.Future[Any]"]
+
+K = TypeVar("K", bound=Hashable)
 
 
 def delivery_error(delivery: asyncio.Future[Any]) -> BaseException | None:
@@ -112,18 +117,96 @@ async def confirm_writes(
     table's current value (a tombstone if it is gone) written again by ``resend``: the
     changelog is compacted, the latest record per key is what restores the table, and a
     write issued now cannot be older than one that already landed."""
+
+    async def again(key: Any) -> asyncio.Future[Any]:
+        return resend(key)
+
+    await _confirm(writes, again, retry, "writing changelog records")
+
+
+async def _confirm(
+    deliveries: Sequence[tuple[K, asyncio.Future[Any]]],
+    resend: Callable[[K], Awaitable[asyncio.Future[Any]]],
+    retry: RetryConfig,
+    what: str,
+) -> None:
+    """Wait until every delivery is done; send what failed transiently again (once per
+    key) after the backoff, until all is delivered; raise any other error."""
     backoff = Backoff(retry)
-    while writes:
-        await asyncio.wait([delivery for _, delivery in writes])
-        failed = [(key, e) for key, d in writes if (e := delivery_error(d)) is not None]
+    while deliveries:
+        await asyncio.wait([delivery for _, delivery in deliveries])
+        failed = [(key, e) for key, d in deliveries if (e := delivery_error(d)) is not None]
         if not failed:
             return
         error = _first([e for _, e in failed])
         assert error is not None
         if not is_transient(error):
             raise error
-        await backoff.wait(f"writing {len(failed)} changelog records", error)
-        writes = [(key, resend(key)) for key in dict.fromkeys(key for key, _ in failed)]
+        await backoff.wait(f"{what} ({len(failed)})", error)
+        deliveries = [(key, await resend(key)) for key in dict.fromkeys(key for key, _ in failed)]
+
+
+@dataclass(frozen=True, eq=False)  # one record per send: hashed by identity
+class _Sent:
+    topic: Any
+    record: dict[str, Any]  # the keyword arguments of its ``send``
+
+
+class Receipts:
+    """The records a batch produces as it goes, outside the outbox: its forwards to the
+    by-user topic and its dead letters. Sent through `topic` (or `tracking`'s topics),
+    each one's delivery is kept and `confirm` awaits them all, so a record the broker
+    refused is produced again before the batch's offsets go, not lost behind them.
+
+    A send that fails transiently while queueing is kept as a failed delivery and sent
+    again by `confirm`, so a broker outage never fails the routing of a record. A record
+    sent again lands after later records of its batch: a user whose forward had to be
+    sent again may have that event served after their next one."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[_Sent, asyncio.Future[Any]]] = []
+
+    def topic(self, topic: Any) -> _Tracked:
+        """``topic``, its sends kept here."""
+        return _Tracked(topic, self)
+
+    def tracking(self, topics: Topics) -> Topics:
+        """``topics`` with the by-user and dead-letter topics' sends kept here."""
+        return replace(
+            topics, by_user=self.topic(topics.by_user), dead_letters=self.topic(topics.dead_letters)
+        )
+
+    async def confirm(self, retry: RetryConfig) -> None:
+        """Wait until every record sent so far is delivered (`_confirm`)."""
+        sent, self.sent = self.sent, []
+        await _confirm(sent, _queue, retry, "producing forwards and dead letters")
+
+
+class _Tracked:
+    """A topic whose sends are kept in a batch's `Receipts`."""
+
+    def __init__(self, topic: Any, receipts: Receipts) -> None:
+        self.topic, self.receipts = topic, receipts
+
+    async def send(self, **record: Any) -> asyncio.Future[Any]:
+        sent = _Sent(self.topic, record)
+        delivery = await _queue(sent)
+        self.receipts.sent.append((sent, delivery))
+        return delivery
+
+
+async def _queue(sent: _Sent) -> asyncio.Future[Any]:
+    """Queue the record; its delivery, or (queueing failed transiently) a failed one."""
+    try:
+        delivery: asyncio.Future[Any] = await sent.topic.send(**sent.record)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        delivery = asyncio.get_running_loop().create_future()
+        delivery.set_exception(exc)
+    return delivery
 
 
 class Changelog(Protocol):

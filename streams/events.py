@@ -121,7 +121,8 @@ async def route_event(
 
     Whatever the record holds, it ends one way or the other: an error of the worker
     code on it is its dead letter (the reason names the exception), never the agent's
-    end. Only a failed send (the broker's) propagates.
+    end. Only a failed send (the broker's) propagates; the agents send through a batch's
+    `streams.delivery.Receipts`, where a transient one is kept and sent again.
     """
     try:
         record = read_record(message, limits)

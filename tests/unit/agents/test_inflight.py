@@ -7,10 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import RecordTooLargeError
 
 from streams import metrics
 from streams.agents import serve_held
-from streams.delivery import Outbox
+from streams.delivery import Outbox, Receipts
 from streams.inflight import InFlight, hold, release
 from tests.unit.agents.helpers import FAST, NoChangelog, fake_topics
 
@@ -149,6 +150,7 @@ async def _serve_held(
     *,
     topics: Any = None,
     changelog: Any = None,
+    receipts: Receipts | None = None,
     clock: Any = None,
     served_events: int | None = None,
 ) -> None:
@@ -163,6 +165,7 @@ async def _serve_held(
         lock=asyncio.Lock(),
         topics=topics or fake_topics(),
         changelog=changelog or NoChangelog(),
+        receipts=receipts or Receipts(),
         retry=FAST,
         served_events=served_events,
         **timing,
@@ -301,5 +304,69 @@ def test_a_batch_is_released_only_once_its_state_writes_are_delivered() -> None:
         await task
         assert len(stream.committable) == 2 and not later.done()
         assert [key for key, _ in changelog.unconfirmed] == [b"u2"]
+
+    asyncio.run(run())
+
+
+class _Pending:
+    """A topic whose records are delivered when the test says."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    async def send(self, **record: Any) -> asyncio.Future[None]:
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+
+def test_a_batch_with_nothing_to_serve_is_released_once_its_forwards_are_delivered() -> None:
+    """An ingest batch whose records all went to the by-user topic (or dead letters)
+    serves nothing here; its offsets wait for those records' deliveries."""
+    forwards = _Pending()
+
+    async def run() -> None:
+        stream, receipts = _Stream(), Receipts()
+        await receipts.topic(forwards).send(key=b"u1", value=b"{}", timestamp=1.0)
+        task = asyncio.ensure_future(_serve_held(stream, None, receipts=receipts))
+        await asyncio.sleep(0.01)
+        assert not task.done() and not stream.committable
+        forwards.deliveries[0].set_result(None)
+        await task
+        assert len(stream.committable) == 2
+
+    asyncio.run(run())
+
+
+def test_a_served_batch_is_released_only_once_its_dead_letters_are_delivered() -> None:
+    dead = _Pending()
+
+    async def run() -> None:
+        stream, receipts = _Stream(), Receipts()
+        tracked = receipts.topic(dead)
+
+        async def serve(outbox: Outbox) -> None:  # one event served, one dead-lettered
+            outbox.records.append((b"u1", b"{}", 1.0))
+            await tracked.send(key="u2", value=b"{}")
+
+        task = asyncio.ensure_future(_serve_held(stream, serve, receipts=receipts))
+        await asyncio.sleep(0.01)
+        assert not task.done() and not stream.committable
+        dead.deliveries[0].set_result(None)
+        await task
+        assert len(stream.committable) == 2
+
+    asyncio.run(run())
+
+
+def test_a_batch_whose_forward_is_refused_for_good_stays_uncommitted() -> None:
+    forwards = _Pending()
+
+    async def run() -> None:
+        stream, receipts = _Stream(), Receipts()
+        await receipts.topic(forwards).send(key=b"u1", value=b"{}")
+        forwards.deliveries[0].set_exception(RecordTooLargeError())
+        with pytest.raises(RecordTooLargeError):
+            await _serve_held(stream, None, receipts=receipts)
+        assert not stream.committable
 
     asyncio.run(run())
