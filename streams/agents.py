@@ -108,6 +108,10 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
         try:
             async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
                 taken, started = time.time(), time.perf_counter()
+                # Held first: Faust acks the batch when this body ends, raising or not, so
+                # a batch whose routing raised (a forward refused for good) stays
+                # uncommitted too, and the worker stops (`streams.app._App`).
+                hold(batch)
                 receipts = Receipts()
                 serve, produced = await prepare(batch, receipts.tracking(topics))
                 if produced:
@@ -116,7 +120,6 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                     n = len(produced)
                     metrics.observe_stage("read", sum(taken - t for t in produced) / n, n)
                     metrics.observe_stage("route", time.perf_counter() - started, n)
-                hold(batch)  # here, not in the task: Faust acks when this body ends
                 await flight.add(
                     serve_held(
                         stream,

@@ -10,10 +10,15 @@ events ─► ingest agent ──► <app_id>-events-by-user (key user_id) ─�
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import traceback
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import mode
 from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksStore
 
@@ -22,6 +27,8 @@ from streams.kafka_auth import faust_credentials
 from streams.kafka_settings import KafkaConfig
 from streams.settings import Settings, UsersConfig
 from streams.transport import transport_class
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,36 @@ class _App(faust.App):
     def _new_transport(self) -> Any:
         cls = transport_class(self.kafka)
         return cls(self.conf.broker_consumer, self)
+
+    #: The error an agent stopped this worker with (`_on_agent_error`), or None.
+    failure: BaseException | None = None
+
+    async def _on_agent_error(self, agent: Any, error: BaseException) -> None:
+        """An agent's loop raised (a record the broker refused for good, a bug): stop this
+        worker gracefully, as SIGTERM does, and have it exit with status 1
+        (`streams.worker.run`), rather than let Faust restart the agent past its failed
+        batch. That batch's offsets were never released (`streams.inflight.hold`), so
+        every later offset of its partitions stayed uncommitted too: a restarted agent
+        would serve the later records while the committed offset stood still and their
+        acknowledgements piled up, all to be served again at the next restart. Stopped,
+        the worker commits nothing past the failure, and its restart, or another worker
+        of the group, reads the failed batch again: as Kafka Streams' default for a fatal
+        error, which shuts its client down. Faust's own handler runs first (it commits
+        what was released); the agent is not restarted (``agent_supervisor``)."""
+        await super()._on_agent_error(agent, error)
+        log.critical("agent %s failed, stopping this worker: %r", agent.name, error)
+        # Faust's stop waits while a message that started processing is unacknowledged
+        # and alive; the failed batch's messages stay unacknowledged, so nothing may keep
+        # them alive: the frames the error went through let go of their variables.
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            traceback.clear_frames(current.__traceback__)
+            current = current.__cause__ or current.__context__
+        if self.failure is None:
+            self.failure = error
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class DirectTopic:
@@ -195,8 +232,12 @@ def create_app(settings: Settings) -> Pipeline:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=kafka.linger_ms / 1000.0,
+        producer_max_request_size=kafka.max_request_size,
         web_enabled=False,
         Stream=ReadyStream,  # agents take micro-batches with `take_ready`
+        # An agent that failed is not restarted past its failed batch: the worker stops
+        # (`_App._on_agent_error`).
+        agent_supervisor=mode.ForfeitOneForOneSupervisor,
         broker_credentials=faust_credentials(kafka),
     )
     app.kafka = kafka

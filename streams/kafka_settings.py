@@ -74,6 +74,13 @@ class KafkaConfig(BaseModel):
         description="Producer linger, ms: records produced within it share one request "
         "(fewer, larger writes; at most this much added latency per hop).",
     )
+    max_request_size: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request the worker's producer sends, bytes (aiokafka's "
+        "max_request_size; keep it at most the brokers' message.max.bytes): a record over "
+        "it is refused for good, and the worker stops rather than commit past it.",
+    )
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,

@@ -217,6 +217,11 @@ def run(settings: Settings) -> None:
     )
     try:
         worker.execute_from_commandline()
+    except SystemExit as stopped:
+        failure = getattr(pipeline.app, "failure", None)  # an agent stopped it (`_App`)
+        if failure is not None and not stopped.code:
+            raise SystemExit(1) from failure
+        raise
     finally:
         import ray
 
