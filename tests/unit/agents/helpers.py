@@ -67,6 +67,32 @@ def delivered(error: BaseException | None = None) -> asyncio.Future[None]:
     return delivery
 
 
+@dataclass
+class FlakyTopic:
+    """Fails the sends whose (0-based) attempt number is in ``failing`` (raised while
+    queueing) or in ``undelivered`` (the delivery's future fails); keeps (key,
+    timestamp) of what went."""
+
+    failing: dict[int, Exception] = field(default_factory=dict)
+    undelivered: dict[int, Exception] = field(default_factory=dict)
+    sent: list[tuple[bytes | str, float | None]] = field(default_factory=list)
+    attempts: int = 0
+
+    async def send(
+        self, *, key: bytes | str, value: bytes, timestamp: float | None = None
+    ) -> asyncio.Future[None]:
+        attempt, self.attempts = self.attempts, self.attempts + 1
+        if attempt in self.failing:
+            raise self.failing[attempt]
+        if attempt in self.undelivered:
+            return delivered(self.undelivered[attempt])
+        self.sent.append((key, timestamp))
+        return delivered()
+
+    def keys(self) -> list[bytes | str]:
+        return [key for key, _ in self.sent]
+
+
 class NoChangelog:
     """A users table that wrote no changelog records (`streams.delivery.Changelog`)."""
 

@@ -319,20 +319,27 @@ class _Pending:
         return self.deliveries[-1]
 
 
+async def _released_after_delivery(serve: Any, receipts: Receipts, pending: _Pending) -> None:
+    """``serve`` the held batch; it stays uncommitted until ``pending``'s record is
+    delivered, then both events are committable."""
+    stream = _Stream()
+    task = asyncio.ensure_future(_serve_held(stream, serve, receipts=receipts))
+    await asyncio.sleep(0.01)
+    assert not task.done() and not stream.committable
+    pending.deliveries[0].set_result(None)
+    await task
+    assert len(stream.committable) == 2
+
+
 def test_a_batch_with_nothing_to_serve_is_released_once_its_forwards_are_delivered() -> None:
     """An ingest batch whose records all went to the by-user topic (or dead letters)
     serves nothing here; its offsets wait for those records' deliveries."""
     forwards = _Pending()
 
     async def run() -> None:
-        stream, receipts = _Stream(), Receipts()
+        receipts = Receipts()
         await receipts.topic(forwards).send(key=b"u1", value=b"{}", timestamp=1.0)
-        task = asyncio.ensure_future(_serve_held(stream, None, receipts=receipts))
-        await asyncio.sleep(0.01)
-        assert not task.done() and not stream.committable
-        forwards.deliveries[0].set_result(None)
-        await task
-        assert len(stream.committable) == 2
+        await _released_after_delivery(None, receipts, forwards)
 
     asyncio.run(run())
 
@@ -341,19 +348,14 @@ def test_a_served_batch_is_released_only_once_its_dead_letters_are_delivered() -
     dead = _Pending()
 
     async def run() -> None:
-        stream, receipts = _Stream(), Receipts()
+        receipts = Receipts()
         tracked = receipts.topic(dead)
 
         async def serve(outbox: Outbox) -> None:  # one event served, one dead-lettered
             outbox.records.append((b"u1", b"{}", 1.0))
             await tracked.send(key="u2", value=b"{}")
 
-        task = asyncio.ensure_future(_serve_held(stream, serve, receipts=receipts))
-        await asyncio.sleep(0.01)
-        assert not task.done() and not stream.committable
-        dead.deliveries[0].set_result(None)
-        await task
-        assert len(stream.committable) == 2
+        await _released_after_delivery(serve, receipts, dead)
 
     asyncio.run(run())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,29 +23,7 @@ from aiokafka.errors import (
 
 from streams.delivery import Receipts
 from streams.events import route_event
-from tests.unit.agents.helpers import FAST, Message, delivered, fake_topics
-
-
-@dataclass
-class FlakyTopic:
-    """Fails the sends whose (0-based) attempt number is in ``failing`` (raised while
-    queueing) or in ``undelivered`` (the delivery's future fails); keeps what went."""
-
-    failing: dict[int, Exception] = field(default_factory=dict)
-    undelivered: dict[int, Exception] = field(default_factory=dict)
-    sent: list[tuple[bytes | str, float | None]] = field(default_factory=list)
-    attempts: int = 0
-
-    async def send(
-        self, *, key: bytes | str, value: bytes, timestamp: float | None = None
-    ) -> asyncio.Future[None]:
-        attempt, self.attempts = self.attempts, self.attempts + 1
-        if attempt in self.failing:
-            raise self.failing[attempt]
-        if attempt in self.undelivered:
-            return delivered(self.undelivered[attempt])
-        self.sent.append((key, timestamp))
-        return delivered()
+from tests.unit.agents.helpers import FAST, FlakyTopic, Message, fake_topics
 
 
 def _event(user: str) -> Message:
