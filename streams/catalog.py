@@ -19,6 +19,7 @@ from typing import Any
 from streams import deadletters, metrics
 from streams.app import Pipeline
 from streams.delivery import Receipts
+from streams.inflight import hold, release
 from streams.remote import call_until_done, describe, in_halves, runs
 from streams.schemas import DEFAULT_LIMITS, InvalidRecord, ItemRecord, decode_item, decode_item_key
 from streams.settings import LimitsConfig, RetryConfig
@@ -103,6 +104,10 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
 
     async def catalog(stream: Any) -> None:
         async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
+            # Held until indexed: Faust acks a batch when the loop body ends, raising or
+            # not, and a batch that raised (a dead letter refused for good) must stay
+            # uncommitted while the worker stops (`streams.app._App`).
+            hold(batch)
             messages = [e.message for e in batch]
             metrics.EVENTS_IN.labels(topic=items_topic).inc(len(messages))
             receipts = Receipts()  # its dead letters, delivered before its offsets go
@@ -114,5 +119,6 @@ def register(pipeline: Pipeline, actors: Actors) -> Any:
                 limits=limits,
             )
             await receipts.confirm(retry)
+            await release(stream, batch)
 
     return pipeline.app.agent(pipeline.topics.items, name="streamrec.catalog")(catalog)

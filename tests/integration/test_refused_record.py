@@ -8,7 +8,7 @@ something other than its user is forwarded to the by-user topic, and that forwar
 refused, for good. Before, Faust restarted the agent past the failed batch: later events
 were served while the committed offset stood still. Now the worker exits with status 1,
 the event is still uncommitted, and a worker with the default limit serves it, with the
-event produced after it.
+event produced after it. The catalog agent's batches are held the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tests.integration import themes
 from tests.integration.helpers import (
     event,
     item,
+    read,
     recommendations_for,
     send,
     send_items,
@@ -61,3 +62,32 @@ def test_a_forward_refused_for_good_stops_the_worker_and_is_served_after_restart
     wait_until(
         lambda: group_lag(stack.kafka, stack.kafka.topics.events) == 0, what="events committed"
     )
+
+
+def test_a_dead_letter_refused_for_good_stops_the_worker_and_its_item_batch_stays(
+    zero_shot_stack: LocalStack,
+) -> None:
+    """The catalog agent's batch is held too: a dead letter over the producer's limit (a
+    bad item record's letter keeps 2,048 of its bytes) stops the worker with the batch
+    uncommitted, and a worker with the default limit dead-letters it and indexes the
+    item after it."""
+    stack = zero_shot_stack
+    stack.env["STREAMREC_KAFKA__MAX_REQUEST_SIZE"] = "1024"
+    worker = stack.start_worker()
+    scenario = unique("refused-item")
+    good = item(f"{scenario}-0", themes.SPACE[0], scenario)
+    send(stack, stack.kafka.topics.items, [(b"bad", b"not json " * 400), (b"good", good)])
+
+    worker.wait(timeout=120)
+    log = stack.log_tail(lines=400)
+    assert worker.returncode == 1, log
+    assert "agent streamrec.catalog failed" in log and "MessageSizeTooLargeError" in log, log
+    assert group_lag(stack.kafka, stack.kafka.topics.items) == 2  # nothing committed past it
+
+    del stack.env["STREAMREC_KAFKA__MAX_REQUEST_SIZE"]
+    stack.start_worker()
+    wait_until(
+        lambda: group_lag(stack.kafka, stack.kafka.topics.items) == 0, what="items committed"
+    )
+    letters = read(stack, stack.kafka.topics.dead_letters, lambda got: len(got) >= 1)
+    assert [r.value["key"] for r in letters] == ["bad"]
