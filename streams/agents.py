@@ -56,9 +56,9 @@ async def serve_held(
     nothing to serve here (``serve`` None) only confirms its receipts. A batch that
     fails or is cancelled (the worker stopping) is never released: Faust acknowledges
     it when the agent's loop body raises, but `hold`'s reference keeps its offsets, and
-    every later one of its partitions, uncommitted until the worker restarts and reads
-    them again (at least once; its events already applied are served again and change
-    nothing). Lost is nothing; the committed offset standing still is what shows it.
+    every later one of its partitions, uncommitted; a failure stops the worker
+    (`streams.app._App`), and its restart reads them again (at least once; its events
+    already applied are served again and change nothing). Lost is nothing.
     The time spent waiting for the lock, under it and producing is timed per served
     event: ``served_events`` of the batch (None: all of them; an ingest batch also holds
     records it forwarded or dead-lettered, which are not served here)."""
