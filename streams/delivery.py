@@ -77,6 +77,7 @@ class Outbox:
                 continue
             if not is_transient(error):
                 raise error
+            metrics.SENT_AGAIN.labels(what="recommendations").inc(len(self.records))
             await backoff.wait(f"producing {len(self.records)} recommendations", error)
 
     async def _send_round(self, topic: Any) -> BaseException | None:
@@ -121,17 +122,20 @@ async def confirm_writes(
     async def again(key: Any) -> asyncio.Future[Any]:
         return resend(key)
 
-    await _confirm(writes, again, retry, "writing changelog records")
+    await _confirm(writes, again, retry, "changelog", "writing changelog records")
 
 
 async def _confirm(
     deliveries: Sequence[tuple[K, asyncio.Future[Any]]],
     resend: Callable[[K], Awaitable[asyncio.Future[Any]]],
     retry: RetryConfig,
+    series: str,
     what: str,
 ) -> None:
     """Wait until every delivery is done; send what failed transiently again (once per
-    key) after the backoff, until all is delivered; raise any other error."""
+    key) after the backoff, until all is delivered; raise any other error. ``series``:
+    the label of `metrics.SENT_AGAIN` counting what is sent again; ``what``: for the
+    log."""
     backoff = Backoff(retry)
     while deliveries:
         await asyncio.wait([delivery for _, delivery in deliveries])
@@ -142,8 +146,10 @@ async def _confirm(
         assert error is not None
         if not is_transient(error):
             raise error
+        again = list(dict.fromkeys(key for key, _ in failed))
+        metrics.SENT_AGAIN.labels(what=series).inc(len(again))
         await backoff.wait(f"{what} ({len(failed)})", error)
-        deliveries = [(key, await resend(key)) for key in dict.fromkeys(key for key, _ in failed)]
+        deliveries = [(key, await resend(key)) for key in again]
 
 
 @dataclass(frozen=True, eq=False)  # one record per send: hashed by identity
@@ -179,7 +185,9 @@ class Receipts:
     async def confirm(self, retry: RetryConfig) -> None:
         """Wait until every record sent so far is delivered (`_confirm`)."""
         sent, self.sent = self.sent, []
-        await _confirm(sent, _queue, retry, "producing forwards and dead letters")
+        await _confirm(
+            sent, _queue, retry, "forwards_and_dead_letters", "producing forwards and dead letters"
+        )
 
 
 class _Tracked:

@@ -66,6 +66,12 @@ RAY_FAILURES = Counter(
     "Failed tries of a Ray call: transient (waited out) or input (the record's fault).",
     ["call", "kind"],
 )
+SENT_AGAIN = Counter(
+    "streamrec_sent_again",
+    "Records produced again after a transient failure of the broker: recommendations, "
+    "changelog (users-table writes), forwards_and_dead_letters.",
+    ["what"],
+)
 LAG = Gauge(
     "streamrec_consumer_lag",
     "Records of an events or by-user partition this worker owns not yet committed.",

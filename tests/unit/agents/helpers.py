@@ -15,6 +15,7 @@ from typing import Any
 
 import ray.exceptions as rex
 
+from streams import metrics
 from streams.app import Topics
 from streams.events import recommend_batch, route_event
 from streams.settings import RetryConfig
@@ -193,3 +194,8 @@ def run_batch(
     both = actors(recommender, **kw)
     asyncio.run(recommend_batch(messages, topics=topics, users=users, actors=both, retry=retry))
     return topics
+
+
+def sent_again(what: str) -> float:
+    """How many records the worker has sent again for ``what`` (`metrics.SENT_AGAIN`)."""
+    return float(metrics.SENT_AGAIN.labels(what=what)._value.get())

@@ -20,7 +20,7 @@ from aiokafka.errors import (
 
 from streams.app import Topics
 from streams.delivery import Outbox, confirm_writes
-from tests.unit.agents.helpers import FAST, FlakyTopic, delivered, fake_topics
+from tests.unit.agents.helpers import FAST, FlakyTopic, delivered, fake_topics, sent_again
 
 
 def _topics(topic: FlakyTopic) -> Topics:
@@ -49,10 +49,12 @@ def test_a_failed_delivery_is_sent_again_and_only_it() -> None:
     the delivered ones of the same round do not."""
     topic = FlakyTopic(undelivered={1: NotLeaderForPartitionError(), 3: KafkaTimeoutError()})
     outbox = _outbox(3)
+    before = sent_again("recommendations")
     asyncio.run(outbox.send(_topics(topic)))
     # round 1: u0 ok, u1 undelivered, u2 ok; round 2: u1 undelivered; round 3: u1 ok
     assert topic.keys() == [b"u0", b"u2", b"u1"]
     assert topic.attempts == 5 and not outbox.records
+    assert sent_again("recommendations") - before == 2
 
 
 def test_an_error_that_is_not_transient_is_raised_and_the_unsent_records_kept() -> None:
@@ -99,8 +101,10 @@ def test_changelog_writes_that_failed_transiently_are_written_again_with_the_cur
         writes.append((b"u2", delivered(KafkaTimeoutError())))  # two writes, one key
         await confirm_writes(writes, resend, FAST)
 
+    before = sent_again("changelog")
     asyncio.run(run())
     assert resent == [b"u2", b"u2"]  # once per round it failed in, never u1 or u3
+    assert sent_again("changelog") - before == 2
 
 
 def test_a_changelog_write_refused_for_good_is_raised() -> None:

@@ -23,7 +23,7 @@ from aiokafka.errors import (
 
 from streams.delivery import Receipts
 from streams.events import route_event
-from tests.unit.agents.helpers import FAST, FlakyTopic, Message, fake_topics
+from tests.unit.agents.helpers import FAST, FlakyTopic, Message, fake_topics, sent_again
 
 
 def _event(user: str) -> Message:
@@ -47,10 +47,12 @@ def test_a_forward_the_broker_did_not_take_is_sent_again_and_only_it() -> None:
         await receipts.confirm(FAST)
         assert not receipts.sent
 
+    before = sent_again("forwards_and_dead_letters")
     asyncio.run(run())
     # u1 again (fails again), then once more: with its event's produce timestamp
     assert by_user.sent == [(b"u0", 7.0), (b"u2", 7.0), (b"u1", 7.0)]
     assert by_user.attempts == 5
+    assert sent_again("forwards_and_dead_letters") - before == 2  # the metric shows it
 
 
 def test_a_broker_down_while_routing_fails_nothing_and_the_records_go_once_it_is_back() -> None:
