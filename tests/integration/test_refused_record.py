@@ -13,6 +13,8 @@ event produced after it. The catalog agent's batches are held the same way.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.integration import themes
@@ -34,6 +36,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 LIMIT = "4096"  # bytes per producer request: a 6,000-character event's forward is over it
 
 
+def _stopped_then_restarted(
+    stack: LocalStack, worker: subprocess.Popen[bytes], agent: str, topic: str
+) -> None:
+    """``agent`` failed on the refused record: the worker exited with status 1, naming
+    the error, and neither of the two records produced to ``topic`` was committed; then a
+    worker with the default request limit is started."""
+    worker.wait(timeout=120)
+    log = stack.log_tail(lines=400)
+    assert worker.returncode == 1, log
+    assert f"agent {agent} failed, stopping this worker" in log, log
+    assert "MessageSizeTooLargeError" in log, log
+    assert group_lag(stack.kafka, topic) == 2  # nothing committed past it
+    del stack.env["STREAMREC_KAFKA__MAX_REQUEST_SIZE"]
+    stack.start_worker()
+
+
 def test_a_forward_refused_for_good_stops_the_worker_and_is_served_after_restart(
     zero_shot_stack: LocalStack,
 ) -> None:
@@ -49,14 +67,7 @@ def test_a_forward_refused_for_good_stops_the_worker_and_is_served_after_restart
     # Keyed by something other than the user: both take the by-user hop.
     send(stack, stack.kafka.topics.events, [(b"not-the-user", big), (b"not-the-user", later)])
 
-    worker.wait(timeout=120)
-    log = stack.log_tail(lines=400)
-    assert worker.returncode == 1, log
-    assert "stopping this worker" in log and "MessageSizeTooLargeError" in log, log
-    assert group_lag(stack.kafka, stack.kafka.topics.events) == 2  # nothing committed past it
-
-    del stack.env["STREAMREC_KAFKA__MAX_REQUEST_SIZE"]
-    stack.start_worker()
+    _stopped_then_restarted(stack, worker, "streamrec.ingest", stack.kafka.topics.events)
     served = recommendations_for(stack, {big["event_id"], later["event_id"]})
     assert set(served) == {big["event_id"], later["event_id"]}
     wait_until(
@@ -78,14 +89,7 @@ def test_a_dead_letter_refused_for_good_stops_the_worker_and_its_item_batch_stay
     good = item(f"{scenario}-0", themes.SPACE[0], scenario)
     send(stack, stack.kafka.topics.items, [(b"bad", b"not json " * 400), (b"good", good)])
 
-    worker.wait(timeout=120)
-    log = stack.log_tail(lines=400)
-    assert worker.returncode == 1, log
-    assert "agent streamrec.catalog failed" in log and "MessageSizeTooLargeError" in log, log
-    assert group_lag(stack.kafka, stack.kafka.topics.items) == 2  # nothing committed past it
-
-    del stack.env["STREAMREC_KAFKA__MAX_REQUEST_SIZE"]
-    stack.start_worker()
+    _stopped_then_restarted(stack, worker, "streamrec.catalog", stack.kafka.topics.items)
     wait_until(
         lambda: group_lag(stack.kafka, stack.kafka.topics.items) == 0, what="items committed"
     )
