@@ -233,6 +233,7 @@ def create_app(settings: Settings) -> Pipeline:
         producer_acks=-1,
         producer_linger=kafka.linger_ms / 1000.0,
         producer_max_request_size=kafka.max_request_size,
+        producer_max_batch_size=min(kafka.producer_batch_bytes, kafka.max_request_size),
         web_enabled=False,
         Stream=ReadyStream,  # agents take micro-batches with `take_ready`
         # An agent that failed is not restarted past its failed batch: the worker stops

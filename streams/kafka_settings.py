@@ -81,6 +81,17 @@ class KafkaConfig(BaseModel):
         "max_request_size; keep it at most the brokers' message.max.bytes): a record over "
         "it is refused for good, and the worker stops rather than commit past it.",
     )
+    # aiokafka keeps one batch per partition open and one request per broker in flight
+    # (Java's producer pipelines five), so a batch's bytes are what one round trip can
+    # move: 1,024 recommendations (~630 bytes each) took 54.5 ms to confirm at 16 KiB,
+    # 32.6 ms at 64 KiB, 31.2 at 256 KiB (BENCHMARKS.md, session 36).
+    producer_batch_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="Producer batch per partition, bytes (aiokafka's max_batch_size; "
+        "at most max_request_size): records queued to one partition share a batch up to "
+        "this size, and one request per broker carries a batch of each partition.",
+    )
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,

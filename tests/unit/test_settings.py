@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from streams.app import create_app
 from streams.kafka_settings import KafkaConfig
 from streams.settings import Settings
 from workers.config import EncoderConfig, RecommendConfig
@@ -223,3 +224,18 @@ def test_ray_auth_env_for_a_local_instance_and_a_cluster(tmp_path: Path) -> None
     environ = {"RAY_AUTH_MODE": "disabled"}  # an operator's own variable wins
     joined.apply_auth_env(environ)
     assert environ == {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+@pytest.mark.parametrize(
+    ("kafka", "batch"),
+    [
+        (KafkaConfig(), 65_536),
+        (KafkaConfig(producer_batch_bytes=300_000), 300_000),
+        (KafkaConfig(producer_batch_bytes=300_000, max_request_size=100_000), 100_000),
+    ],
+)
+def test_the_worker_producer_batches_up_to_the_setting_and_the_request_limit(
+    kafka: KafkaConfig, batch: int, tmp_path: Path
+) -> None:
+    app = create_app(Settings(data_dir=tmp_path, kafka=kafka)).app
+    assert app.conf.producer_max_batch_size == batch
