@@ -12,9 +12,7 @@ it is kept for what it does by construction):
 
 so a batch's size follows the load: one event when the stack is idle, everything that
 came meanwhile when the agent was busy (up to ``max_``; a full buffer holds the stream
-back until the batch is taken). An idle stream has no timer to wake up for. Given an
-``idle`` event (the agents pass `streams.inflight.Serving`'s), a batch also waits while
-the stage it goes to is busy, until that stage is free or the batch is full.
+back until the batch is taken). An idle stream has no timer to wake up for.
 
 Acknowledgement is Faust's: a batch's events are acknowledged after the agent's loop
 body, the same as ``take_events`` (`streams.inflight.hold` keeps offsets past that).
@@ -22,7 +20,6 @@ body, the same as ``take_events`` (`streams.inflight.hold` keeps offsets past th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
@@ -35,22 +32,17 @@ from mode.utils.locks import Event
 class ReadyStream(faust.Stream[Any]):
     """faust.Stream with `take_ready`: the app's streams (``faust.App(Stream=...)``)."""
 
-    def take_ready(
-        self, max_: int, linger: float, idle: asyncio.Event | None = None
-    ) -> AsyncGenerator[list[Any], None]:
+    def take_ready(self, max_: int, linger: float) -> AsyncGenerator[list[Any], None]:
         """Lists of at most ``max_`` events (Faust ``EventT``), each taken once the agent
         asks and some event is buffered, ``linger`` seconds (0: none) after that for more
-        unless ``max_`` came first. Given ``idle``, a batch is also left to grow while
-        it is clear (the stage it goes to is busy), until it is set or ``max_`` came."""
+        unless ``max_`` came first."""
         if max_ < 1 or linger < 0:
             raise ValueError(f"take_ready needs max_ >= 1 and linger >= 0, got {max_}, {linger}")
-        batches = self._ready_batches(max_, linger, idle)
+        batches = self._ready_batches(max_, linger)
         self._active_agens.add(batches)  # closed by the stream's stop, as Faust's take()
         return batches
 
-    async def _ready_batches(
-        self, max_: int, linger: float, idle: asyncio.Event | None
-    ) -> AsyncGenerator[list[Any], None]:
+    async def _ready_batches(self, max_: int, linger: float) -> AsyncGenerator[list[Any], None]:
         buffered: list[Any] = []
         arrived, full, taken = Event(), Event(), Event()
 
@@ -73,8 +65,6 @@ class ReadyStream(faust.Stream[Any]):
         try:
             while not self.should_stop:
                 await self.wait_for_stopped(arrived)
-                if idle is not None and not idle.is_set() and not full.is_set():
-                    await self.wait_first(full, idle.wait())  # returns as well when stopping
                 if linger and not full.is_set():
                     await self.wait_for_stopped(full, timeout=linger)
                 if not buffered:
