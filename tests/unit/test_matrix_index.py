@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workers.store import Hit, ItemPoint, SearchRequest, open_store
 from workers.store.matrix import QUERY_CHUNK, MatrixIndex
@@ -213,3 +215,58 @@ def test_a_deleted_item_is_neither_searched_nor_looked_up_and_rows_stay_consiste
     assert {h.item_id for h in everything} == {p.item_id for p in rest}
     index.upsert([stored[0]])
     assert index.count() == 7 and "m0" in index.vectors(["m0"])
+
+
+def _one_by_one(index_points: list[ItemPoint], request: SearchRequest) -> list[str]:
+    """The request's hits by the definition: every allowed item scored alone, best first."""
+    query = request.vector / np.linalg.norm(request.vector)
+    allowed = [
+        p
+        for p in index_points
+        if p.item_id not in set(request.exclude) and request.scenario in (None, p.scenario)
+    ]
+    scored = sorted(allowed, key=lambda p: -float(query @ (p.rec / np.linalg.norm(p.rec))))
+    return [p.item_id for p in scored[: request.k]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    items=st.integers(0, 40),
+    asked=st.integers(1, QUERY_CHUNK + 3),
+    scenarios=st.sampled_from([("films",), ("films", "books"), ("films", "books", "music")]),
+)
+def test_a_chunk_masked_and_ranked_at_once_answers_each_request_as_alone(
+    seed: int, items: int, asked: int, scenarios: tuple[str, ...]
+) -> None:
+    # Requests of mixed k (0 and above the catalog's size included), scenarios (one the
+    # catalog lacks included) and exclusions (unknown and repeated ids included).
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((items, DIM)).astype(np.float32)
+    stored = [
+        ItemPoint(f"i{n}", scenarios[int(rng.integers(len(scenarios)))], "", v, v)
+        for n, v in enumerate(vectors)
+    ]
+    index = MatrixIndex(DIM, capacity=2)
+    index.upsert(stored)
+    ids_ = [p.item_id for p in stored]
+    requests_ = [
+        SearchRequest(
+            vector=rng.standard_normal(DIM).astype(np.float32),
+            k=int(rng.integers(0, items + 3)),
+            scenario=[None, *scenarios, "absent"][int(rng.integers(len(scenarios) + 2))],
+            exclude=[
+                *(
+                    ids_[int(j)]
+                    for j in rng.integers(0, max(items, 1), int(rng.integers(5)))
+                    if items
+                ),
+                "never-stored",
+            ],
+        )
+        for _ in range(asked)
+    ]
+    found = index.search(requests_)
+    assert ids(list(found)) == [_one_by_one(stored, r) for r in requests_]
+    for hits in found:
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
