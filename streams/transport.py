@@ -43,6 +43,8 @@
    start of its log (4.) has no position until the fetcher resets it, and aiokafka
    asserts when one is read: the detector crashed a worker of the fault suite (session
    13). `SeekFencedConsumer.verify_event_path` skips such a partition until it has one.
+6. Faust's fetch loop creates four tasks per record to hand it to the streams;
+   `streams.handoff` hands it off in place when nothing makes it wait.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import ack_lock
 
 from streams.fetch_wait import FetchWait, follow_traffic
+from streams.handoff import EagerHandoffConsumer
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
 
@@ -137,18 +140,18 @@ def head_done(committed: int | None, acked: Container[int], gaps: Any) -> bool:
     return committed in acked or bool(gaps.overlaps(committed) or gaps.overlaps(committed + 1))
 
 
-class SeekFencedConsumer(driver.Consumer):
+class SeekFencedConsumer(EagerHandoffConsumer):
     """Faust's aiokafka consumer whose batches end at a seek (4. above)."""
 
     _seeks: int = 0
-    #: stream partition -> the committed offset the last seek moved it to (None: never
-    #: committed, moved to the start of its log as ``auto_offset_reset=earliest`` reads it)
-    _sought: Mapping[Any, int | None] = {}
     #: seeks to the committed offsets under way
     _seeking: int = 0
     #: a stream partition's record was handed out while a seek was under way: the first
     #: batch after it is fenced (4. above)
     _taken_while_seeking: bool = False
+    #: stream partition -> the committed offset the last seek moved it to (None: never
+    #: committed, moved to the start of its log as ``auto_offset_reset=earliest`` reads it)
+    _sought: Mapping[Any, int | None] = {}
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed: Mapping[Any, int] = await super().seek_to_committed()

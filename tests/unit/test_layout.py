@@ -33,6 +33,7 @@ STREAMS_FILES = {
     "app.py",
     "expiry.py",
     "fetch_wait.py",
+    "handoff.py",
     "forget.py",
     "heap.py",
     "inflight.py",
