@@ -31,9 +31,9 @@
    ended while the seek was under way counts too: aiokafka had moved the partitions back,
    the records it fetched again were dropped against read offsets the seek had not reset
    yet, and the next batch, from past them, took the jump for a gap (2 runs in 52 of the
-   SIGKILL test lost events so once the fetcher handed records off in place, `streams.
-   handoff`, and a batch went by that quickly;
-   docs/ENVIRONMENT-NOTES.md); so the first batch after such a seek is fenced as well.
+   SIGKILL test lost events so once the fetcher handed records off in place, 6., and a
+   batch went by that quickly; docs/ENVIRONMENT-NOTES.md); so the first batch after such
+   a seek is fenced as well.
    And an offset is never committed while the record at the committed position is
    neither processed nor a gap (Faust's own check lets exactly that one through), nor on
    the ack of a record fetched before the last rebalance (a stream skips those and Faust

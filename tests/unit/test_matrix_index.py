@@ -270,3 +270,18 @@ def test_a_chunk_masked_and_ranked_at_once_answers_each_request_as_alone(
     assert ids(list(found)) == [_one_by_one(stored, r) for r in requests_]
     for hits in found:
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_large_catalog_ranks_fewer_rows_at_a_time_with_the_same_hits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workers.store import matrix
+
+    index = MatrixIndex(DIM)
+    index.upsert(points(N))
+    asked = requests(QUERY_CHUNK + 9)
+    whole = list(index.search(asked))
+    # two rows ranked at a time, then fewer scores than items: one at a time
+    for scores in (2 * N + 1, 1):
+        monkeypatch.setattr(matrix, "RANK_SCORES", scores)
+        assert list(index.search(asked)) == whole
