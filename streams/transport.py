@@ -30,7 +30,7 @@
    so what the batch and the cleared queues held comes again. A batch that began and
    ended while the seek was under way counts too: aiokafka had moved the partitions back,
    the records it fetched again were dropped against read offsets the seek had not reset
-   yet, and the next batch, from past them, took the jump for a gap (2 runs in 52 of the
+   yet, and the next batch, from past them, took the jump for a gap (2 runs in 64 of the
    SIGKILL test lost events so once the fetcher handed records off in place, 6., and a
    batch went by that quickly; docs/ENVIRONMENT-NOTES.md); so the first batch after such
    a seek is fenced as well.
