@@ -72,6 +72,14 @@ SENT_AGAIN = Counter(
     "changelog (users-table writes), forwards_and_dead_letters.",
     ["what"],
 )
+RECORDS_DROPPED = Counter(
+    "streamrec_records_dropped",
+    "Records a fetch returned behind their partition's read offset and the fetcher dropped "
+    "(already handed to the streams: fetched again after a seek back). A few after a "
+    "rebalance or a recovery are duplicates; many where the worker's commits did not move "
+    "would be events skipped (docs/ENVIRONMENT-NOTES.md, the seek fence).",
+    ["topic"],
+)
 LAG = Gauge(
     "streamrec_consumer_lag",
     "Records of an events or by-user partition this worker owns not yet committed.",

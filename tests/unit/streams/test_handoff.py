@@ -10,6 +10,7 @@ The consumer here is built without a transport (offsets, a callback and mode's
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from faust.types import TP
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
 from mode.utils.locks import Event
 
+from streams import metrics
 from streams.handoff import EagerHandoffConsumer, start_eagerly
 
 A = TP("events", 0)
@@ -148,11 +150,10 @@ def test_the_record_step_keeps_fausts_offset_rules() -> None:
 
     c = consumer(deliver)
 
-    async def run() -> None:
-        for offset in (5, 6, 9, 7, 10):
-            await c._hand_off(A, record(offset))
+    async def run() -> list[bool]:
+        return [await c._hand_off(A, record(offset)) for offset in (5, 6, 9, 7, 10)]
 
-    asyncio.run(run())
+    assert asyncio.run(run()) == [True, True, True, False, True]
     assert handed == [5, 6, 9, 10]  # 7 is behind the read offset: fetched again, dropped
     assert c._read_offset[A] == 10
     # Faust's `_add_gap` files read + 1 up to and with the new offset: [7, 10)
@@ -207,3 +208,49 @@ def test_a_waiting_handoff_that_gets_through_is_delivered() -> None:
 
     asyncio.run(run())
     assert seen == [4]
+
+
+def dropped(topic: str) -> float:
+    return float(metrics.RECORDS_DROPPED.labels(topic=topic)._value.get())
+
+
+def test_records_dropped_behind_the_read_offset_are_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c = consumer(lambda message: asyncio.sleep(0))
+    c._read_offset[A] = 40
+    other = TP("by-user", 1)
+    c._read_offset[other] = 8
+    before, before_other = dropped(A.topic), dropped(other.topic)
+    with caplog.at_level(logging.INFO, logger="streams.handoff"):
+        c._report_dropped({A: 3, other: 1})
+    assert dropped(A.topic) - before == 3
+    assert dropped(other.topic) - before_other == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("dropped 3 records of" in line and "read offset 40" in line for line in lines)
+    assert len(lines) == 2  # one line per partition, not one per record
+
+
+def test_the_fetch_loop_reports_what_one_fetch_dropped() -> None:
+    """Records fetched again behind the read offset (a seek back) reach the count through
+    the fetch loop, per partition, and the rest go on to the streams."""
+    handed: list[int] = []
+
+    async def deliver(message: Any) -> None:
+        handed.append(message.offset)
+
+    c = consumer(deliver)
+    c._read_offset[A] = 4
+    fetcher = SimpleNamespace(_stopped=Event())
+    c.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)  # type: ignore[assignment]
+
+    async def one_fetch(timeout: float) -> Any:
+        for offset in (2, 3, 4, 5, 6):
+            yield A, record(offset)
+        fetcher._stopped.set()  # one fetch, then the loop ends
+
+    c.getmany = one_fetch  # type: ignore[method-assign]
+    before = dropped(A.topic)
+    asyncio.run(c._drain_messages(fetcher))
+    assert handed == [4, 5, 6]  # Faust hands the read offset's own record again
+    assert dropped(A.topic) - before == 2  # 2 and 3: behind the read offset 4
