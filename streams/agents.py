@@ -7,19 +7,21 @@
 Both agents take micro-batches and hand each to `streams.inflight.InFlight`: up to
 ``STREAMREC_KAFKA__BATCHES_IN_FLIGHT`` of them are served at once, each taking the
 serving lock (states read, recommend call, states and samples written) in the order it
-started, and producing its recommendations after releasing it. The lock is shared, so a
-user whose producers key events both ways never has two batches' writes race on their
-state. A batch's offsets are committed only once everything it produced is confirmed
-delivered: recommendations, state writes, and the forwards and dead letters it sent
-through its `streams.delivery.Receipts` (a batch with nothing to serve here waits in
-flight for those alone).
+started, and producing its recommendations after releasing it; while a batch is queued
+for the lock or holds it, the next one grows if it is small (`GROW_BELOW`,
+`streams.inflight.Serving`). The lock is
+shared, so a user whose producers key events both ways never has two batches' writes
+race on their state. A batch's offsets are committed only once everything it produced
+is confirmed delivered: recommendations, state writes, and the forwards and dead letters
+it sent through its `streams.delivery.Receipts` (a batch with nothing to serve here
+waits in flight for those alone).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
@@ -27,7 +29,7 @@ from streams import metrics
 from streams.app import Pipeline, Topics
 from streams.delivery import Changelog, Outbox, Receipts, confirm_writes
 from streams.events import recommend_batch, route_event, serve_records, served_in_place
-from streams.inflight import InFlight, hold, release
+from streams.inflight import InFlight, Serving, hold, release
 from streams.settings import RetryConfig
 from streams.trainer_feed import TrainerFeed
 from workers.actors import Actors
@@ -41,7 +43,7 @@ async def serve_held(
     events: Sequence[Any],
     serve: Served | None,
     *,
-    lock: asyncio.Lock,
+    lock: AbstractAsyncContextManager[Any] | None,
     topics: Topics,
     changelog: Changelog,
     receipts: Receipts,
@@ -63,6 +65,8 @@ async def serve_held(
     event: ``served_events`` of the batch (None: all of them; an ingest batch also holds
     records it forwarded or dead-lettered, which are not served here)."""
     if serve is not None:
+        if lock is None:
+            raise ValueError("a batch with something to serve needs the serving lock")
         outbox = Outbox(retry)
         n = len(events) if served_events is None else served_events
         started = clock()
@@ -82,6 +86,13 @@ async def serve_held(
     await release(stream, events)
 
 
+#: While a batch is queued for the serving lock or holds it, the next one grows if it
+#: has fewer events than this (`streams.batching`). At 1,000 events/s a serving step sees
+#: ~15 events, so a paced batch always grows; under a backlog a batch has this many at
+#: once and is cut as before. Growing every batch to full took 9 % off the firehose
+#: (BENCHMARKS.md, session 38); 64 was not swept.
+GROW_BELOW = 64
+
 #: A taken micro-batch and the topics to send through (the batch's forwards and dead
 #: letters kept in its `Receipts`) -> what serves it (`Served`, None: nothing to serve
 #: here) and the produce timestamps (epoch seconds) of the events it serves.
@@ -99,14 +110,20 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
     topics, users = pipeline.topics, pipeline.users
     events_in = metrics.EVENTS_IN.labels(topic=kafka.topics.events)
     here = served_in_place(pipeline.app, kafka.partitions) if kafka.serve_in_place else None
-    serving = asyncio.Lock()  # one batch at a time reads and writes the users table
+    serving = Serving()  # one batch at a time reads and writes the users table
     feed = None if actors.trainer is None else TrainerFeed(actors.trainer)
 
     async def take(stream: Any, prepare: Prepare) -> None:
         """Micro-batches of ``stream``, each prepared, then held and served in flight."""
         flight = InFlight(kafka.batches_in_flight)
         try:
-            async for batch in stream.take_ready(kafka.batch_size, linger=kafka.batch_within):
+            batches = stream.take_ready(
+                kafka.batch_size,
+                linger=kafka.batch_within,
+                idle=serving.idle,
+                grow_below=GROW_BELOW,
+            )
+            async for batch in batches:
                 taken, started = time.time(), time.perf_counter()
                 # Held first: Faust acks the batch when this body ends, raising or not, so
                 # a batch whose routing raised (a forward refused for good) stays
@@ -120,18 +137,21 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                     n = len(produced)
                     metrics.observe_stage("read", sum(taken - t for t in produced) / n, n)
                     metrics.observe_stage("route", time.perf_counter() - started, n)
+                # Queued from now: until this batch is served, the next one grows.
+                turn = None if serve is None else serving.queue()
                 await flight.add(
                     serve_held(
                         stream,
                         batch,
                         serve,
-                        lock=serving,
+                        lock=turn,
                         topics=topics,
                         changelog=users,
                         receipts=receipts,
                         retry=retry,
                         served_events=len(produced),
-                    )
+                    ),
+                    done=None if turn is None else turn.leave,
                 )
         finally:
             await flight.close()

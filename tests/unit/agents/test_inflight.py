@@ -12,7 +12,7 @@ from aiokafka.errors import RecordTooLargeError
 from streams import metrics
 from streams.agents import serve_held
 from streams.delivery import Outbox, Receipts
-from streams.inflight import InFlight, hold, release
+from streams.inflight import InFlight, Serving, hold, release
 from tests.unit.agents.helpers import FAST, NoChangelog, fake_topics
 
 
@@ -92,6 +92,45 @@ def test_closing_cancelled_cancels_what_is_in_flight() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         InFlight(0)
+
+
+def test_done_is_called_however_the_work_ends() -> None:
+    """A batch's turn must end even if its task never ran (cancelled while stopping),
+    or every later batch would wait to grow full."""
+
+    async def run() -> list[str]:
+        ended: list[str] = []
+        flight = InFlight(3)
+        await flight.add(_step([], "a"), done=lambda: ended.append("finished"))
+        await flight.add(asyncio.sleep(60), done=lambda: ended.append("cancelled"))
+        flight.tasks[1].cancel()  # before it ever ran
+        await asyncio.sleep(0.01)
+        return ended
+
+    assert sorted(asyncio.run(run())) == ["cancelled", "finished"]
+
+
+def test_serving_is_idle_only_while_no_batch_is_queued_or_served() -> None:
+    async def run() -> list[object]:
+        serving = Serving()
+        seen: list[object] = [serving.idle.is_set()]
+        first, second = serving.queue(), serving.queue()
+        seen.append(serving.idle.is_set())
+        async with first:
+            entering = asyncio.ensure_future(second.__aenter__())
+            await asyncio.sleep(0.01)
+            seen.append(entering.done())  # the lock is first's
+        await entering
+        seen.append(serving.idle.is_set())  # second holds it
+        await second.__aexit__(None, None, None)
+        seen.append(serving.idle.is_set())
+        second.leave()  # a second end changes nothing
+        third = serving.queue()
+        third.leave()  # a batch that never served
+        seen.append(serving.idle.is_set())
+        return seen
+
+    assert asyncio.run(run()) == [True, False, False, False, True, True]
 
 
 class _Message:

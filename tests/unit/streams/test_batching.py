@@ -169,3 +169,65 @@ def test_take_ready_refuses_an_empty_batch_or_a_negative_linger(max_: int, linge
 
     with pytest.raises(ValueError, match="take_ready needs"):
         asyncio.run(run())
+
+
+def test_while_the_next_stage_is_busy_a_batch_grows_until_it_is_idle() -> None:
+    """Cut at once, [0] would wait for the busy stage and 1 and 2 for the batch after."""
+
+    async def run() -> list[int]:
+        async with source() as s:
+            idle = asyncio.Event()  # clear: a batch is being served
+            batches = s.stream.take_ready(256, linger=0, idle=idle)
+            first = asyncio.ensure_future(_next(batches))
+            await s.put(0)
+            await s.buffered()
+            await s.put(1, 2)
+            await s.buffered()
+            assert not first.done()
+            idle.set()
+            got = await first
+            await batches.aclose()
+            return got
+
+    assert asyncio.run(run()) == [0, 1, 2]
+
+
+def test_while_the_next_stage_is_busy_a_full_batch_is_taken_at_once() -> None:
+    async def run() -> list[int]:
+        async with source() as s:
+            batches = s.stream.take_ready(2, linger=0, idle=asyncio.Event())  # never idle
+            first = asyncio.ensure_future(_next(batches))
+            await s.put(0, 1, 2)
+            got = await first
+            await batches.aclose()
+            return got
+
+    assert asyncio.run(run()) == [0, 1]
+
+
+def test_a_batch_grows_only_while_it_is_small() -> None:
+    """With the next stage busy, a batch that reaches ``grow_below`` is cut without
+    waiting for that stage (under a backlog, batches stay as large as before)."""
+
+    async def run() -> list[int]:
+        async with source() as s:
+            batches = s.stream.take_ready(256, linger=0, idle=asyncio.Event(), grow_below=2)
+            first = asyncio.ensure_future(_next(batches))
+            await s.put(0)
+            await s.buffered()
+            assert not first.done()  # small, and the stage is busy: it grows
+            await s.put(1, 2)
+            got = await asyncio.wait_for(first, timeout=10)  # not waiting for the stage
+            await batches.aclose()
+            return got
+
+    assert asyncio.run(run())[:2] == [0, 1]
+
+
+def test_grow_below_must_leave_a_batch_room() -> None:
+    async def run() -> None:
+        async with source() as s:
+            await _next(s.stream.take_ready(8, linger=0, idle=asyncio.Event(), grow_below=0))
+
+    with pytest.raises(ValueError, match="grow_below"):
+        asyncio.run(run())
