@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -78,6 +79,39 @@ def start_eagerly(handing: Awaitable[None]) -> Awaitable[None] | None:
     return _finish(coro, waiting_on)
 
 
+@dataclass
+class Dropped:
+    """A partition's records one fetch returned behind its read offset: how many, the
+    first and last offsets, and the read offset they were dropped against."""
+
+    read: int | None
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+
+    def add(self, offset: int) -> None:
+        self.count += 1
+        self.first = offset if self.first is None else self.first
+        self.last = offset
+
+
+def report_dropped(dropped: Mapping[Any, Dropped]) -> None:
+    """Records of one fetch dropped behind their partitions' read offsets: counted
+    (`metrics.RECORDS_DROPPED`) and logged, one line per partition. Faust drops them
+    without a word; dropped where none should be, a whole batch went missing that way,
+    unseen (docs/ENVIRONMENT-NOTES.md, "A batch can begin and end inside the seek")."""
+    for tp, drops in dropped.items():
+        metrics.RECORDS_DROPPED.labels(topic=tp.topic).inc(drops.count)
+        log.info(
+            "dropped %d records of %s (offsets %s-%s) fetched again behind its read offset %s",
+            drops.count,
+            tp,
+            drops.first,
+            drops.last,
+            drops.read,
+        )
+
+
 class EagerHandoffConsumer(driver.Consumer):
     """Faust's aiokafka consumer whose fetch loop hands records off eagerly (above)."""
 
@@ -91,15 +125,16 @@ class EagerHandoffConsumer(driver.Consumer):
                 await self.sleep(0)  # a fetch may return at once, loop after loop
                 if not self.should_stop:
                     since_yield = 0
-                    dropped: dict[Any, int] = {}
+                    dropped: dict[Any, Dropped] = {}
                     async for tp, message in records:
                         since_yield += 1
                         if since_yield > YIELD_EVERY:
                             await asyncio.sleep(0)
                             since_yield = 0
-                        if not await self._hand_off(tp, message):
-                            dropped[tp] = dropped.get(tp, 0) + 1
-                    self._report_dropped(dropped)
+                        if not await self._hand_off(tp, message):  # read offset as it was
+                            drops = dropped.setdefault(tp, Dropped(self._read_offset[tp]))
+                            drops.add(message.offset)
+                    report_dropped(dropped)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if not self._stopping():
@@ -119,21 +154,6 @@ class EagerHandoffConsumer(driver.Consumer):
             log.info("the consumer stopped: its fetch loop ends")
             return True
         return False
-
-    def _report_dropped(self, dropped: dict[Any, int]) -> None:
-        """Records of one fetch dropped behind their partitions' read offsets: counted
-        (`metrics.RECORDS_DROPPED`) and logged, one line per partition. Faust drops them
-        without a word; dropped where none should be, a whole batch went missing that
-        way, unseen (docs/ENVIRONMENT-NOTES.md, "A batch can begin and end inside the
-        seek")."""
-        for tp, count in dropped.items():
-            metrics.RECORDS_DROPPED.labels(topic=tp.topic).inc(count)
-            log.info(
-                "dropped %d records of %s fetched again behind its read offset %s",
-                count,
-                tp,
-                self._read_offset[tp],
-            )
 
     async def _hand_off(self, tp: Any, message: Any) -> bool:
         """One record: dropped if it is behind the partition's read offset (fetched again

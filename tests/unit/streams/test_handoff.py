@@ -22,7 +22,7 @@ from intervaltree import IntervalTree  # type: ignore[import-untyped]
 from mode.utils.locks import Event
 
 from streams import metrics
-from streams.handoff import EagerHandoffConsumer, start_eagerly
+from streams.handoff import Dropped, EagerHandoffConsumer, report_dropped, start_eagerly
 
 A = TP("events", 0)
 
@@ -217,21 +217,25 @@ def dropped(topic: str) -> float:
 def test_records_dropped_behind_the_read_offset_are_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    c = consumer(lambda message: asyncio.sleep(0))
-    c._read_offset[A] = 40
     other = TP("by-user", 1)
-    c._read_offset[other] = 8
+    drops, other_drops = Dropped(read=40), Dropped(read=8)
+    for offset in (30, 31, 39):
+        drops.add(offset)
+    other_drops.add(2)
     before, before_other = dropped(A.topic), dropped(other.topic)
     with caplog.at_level(logging.INFO, logger="streams.handoff"):
-        c._report_dropped({A: 3, other: 1})
+        report_dropped({A: drops, other: other_drops})
     assert dropped(A.topic) - before == 3
     assert dropped(other.topic) - before_other == 1
     lines = [r.getMessage() for r in caplog.records]
-    assert any("dropped 3 records of" in line and "read offset 40" in line for line in lines)
+    assert any(
+        "dropped 3 records of" in line and "offsets 30-39" in line and "read offset 40" in line
+        for line in lines
+    )
     assert len(lines) == 2  # one line per partition, not one per record
 
 
-def test_the_fetch_loop_reports_what_one_fetch_dropped() -> None:
+def test_the_fetch_loop_reports_what_one_fetch_dropped(caplog: pytest.LogCaptureFixture) -> None:
     """Records fetched again behind the read offset (a seek back) reach the count through
     the fetch loop, per partition, and the rest go on to the streams."""
     handed: list[int] = []
@@ -251,6 +255,12 @@ def test_the_fetch_loop_reports_what_one_fetch_dropped() -> None:
 
     c.getmany = one_fetch  # type: ignore[method-assign]
     before = dropped(A.topic)
-    asyncio.run(c._drain_messages(fetcher))
+    with caplog.at_level(logging.INFO, logger="streams.handoff"):
+        asyncio.run(c._drain_messages(fetcher))
     assert handed == [4, 5, 6]  # Faust hands the read offset's own record again
     assert dropped(A.topic) - before == 2  # 2 and 3: behind the read offset 4
+    # the read offset they were dropped against, not the one at the end of the fetch (6)
+    assert any(
+        "offsets 2-3" in r.getMessage() and "read offset 4" in r.getMessage()
+        for r in caplog.records
+    )
