@@ -9,12 +9,12 @@ Both agents take micro-batches and hand each to `streams.inflight.InFlight`: up 
 serving lock (states read, recommend call, states and samples written) in the order it
 started, and producing its recommendations after releasing it; while a batch is queued
 for the lock or holds it, the next one grows if it is small (`GROW_BELOW`,
-`streams.inflight.Serving`). The lock is
-shared, so a user whose producers key events both ways never has two batches' writes
-race on their state. A batch's offsets are committed only once everything it produced
-is confirmed delivered: recommendations, state writes, and the forwards and dead letters
-it sent through its `streams.delivery.Receipts` (a batch with nothing to serve here
-waits in flight for those alone).
+`streams.inflight.Serving`). The lock is shared, so a user whose producers key events
+both ways never has two batches' writes race on their state. A batch's offsets are
+committed only once everything it produced is confirmed delivered: recommendations,
+state writes, and the forwards and dead letters it sent through its
+`streams.delivery.Receipts` (a batch with nothing to serve here waits in flight for
+those alone).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def register(pipeline: Pipeline, actors: Actors) -> None:
                     n = len(produced)
                     metrics.observe_stage("read", sum(taken - t for t in produced) / n, n)
                     metrics.observe_stage("route", time.perf_counter() - started, n)
-                # Queued from now: until this batch is served, the next one grows.
+                # Queued from now: until this batch is served, a small next one grows.
                 turn = None if serve is None else serving.queue()
                 await flight.add(
                     serve_held(

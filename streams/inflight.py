@@ -10,13 +10,13 @@ states are written, and batch n's recommendations are produced meanwhile. While 
 is queued for the lock or holds it (`Serving`), a small next one keeps growing and is
 cut when the lock is free or it is no longer small: cut at once, it would only wait for
 the lock with the few events that had come by then, and those that come while it waits
-would wait for the batch after it (at 1,000 events/s: p50 and p99 lower in every pair
-measured, BENCHMARKS.md session 38). A large one is cut as before: growing every batch to
-full cost the firehose 9 %. Offsets stay
-at-least-once: a batch's events are held (`hold`) past Faust's own acknowledgement at
-the end of the agent's loop body, and acknowledged only once everything the batch owes
-is produced (`release`), so an offset is never committed before its outputs. Batches
-finish in the order they started; an error of one is raised into the agent (by the next
+would wait for the batch after it (at 1,000 events/s p99 was lower in 7 of 8 pairs
+measured, p50 in 6: BENCHMARKS.md session 38). A large one is cut as before: growing
+every batch to full cost the firehose 9 %. Offsets stay at-least-once: a batch's
+events are held (`hold`) past Faust's own acknowledgement at the end of the agent's loop
+body, and acknowledged only once everything the batch owes is produced (`release`), so
+an offset is never committed before its outputs. Batches finish in the order they
+started; an error of one is raised into the agent (by the next
 `InFlight.add`, or `InFlight.close` when the stream ends).
 """
 
@@ -85,7 +85,7 @@ async def release(stream: Any, events: Sequence[Any]) -> None:
 class Serving:
     """The serving lock: one batch at a time reads and writes the users table, in the
     order the batches were queued (`Serving.queue`). ``idle`` is set while no batch is
-    queued for it or holds it; until then an agent lets its next batch grow
+    queued for it or holds it; until then an agent lets a small next batch grow
     (`streams.batching.ReadyStream.take_ready`), since that batch could not be served
     sooner anyway, and every event it takes in is one the batch after it need not."""
 
