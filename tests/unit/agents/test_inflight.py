@@ -12,7 +12,7 @@ from aiokafka.errors import RecordTooLargeError
 from streams import metrics
 from streams.agents import serve_held
 from streams.delivery import Outbox, Receipts
-from streams.inflight import InFlight, Serving, hold, release
+from streams.inflight import InFlight, hold, release
 from tests.unit.agents.helpers import FAST, NoChangelog, fake_topics
 
 
@@ -108,29 +108,6 @@ def test_done_is_called_however_the_work_ends() -> None:
         return ended
 
     assert sorted(asyncio.run(run())) == ["cancelled", "finished"]
-
-
-def test_serving_is_idle_only_while_no_batch_is_queued_or_served() -> None:
-    async def run() -> list[object]:
-        serving = Serving()
-        seen: list[object] = [serving.idle.is_set()]
-        first, second = serving.queue(), serving.queue()
-        seen.append(serving.idle.is_set())
-        async with first:
-            entering = asyncio.ensure_future(second.__aenter__())
-            await asyncio.sleep(0.01)
-            seen.append(entering.done())  # the lock is first's
-        await entering
-        seen.append(serving.idle.is_set())  # second holds it
-        await second.__aexit__(None, None, None)
-        seen.append(serving.idle.is_set())
-        second.leave()  # a second end changes nothing
-        third = serving.queue()
-        third.leave()  # a batch that never served
-        seen.append(serving.idle.is_set())
-        return seen
-
-    assert asyncio.run(run()) == [True, False, False, False, True, True]
 
 
 class _Message:
