@@ -25,7 +25,6 @@ from streams.user_state import StateFormatError, decode_state, encode_state
 from tests.unit.test_decoder_properties import (
     FAST,
     LIMITS,
-    any_char,
     event_like,
     json_values,
     numbers,
@@ -34,6 +33,9 @@ from tests.unit.test_decoder_properties import (
     valid_ids,
 )
 from workers.recommend_io import UserState
+
+#: Any character a decoded UTF-8 string can hold (no lone surrogates).
+stored_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=("Cs",))
 
 # -- the users table's values ----------------------------------------------------------
 
@@ -60,7 +62,9 @@ written_states = st.builds(
         ),
         **extra,
     },
-    st.lists(st.text(any_char, max_size=6), max_size=4, unique=True),
+    # a worker's own history ids came from UTF-8 JSON: no lone surrogates, which
+    # encode_state cannot write (hypothesis found one: '\ud800')
+    st.lists(st.text(stored_char, max_size=6), max_size=4, unique=True),
     st.fixed_dictionaries({}, optional={"version": numbers, "vector": st.just("AACAPw==")}),
     st.one_of(numbers, st.floats(0, 2e9)),
 )
