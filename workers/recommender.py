@@ -259,8 +259,11 @@ class Recommender:
         if text_vector is not None and cfg.text_weight > 0:
             folds.append((text_vector, cfg.text_weight * event.weight))
         state.remember(event.item_id, event.weight, cfg.history_size)
-        kept = set(state.history)
-        state.pending = [p for p in still_pending if p in kept]
+        if still_pending:  # those still in the history (a set of it only then: O(history))
+            kept = set(state.history)
+            state.pending = [p for p in still_pending if p in kept]
+        else:
+            state.pending = []
         state.events += 1
         state.scenario = event.scenario
         state.mark_applied(event.event_id, cfg.dedup_window)
