@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import streams.metrics  # noqa: F401  (registers the worker's metrics)
 from streams.kafka_settings import TopicNames
 from streams.settings import Settings, env_names
 
@@ -29,6 +31,7 @@ ENV_NAME = re.compile(r"\bSTREAMREC_[A-Z0-9_]*[A-Z0-9]\b")
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://([^/\s\"'`;,]*)", re.IGNORECASE)
 TOPIC_VARS = [f"STREAMREC_KAFKA__TOPICS__{name.upper()}" for name in TopicNames.model_fields]
 CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local")
+SERIES = re.compile(r"\bstreamrec_[a-z_]+\b")  # a worker's series, named in a query
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -260,3 +263,16 @@ def registry_problem(ref: str) -> str | None:
     if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
         return f"names a registry host {first!r}"
     return None
+
+
+def exported() -> set[str]:
+    """Every sample name the worker's registry can export (counters' _total, histograms'
+    _bucket/_sum/_count included)."""
+    names = set()
+    for family in REGISTRY.collect():
+        if family.name.startswith("streamrec_"):
+            names.add(family.name)
+            names.update(s.name for s in family.samples)
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+            names.update(family.name + x for x in suffixes.get(family.type, []))
+    return names

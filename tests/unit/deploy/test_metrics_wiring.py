@@ -4,30 +4,21 @@ Grafana dashboard asks only for series a worker exports."""
 from __future__ import annotations
 
 import json
-import re
 
 import yaml
-from prometheus_client import REGISTRY
 
-import streams.metrics  # noqa: F401  (registers the worker's metrics)
 from streams.settings import MetricsConfig
-from tests.unit.deploy.helpers import DEPLOY, K8S, WORKER_DEPLOYMENT, compose, load_all
+from tests.unit.deploy.helpers import (
+    DEPLOY,
+    K8S,
+    SERIES,
+    WORKER_DEPLOYMENT,
+    compose,
+    exported,
+    load_all,
+)
 
 PORT = MetricsConfig().port
-SERIES = re.compile(r"\bstreamrec_[a-z_]+\b")
-
-
-def exported() -> set[str]:
-    """Every sample name the worker's registry can export (counters' _total, histograms'
-    _bucket/_sum/_count included)."""
-    names = set()
-    for family in REGISTRY.collect():
-        if family.name.startswith("streamrec_"):
-            names.add(family.name)
-            names.update(s.name for s in family.samples)
-            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
-            names.update(family.name + x for x in suffixes.get(family.type, []))
-    return names
 
 
 def test_the_dashboard_asks_only_for_exported_series() -> None:
