@@ -99,6 +99,12 @@ def compose() -> dict[str, Any]:
     return doc
 
 
+def prometheus() -> dict[str, Any]:
+    """deploy/prometheus.yml, the Prometheus configuration of compose."""
+    doc: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    return doc
+
+
 def compose_deps(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     deps = service.get("depends_on", {})
     if isinstance(deps, list):

@@ -12,7 +12,7 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.unit.deploy.helpers import DEPLOY, SERIES, compose, exported
+from tests.unit.deploy.helpers import DEPLOY, SERIES, compose, exported, prometheus
 
 ALERTS = DEPLOY / "prometheus-alerts.yml"
 DURATION = re.compile(r"^\d+[smhd]$")
@@ -27,7 +27,7 @@ def rules() -> list[dict[str, Any]]:
 
 
 def test_compose_mounts_the_rules_where_prometheus_reads_them() -> None:
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config = prometheus()
     mounts = compose()["services"]["prometheus"]["volumes"]
     (path,) = config["rule_files"]
     assert f"./{ALERTS.name}:{path}:ro" in mounts
@@ -45,7 +45,7 @@ def test_every_rule_is_complete_and_named_once() -> None:
 
 
 def test_the_rules_ask_only_for_exported_series_and_the_scraped_job() -> None:
-    job = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"][0]
+    job = prometheus()["scrape_configs"][0]
     asked = {name for rule in rules() for name in SERIES.findall(rule["expr"])}
     assert asked and asked <= exported(), sorted(asked - exported())
     jobs = {j for rule in rules() for j in re.findall(r'job="([^"]+)"', rule["expr"])}

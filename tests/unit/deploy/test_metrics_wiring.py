@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
 from streams.settings import MetricsConfig
 from tests.unit.deploy.helpers import (
     DEPLOY,
@@ -16,6 +14,7 @@ from tests.unit.deploy.helpers import (
     compose,
     exported,
     load_all,
+    prometheus,
 )
 
 PORT = MetricsConfig().port
@@ -30,7 +29,7 @@ def test_the_dashboard_asks_only_for_exported_series() -> None:
 
 
 def test_prometheus_scrapes_the_workers_metrics_port() -> None:
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config = prometheus()
     (job,) = config["scrape_configs"]
     (sd,) = job["dns_sd_configs"]
     assert sd["port"] == PORT and sd["names"] == ["worker"]
