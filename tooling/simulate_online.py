@@ -3,11 +3,15 @@
     python -m tooling.simulate_online --run default zero-shot ...   # append results
     python -m tooling.simulate_online --data ../shared/data/amazon-beauty --run default
     python -m tooling.simulate_online --report docs/ONLINE-TRAINING-STUDY.md
+    python -m tooling.simulate_online --data ... --compare default,default-seed1 b,b-seed1
 
 Each named configuration is replayed over the leave-one-out training events in time
 order through `tooling.simulate.simulate` (serving + training, hot swaps),
 then scored on valid and test with the final adapter. MiniLM base vectors are
 computed once and cached under /tmp. Results go to a JSON-lines file (one row per run).
+``--compare`` reads two runs' rows (names joined by commas: their seeds) and prints the
+paired differences: per validation user, and per round of the stream (the served
+version's NDCG@10 on each round's held-out samples).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from tooling.evaluation import (
     item_knn,
     leave_one_out,
     most_popular,
+    ndcg_gains,
+    paired_difference,
+    rank_of,
     slice_targets,
 )
 from tooling.simulate import leave_one_out_lists, simulate
@@ -110,6 +117,7 @@ def run(
     )
     wall = time.perf_counter() - started
     valid, test = leave_one_out_lists(result.adapter, split, base, scenarios)
+    gated = [r for r in result.rounds if r.steps and r.gate_samples]
     if save is not None:
         save_adapter(result.adapter, save, max(1, result.adapter.version))
     rounds = [r for r in result.rounds if r.steps]
@@ -144,11 +152,26 @@ def run(
                 round(r.candidate_score, 4),
                 round(r.frozen_score, 4),
             ]
-            for r in result.rounds
-            if r.steps and r.gate_samples
+            for r in gated
         ],
+        # The served (live) version's NDCG@10 on each round's held-out newest samples,
+        # weighted by their count: a prequential score of the stream, ~100k samples.
+        "stream_ndcg": _weighted([(r.live_score, r.gate_samples) for r in gated]),
+        # user -> 0-based rank of the valid target on a hit: paired per-user comparisons
+        # of two runs (`valid_ndcg` is their mean over every valid user).
+        "valid_hits": _hits(valid, split.valid),
     }
     return row
+
+
+def _weighted(scores: list[tuple[float, int]]) -> float | None:
+    total = sum(n for _, n in scores)
+    return sum(s * n for s, n in scores) / total if total else None
+
+
+def _hits(lists: dict[str, list[str]], targets: dict[str, str], k: int = 10) -> dict[str, int]:
+    ranks = {u: rank_of(lists.get(u, []), t, k) for u, t in targets.items()}
+    return {u: r for u, r in ranks.items() if r is not None}
 
 
 def _recency(adapter: RecAdapter | None) -> float | None:
@@ -223,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="default: per dataset")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown table")
     parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BASE", "CANDIDATE"),
+        default=None,
+        help="paired comparison of two runs in --results (names,joined,by,commas: seeds)",
+    )
+    parser.add_argument(
         "--source", nargs="*", default=[], help="LABEL=RESULTS.jsonl rows for --report"
     )
     args = parser.parse_args(argv)
@@ -244,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     split = leave_one_out(events)
     if args.results is None:
         args.results = STUDY / f"{name}.jsonl"
+    if args.compare is not None:
+        print(compare(split, args.results, *args.compare))
+        return 0
     todo = [(n, CONFIGS[n]) for n in args.run]
     if args.name:
         todo.append((args.name, json.loads(args.set)))
@@ -274,6 +307,23 @@ def main(argv: list[str] | None = None) -> int:
         sources = [tuple(s.split("=", 1)) for s in args.source] or [("here", str(args.results))]
         args.report.write_text(render([(label, Path(path)) for label, path in sources]))
     return 0
+
+
+def compare(split: Split, results: Path, base: str, candidate: str) -> str:
+    """Paired differences of ``candidate`` against ``base`` (comma-separated run names,
+    one per seed, in the same seed order) on the validation users and the stream's rounds."""
+    rows = {r["name"]: r for r in map(json.loads, results.read_text().splitlines())}
+    sides = [[rows[n] for n in names.split(",")] for names in (base, candidate)]
+    users = list(split.valid)
+    valid = paired_difference(*[[ndcg_gains(r["valid_hits"], users) for r in s] for s in sides])
+    rounds = min(len(r["gate"]) for side in sides for r in side)
+    stream = paired_difference(*[[[g[1] for g in r["gate"][:rounds]] for r in s] for s in sides])
+    return (
+        f"valid N@10 {valid.base:.4f} -> {valid.candidate:.4f}: {valid.diff:+.4f} "
+        f"± {valid.se:.4f} (z {valid.z:+.2f}, {valid.n} users)\n"
+        f"stream N@10 {stream.base:.4f} -> {stream.candidate:.4f}: {stream.diff:+.4f} "
+        f"± {stream.se:.4f} (z {stream.z:+.2f}, {stream.n} rounds)"
+    )
 
 
 def render(sources: list[tuple[str, Path]]) -> str:

@@ -35,6 +35,12 @@ from tooling.evaluation.online import (
     observations_from_stream,
     prequential,
 )
+from tooling.evaluation.paired import (
+    PairedDifference,
+    ndcg_gains,
+    paired_difference,
+    stouffer,
+)
 from tooling.evaluation.plots import plot_latency, plot_prequential, plot_vs_peers
 from tooling.evaluation.report import (
     Evaluation,
@@ -55,6 +61,7 @@ __all__ = [
     "LatencySummary",
     "ModelResult",
     "Observation",
+    "PairedDifference",
     "PrequentialPoint",
     "PrequentialResult",
     "RankingMetrics",
@@ -70,7 +77,9 @@ __all__ = [
     "latency_summary",
     "leave_one_out",
     "most_popular",
+    "ndcg_gains",
     "observations_from_stream",
+    "paired_difference",
     "parse_peer_notes",
     "parse_peers",
     "percentile",
@@ -85,4 +94,5 @@ __all__ = [
     "score_model",
     "slice_targets",
     "split_sizes",
+    "stouffer",
 ]
