@@ -1,4 +1,4 @@
-"""Paired comparisons: per-unit differences, their standard error, seeds, Stouffer."""
+"""Paired comparisons: per-unit differences, their standard error, seeds."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from tooling.evaluation import ndcg_gains, paired_difference, stouffer
+from tooling.evaluation import ndcg_gains, paired_difference
 
 
 def test_gains_follow_the_rank_of_each_hit() -> None:
@@ -44,14 +42,3 @@ def test_sides_must_match() -> None:
         paired_difference([[0.0, 1.0]], [])
     with pytest.raises(ValueError, match="same >= 2 units"):
         paired_difference([[0.0, 1.0]], [[0.0, 1.0, 2.0]])
-
-
-@given(st.lists(st.floats(-5, 5), min_size=1, max_size=6))
-def test_stouffer_of_equal_scores_grows_with_their_square_root(zs: list[float]) -> None:
-    z = zs[0]
-    assert stouffer([z] * len(zs)) == pytest.approx(z * math.sqrt(len(zs)))
-
-
-def test_stouffer_needs_comparisons() -> None:
-    with pytest.raises(ValueError, match="no comparisons"):
-        stouffer([])

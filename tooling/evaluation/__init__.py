@@ -39,7 +39,6 @@ from tooling.evaluation.paired import (
     PairedDifference,
     ndcg_gains,
     paired_difference,
-    stouffer,
 )
 from tooling.evaluation.plots import plot_latency, plot_prequential, plot_vs_peers
 from tooling.evaluation.report import (
@@ -94,5 +93,4 @@ __all__ = [
     "score_model",
     "slice_targets",
     "split_sizes",
-    "stouffer",
 ]

@@ -4,8 +4,8 @@ Two settings ranked on the same validation users differ by much less noise than 
 two means suggest: each user's difference removes what is hard or easy about that user.
 So a comparison is the mean per-unit difference and its standard error over the units,
 each unit's difference first averaged over the seeds run. Across datasets, the z scores
-combine by Stouffer's sum (each set weighed by how precisely it measures the
-difference, not by how many digits its mean has).
+combine by Stouffer's sum (sum of z over the square root of their count: each set
+weighed by how precisely it measures the difference, not by how large its mean is).
 """
 
 from __future__ import annotations
@@ -63,10 +63,3 @@ def paired_difference(
         diff=float(d.mean()),
         se=float(d.std(ddof=1) / math.sqrt(len(d))),
     )
-
-
-def stouffer(zs: Sequence[float]) -> float:
-    """Combined z of independent comparisons: sum(z) / sqrt(count)."""
-    if not zs:
-        raise ValueError("no comparisons to combine")
-    return sum(zs) / math.sqrt(len(zs))
