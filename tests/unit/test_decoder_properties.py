@@ -238,5 +238,8 @@ def test_the_strategies_reach_accepted_records_too() -> None:
         except InvalidRecord:
             return False
 
-    assert accepted_event(find(raw_values(event_like()), accepted_event))
-    assert accepted_item(find(raw_values(item_like()), accepted_item))
+    # find() stops at the first accepted example. Its default 100 tries missed once in a
+    # fresh clone's unit run: about 0.4 % of event draws are accepted (4 of 1,000).
+    search = settings(max_examples=2000, database=None, suppress_health_check=list(HealthCheck))
+    assert accepted_event(find(raw_values(event_like()), accepted_event, settings=search))
+    assert accepted_item(find(raw_values(item_like()), accepted_item, settings=search))
