@@ -53,6 +53,11 @@ def rank_of(ranked: Sequence[str], target: str, k: int) -> int | None:
     return None
 
 
+def ndcg_of(rank: int | None) -> float:
+    """NDCG@K of one target at 0-based ``rank`` in the top K (None: a miss, 0)."""
+    return 0.0 if rank is None else 1.0 / math.log2(rank + 2)
+
+
 def evaluate(
     ranked: Mapping[str, Sequence[str]],
     targets: Mapping[str, str],
@@ -71,7 +76,7 @@ def evaluate(
         rank = rank_of(top, target, k)
         if rank is not None:
             hits += 1.0
-            ndcg += 1.0 / math.log2(rank + 2)
+            ndcg += ndcg_of(rank)
             mrr += 1.0 / (rank + 1)
     n = len(targets)
     if n == 0:

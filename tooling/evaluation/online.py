@@ -22,11 +22,10 @@ the effect of each version is visible over stream time.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tooling.evaluation.metrics import rank_of
+from tooling.evaluation.metrics import ndcg_of, rank_of
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def prequential(
             skipped += 1
             continue
         rank = rank_of(obs.recommended, obs.item, k)
-        hit, gain = (0.0, 0.0) if rank is None else (1.0, 1.0 / math.log2(rank + 2))
+        hit, gain = (0.0 if rank is None else 1.0), ndcg_of(rank)
         served = position if obs.served_at is None else obs.served_at
         scored.append(_Scored(hit, gain, position, obs.ts, obs.version, served))
     running_hr: list[float] = []

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from tooling.evaluation.metrics import ndcg_of
+
 
 @dataclass(frozen=True)
 class PairedDifference:
@@ -39,9 +41,7 @@ class PairedDifference:
 def ndcg_gains(hits: Mapping[str, int], users: Sequence[str]) -> npt.NDArray[np.float64]:
     """Each user's NDCG@K of one target, from the 0-based ranks of the hits (a user
     without a hit scores 0), in the order of ``users``."""
-    return np.array(
-        [1.0 / math.log2(hits[u] + 2) if u in hits else 0.0 for u in users], dtype=np.float64
-    )
+    return np.array([ndcg_of(hits.get(u)) for u in users], dtype=np.float64)
 
 
 def paired_difference(
