@@ -3,9 +3,9 @@
 Two settings ranked on the same validation users differ by much less noise than their
 two means suggest: each user's difference removes what is hard or easy about that user.
 So a comparison is the mean per-unit difference and its standard error over the units,
-each unit's difference first averaged over the seeds run. Across datasets, the z scores
-combine by Stouffer's sum (sum of z over the square root of their count: each set
-weighed by how precisely it measures the difference, not by how large its mean is).
+each unit's difference first averaged over the seeds run. Each dataset gives its own z
+(`PairedDifference.z`); the study's decision rule combines them across datasets by
+Stouffer's sum, by hand (docs/ONLINE-TRAINING-STUDY.md, session 40): nothing here does.
 """
 
 from __future__ import annotations
