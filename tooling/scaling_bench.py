@@ -8,9 +8,10 @@ recommender on a serving slot, so on its own node; one shared catalog writer, en
 and trainer), the catalog, then a firehose of the dataset's events. Reported per N: the
 sustained events/s, its ratio to N = 1, and the CPU milliseconds per event of each kind
 of process (workers, each actor class, the broker), from which the serial part (the
-cluster-wide actors and the broker) is read. On a machine with fewer cores than
-processes the absolute speed-up is capped by the cores: read the ratios and the CPU
-split, not the rates.
+cluster-wide actors and the broker) is read: the broker's share of the event path's
+CPU (`tooling.scaling_bound`), and the bound by Amdahl's law it implies for 8 and 32
+workers. On a machine with fewer cores than processes the absolute speed-up is capped
+by the cores: read the ratios and the CPU split, not the rates.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from tooling.bench import _catalog, _replay
 from tooling.bench_probes import cpu_by_process, cpu_ms_per_event
 from tooling.datasets import load
 from tooling.local import RayNode, local_stack, ray_head, ray_node
+from tooling.scaling_bound import amdahl, serial_fraction
 
 PARTITIONS = 6
+#: The cluster sizes whose bound each row reports (the issue's 8 and 32 workers).
+BOUND_AT = (8, 32)
 SERVING = {"serving": 1.0}
 
 
@@ -68,6 +72,9 @@ def main() -> None:
             rows.append(measure(n, args.dataset, args.events, Path(tmp)))
         row = rows[-1]
         row["vs_one"] = round(row["events_per_s"] / rows[0]["events_per_s"], 2)
+        serial = serial_fraction(row["cpu_ms_per_event"])
+        row["serial_fraction"] = round(serial, 4)
+        row["amdahl_bound"] = {str(n): round(amdahl(serial, n), 1) for n in BOUND_AT}
         print(json.dumps(row), flush=True)
 
 
