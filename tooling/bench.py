@@ -221,6 +221,22 @@ def _means_ms(before: Scraped, after: Scraped, histogram: str, label: str) -> di
     return means
 
 
+def paced_sizes(total: int, n_events: int, firehose_rate: float, rate: float) -> tuple[int, int]:
+    """How many events the half-rate paced phase and the fixed-rate one take, after the
+    first ``n_events`` (the firehose) of ``total``. The fixed-rate phase gets its
+    ``PACED_SECONDS`` first: a fast firehose once sized the half-rate phase (20 s of it)
+    to the rest of the dataset, and the fixed-rate phase, the issue's latency figure, got
+    fewer events or none. The half-rate phase gets at most 20 s and at least 200 events."""
+    at_rate = int(rate * PACED_SECONDS)
+    spare = total - n_events - at_rate
+    if spare < 200:
+        raise ValueError(
+            f"{total} events leave {spare} after a firehose of {n_events} and {at_rate} "
+            f"paced at {rate:g}/s; the half-rate phase needs 200: use fewer --events"
+        )
+    return min(spare, max(200, int(firehose_rate * 20))), at_rate
+
+
 def _training_off(
     data: Any, n_events: int, env: dict[str, str], rate: float
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
@@ -252,6 +268,7 @@ def run_bench(
     env = dict(env or {})
     console = Console()
     data = load(dataset)
+    paced_sizes(len(data.events), n_events, 0.0, rate)  # too few events: say so before starting
     firehose = data.events[:n_events]
     console.rule(f"[bold]streamrec bench: {data.name}")
     with local_stack(partitions=2, env=env) as stack:
@@ -264,11 +281,11 @@ def run_bench(
 
         with console.status(f"firehose: {len(firehose)} events ..."):
             burst = _measured_firehose(stack, firehose)
-        paced_n = min(len(data.events) - n_events, max(200, int(burst["events_per_s"] * 20)))
+        paced_n, at_rate_n = paced_sizes(len(data.events), n_events, burst["events_per_s"], rate)
         paced_rate = burst["events_per_s"] / 2
         with console.status(f"paced: {paced_n} events at {paced_rate:.0f}/s ..."):
             paced = _replay(stack, data.events[n_events : n_events + paced_n], rate=paced_rate)
-        at_rate = data.events[n_events + paced_n :][: int(rate * PACED_SECONDS)]
+        at_rate = data.events[n_events + paced_n :][:at_rate_n]
         with console.status(f"paced: {len(at_rate)} events at {rate:.0f}/s ..."):
             paced_on = _paced_measured(stack, at_rate, rate)
         with console.status("new-item freshness ..."):
