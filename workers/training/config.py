@@ -179,8 +179,10 @@ class TrainingConfig(BaseModel):
         le=19,
         description="How much lower than serving the training thread's CPU priority is "
         "(Linux nice, per thread, added to the actor's own): on CPUs shared with serving, "
-        "serving runs first and the rounds take the rest. 0: the same priority "
-        "(BENCHMARKS.md, session 22: 10 once the actors run at nice 0).",
+        "a round gets the smaller share when both want the same CPU. It does not keep a "
+        "round from slowing serving on a 2-vCPU machine; a CPU or node of its own does "
+        "(BENCHMARKS.md, session 42). 0: the same priority (session 22: 10 once the "
+        "actors run at nice 0).",
     )
     max_share: float = Field(
         default=0.25,
