@@ -36,12 +36,20 @@ from rich.table import Table
 from streams.kafka_auth import client_kwargs
 from streams.kafka_settings import KafkaConfig
 from streams.metrics import STAGES
-from tooling.bench_probes import cpu_by_process, cpu_ms_per_event, memory, new_item_freshness
+from tooling.bench_probes import (
+    CpuSampler,
+    cpu_by_process,
+    cpu_ms_per_event,
+    memory,
+    new_item_freshness,
+)
 from tooling.consume import Received, TopicReader
 from tooling.datasets import Record, interleaved, load
 from tooling.evaluation.latency import PERCENTILES_NOTE, percentile
 from tooling.local import LocalStack, Scraped, local_stack
+from tooling.processes import actor_pids
 from tooling.produce import kafka_producer, produce
+from tooling.round_split import BUSY_CORES, busy_windows, split
 from workers.gc_heap import freeze_heap
 
 #: The fixed rate of the paced phases at the issue's rate, events/s, and their length, s.
@@ -64,11 +72,17 @@ def _latencies(recs: list[Received]) -> dict[str, float]:
     # The pipeline's own measure: the event's Kafka timestamp -> its recommendation is
     # produced. Not this reader's receipt time: a kafka-python consumer assigned several
     # Tansu partitions was seen to fall seconds behind on one of them (docs/ENVIRONMENT-NOTES.md).
-    lat = [float(r.value["latency_ms"]) for r in recs]
-    return {f"p{q}": round(percentile(lat, q), 1) for q in (50, 95, 99)}
+    return _percentiles([float(r.value["latency_ms"]) for r in recs])
 
 
-def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phase:
+def _replay(
+    stack: LocalStack,
+    events: list[Record],
+    rate: float | None,
+    keep: list[tuple[float, float]] | None = None,
+) -> Phase:
+    """``events`` at ``rate`` (None: at once); ``keep`` gets each paced event's (produce
+    time, latency ms)."""
     topics = stack.kafka.topics
     wanted = {e["event_id"] for e in events}
     with TopicReader(stack.kafka, [topics.recommendations]) as reader:
@@ -90,6 +104,10 @@ def _replay(stack: LocalStack, events: list[Record], rate: float | None) -> Phas
     recs = [r for r in seen if r.value["event_id"] in wanted]
     if rate is not None:  # the rate offered: from the first event produced to the last
         produced = [float(r.value["ts"]) - float(r.value["latency_ms"]) / 1000.0 for r in recs]
+        if keep is not None:
+            keep.extend(
+                (t, float(r.value["latency_ms"])) for t, r in zip(produced, recs, strict=True)
+            )
         started = min(produced)
         elapsed = max(produced) - started
     else:  # sustained: from the first send to the last recommendation
@@ -189,10 +207,14 @@ def _stages_ms(before: Scraped, after: Scraped) -> dict[str, float]:
 
 
 def _paced_measured(stack: LocalStack, events: list[Record], rate: float) -> dict[str, Any]:
-    """``events`` at ``rate``: latency, the mean time per stage, and the training
-    rounds the worker reported published meanwhile."""
+    """``events`` at ``rate``: latency, the mean time per stage, the training rounds the
+    worker reported published meanwhile, and (training on) the latency while a round
+    ran and between rounds (`tooling.round_split`)."""
+    trainers = actor_pids("TrainerService", under=[w.pid for w in stack.workers])
+    kept: list[tuple[float, float]] = []
     before = stack.scrape()
-    steady = _replay(stack, events, rate=rate)
+    with CpuSampler(trainers) as trainer_cpu:
+        steady = _replay(stack, events, rate=rate, keep=kept)
     after = stack.scrape()
     rounds = after.get(ROUNDS, 0.0) - before.get(ROUNDS, 0.0)
     return {
@@ -202,7 +224,27 @@ def _paced_measured(stack: LocalStack, events: list[Record], rate: float) -> dic
         "ray_call_ms": _means_ms(before, after, "streamrec_ray_call_seconds", "call"),
         "recommend_parts_ms": _means_ms(before, after, "streamrec_recommend_part_seconds", "part"),
         "training_rounds": int(rounds),
+        "rounds_split": _rounds_split(trainer_cpu.samples, kept) if trainers else None,
     }
+
+
+def _rounds_split(
+    trainer_cpu: list[tuple[float, float]], events: list[tuple[float, float]]
+) -> dict[str, Any]:
+    """The share of ``events`` produced while the trainer ran a round, and the latency
+    percentiles of those and of the rest (empty: none there)."""
+    during, between = split(events, busy_windows(trainer_cpu))
+    return {
+        "share_during": round(len(during) / max(len(events), 1), 3),
+        "during_ms": _percentiles(during),
+        "between_ms": _percentiles(between),
+    }
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    if not latencies:
+        return {}
+    return {f"p{q}": round(percentile(latencies, q), 1) for q in (50, 95, 99)}
 
 
 def _means_ms(before: Scraped, after: Scraped, histogram: str, label: str) -> dict[str, float]:
@@ -382,6 +424,15 @@ def _print(console: Console, r: dict[str, Any]) -> None:
             "  the recommend call in parts, mean ms",
             ", ".join(f"{p} {ms:.1f}" for p, ms in po.get("recommend_parts_ms", {}).items()),
         )
+        rounds = po.get("rounds_split")
+        if rounds:
+            table.add_row(
+                f"  while a round ran (trainer > {BUSY_CORES} core; "
+                f"{rounds['share_during']:.0%} of the events) / between rounds: p50/p95/p99",
+                " | ".join(
+                    _ms(lat) if lat else "-" for lat in (rounds["during_ms"], rounds["between_ms"])
+                ),
+            )
     probes = r["new_item_freshness_s"]
     fresh = sorted(f for f in probes if f is not None)
     missed = len(probes) - len(fresh)

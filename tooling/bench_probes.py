@@ -8,13 +8,17 @@
   produce time.
 * **Memory**: resident set size of the worker process and of each Ray actor process it
   started (its descendants titled ``ray::<Class>``), read from /proc.
+* **CPU over time**: `CpuSampler` reads a few processes' CPU seconds every 0.1 s in a
+  thread of its own (the trainer's, for `tooling.round_split`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 from tooling.consume import TopicReader
@@ -92,3 +96,32 @@ def memory(worker_pid: int) -> dict[str, Any]:
         if name is not None:
             actors[name] = round(actors.get(name, 0.0) + rss_mb(process.pid), 1)
     return {"worker": round(rss_mb(worker_pid), 1), "actors": dict(sorted(actors.items()))}
+
+
+class CpuSampler:
+    """(epoch time, CPU seconds the processes ``pids`` have used together), every
+    ``interval`` seconds while entered (`samples`)."""
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.1) -> None:
+        self.pids = list(pids)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), sum(cpu_seconds(pid) for pid in self.pids)))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), sum(cpu_seconds(pid) for pid in self.pids)))
