@@ -8,7 +8,7 @@ from itertools import pairwise
 
 from rich.console import Console
 
-from tooling import bench
+from tooling import bench, bench_table
 from tooling.datasets import interleaved
 from tooling.local import Scraped
 
@@ -46,6 +46,11 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
             "target_rate": 1000.0,
             "stages_ms": {"read": 9.0, "serve": 8.5},
             "training_rounds": 3,
+            "rounds_split": {
+                "share_during": 0.25,
+                "during_ms": {"p50": 70.0, "p95": 140.0, "p99": 180.0},
+                "between_ms": {},  # every event met a round: printed as "-"
+            },
         },
         "paced_training_off": {
             **phase,
@@ -59,7 +64,7 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
         "pipeline_vs_passthrough": 0.1,
     }
     out = StringIO()
-    bench._print(Console(file=out, width=200), results)
+    bench_table.print_results(Console(file=out, width=200), results)
     assert "median 0.40 s, max 0.40 s; 1 not within 60 s" in out.getvalue()
     assert "training off, paced at 1000/s (100.0/s reached): p50/p95/p99" in out.getvalue()
     assert "read 4.0, serve 6.5" in out.getvalue()
@@ -67,8 +72,9 @@ def test_a_missed_probe_is_printed_not_fatal() -> None:
     assert "3 training rounds" in out.getvalue() and "read 9.0, serve 8.5" in out.getvalue()
     assert "users interleaved, training off" in out.getvalue() and "77.0 events/s" in out.getvalue()
     assert "0.50 in all: worker 0.50" in out.getvalue()
+    assert "25% of the events" in out.getvalue() and "70 / 140 / 180 ms | -" in out.getvalue()
     without = StringIO()  # a dataset with too few events left for it
-    bench._print(
+    bench_table.print_results(
         Console(file=without, width=200), {**results, "firehose_interleaved_training_off": None}
     )
     assert "interleaved" not in without.getvalue()
