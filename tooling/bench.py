@@ -6,7 +6,8 @@ Phases, all against one embedded broker and one worker (local Ray, embedded mode
    the CPU milliseconds each process (worker, each actor class, broker) spent per event;
 3. paced: more events at half the firehose rate; latency event -> recommendation when
    the pipeline is not saturated; then more at ``PACED_RATE`` (the issue's rate), with
-   the mean time per stage and the training rounds published meanwhile; then new-item
+   the mean time per stage, the training rounds published meanwhile and the latency
+   while a round ran and between rounds (`tooling.round_split`); then new-item
    freshness (5 probes) and the RSS of the worker and its actors (`tooling.bench_probes`);
 4. ceiling: a bare aiokafka consume -> produce passthrough of the same N events on the
    same broker, the rate no Kafka pipeline on this machine can beat;
